@@ -1,6 +1,6 @@
-"""Entry point of a sandboxed comparison worker process (started with the 'spawn' context).
+"""Entry point of a sandboxed comparison worker: `python -m verifiers._worker RFD WFD`.
 
-Protocol over a multiprocessing Pipe: the worker sends ("ready", pid) once sympy is
+Protocol over two OS pipes wrapped in multiprocessing Connections: the worker sends ("ready", pid) once sympy is
 imported, then answers each (gold, answer, cfg) request with (status, detail); None
 asks it to exit. The parent enforces deadlines by killing the process.
 """
@@ -27,16 +27,16 @@ def _limit_memory() -> None:
         pass
 
 
-def worker_main(conn) -> None:
+def worker_main(rx, tx) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
     sys.setrecursionlimit(10000)
     _limit_memory()
     from verifiers.symbolic import compare
 
-    conn.send(("ready", os.getpid()))
+    tx.send(("ready", os.getpid()))
     while True:
         try:
-            msg = conn.recv()
+            msg = rx.recv()
         except (EOFError, OSError):
             return
         if msg is None:
@@ -51,6 +51,15 @@ def worker_main(conn) -> None:
         except Exception as e:  # a sympy bug must not kill the worker; report it, never "wrong"
             result = ("unparsable", f"internal error {type(e).__name__}: {e}"[:300])
         try:
-            conn.send(result)
+            tx.send(result)
         except (EOFError, OSError):
             return
+
+
+if __name__ == "__main__":
+    from multiprocessing.connection import Connection
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m verifiers._worker READ_FD WRITE_FD (started by verifiers.pool)")
+    worker_main(Connection(int(sys.argv[1]), writable=False),
+                Connection(int(sys.argv[2]), readable=False))

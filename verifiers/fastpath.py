@@ -27,6 +27,7 @@ _FRAC_RE = re.compile(r"^\\frac\s*(?:\{\s*(-?\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\
 _MIXED_RE = re.compile(
     r"^(\d+)\s*(?:\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))|\s(\d+)\s*/\s*(\d+))$"
 )
+_BASE_RE = re.compile(r"^(\d+)_\{?(\d+)\}?$")
 _MC_GOLD_RE = re.compile(r"^\(?\s*([A-J])\s*\)?$")
 _MC_ANS_RE = re.compile(r"^(?:option\s+|choice\s+)?\(?\s*([A-Ja-j])\s*\)?(?:$|[\s.:)])", re.I)
 _WORD_RE = re.compile(r"[A-Za-z]{3,}")
@@ -151,6 +152,10 @@ def fast_compare(gold: str, ans: str, cfg: VerifyConfig) -> tuple[str, str] | No
         return "no_answer", "empty answer after normalisation"
     if gold == ans:
         return "correct", "identical after normalisation"
+    if m := _BASE_RE.match(gold):  # base-b numeral 52_8: same digits, base optional
+        am = _BASE_RE.match(ans)
+        same = (am.groups() == m.groups()) if am else ans == m.group(1)
+        return ("correct" if same else "wrong"), "base-b numeral"
     g = parse_number(gold)
     if g is not None:
         a = parse_number(ans)

@@ -15,7 +15,8 @@ _TEXT_CMD_RE = re.compile(
     r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm|mathbf|mathit|mathsf|mbox|hbox"
     r"|operatorname|boldsymbol|bm)\s*\{([^{}]*)\}"
 )
-_SPACING_RE = re.compile(r"\\(?:[,;:! ]|quad\b|qquad\b|enspace\b|thinspace\b)|~")
+_SPACING_RE = re.compile(r"(\\\\)|\\(?:[,;: ]|quad\b|qquad\b|enspace\b|thinspace\b)|~")
+_NEGSPACE_RE = re.compile(r"\\!")
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|biggl|biggr)(?![a-zA-Z])")
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])|\\circ(?![a-zA-Z])")
 _FRAC_ALIAS_RE = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
@@ -24,6 +25,8 @@ _CURRENCY_RE = re.compile(r"\\\$|\$|€|£|¥|\\euro(?![a-zA-Z])|\\pounds(?![a-z
 _PERCENT_RE = re.compile(r"\\%|\s*\bper\s*cent\b|\s*\bpercent(?:age)?\b", re.IGNORECASE)
 _THOUSANDS_BRACE_RE = re.compile(r"(\d)\{,\}(\d)")
 _WS_RE = re.compile(r"\s+")
+_THIN_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\\,|,\\!\s*|\{,\}|\\!,)(?=\d{3}(?!\d))")
+_TRAILING_WORDS_RE = re.compile(r"^(.*?[\d})])\s+((?:[a-zA-Z]{2,}\.?\s*)+)$")
 _LEADING_WORDS_RE = re.compile(r"^(?:approximately|about|around|roughly|exactly)\s+", re.I)
 # a number followed only by words (units, nouns): "18 eggs", "5 cm", "3 dollars per day"
 _NUM_THEN_WORDS_RE = re.compile(
@@ -67,6 +70,9 @@ def strip_units(s: str) -> str:
     m = _NUM_GLUED_UNIT_RE.match(s)
     if m:
         return m.group(1)
+    m = _TRAILING_WORDS_RE.match(s)  # "\frac{270}7 degrees", "2\sqrt{3} cm"
+    if m and not any(w.rstrip(".").lower() in KNOWN_WORDS for w in m.group(2).split()):
+        return m.group(1)
     return s
 
 
@@ -80,7 +86,9 @@ def normalize(s: str) -> str:
             break
         s = t
     s = _LEFT_RIGHT_RE.sub("", s)
-    s = _SPACING_RE.sub(" ", s)
+    s = _THIN_THOUSANDS_RE.sub(",", s)
+    s = _SPACING_RE.sub(lambda m: m.group(1) or " ", s)
+    s = _NEGSPACE_RE.sub("", s)  # keep \\\\ (matrix rows)
     s = _FRAC_ALIAS_RE.sub(r"\\frac", s)
     s = _DEGREE_RE.sub("", s)
     s = _CURRENCY_RE.sub("", s)

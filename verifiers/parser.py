@@ -243,10 +243,15 @@ def _struct(toks: list[Tok], cfg: VerifyConfig, level: int) -> object:
         return Union([_struct(p, cfg, level + 1) for p in parts])
     parts = [p for p in _split_top(toks, _SEP, cfg.max_depth) if p]
     if len(parts) > 1:
-        return Seq("bare", [_struct(p, cfg, level + 1) for p in parts])
+        return Seq("bare", _flat([_struct(p, cfg, level + 1) for p in parts]))
     toks = parts[0] if parts else toks
-    for k, t in enumerate(toks):  # a \pm anywhere: two answers
-        if t in (("CMD", "\\pm"), ("CMD", "\\mp")):
+    depth = 0
+    for k, t in enumerate(toks):  # a top-level \pm: two answers
+        if t in _OPEN:
+            depth += 1
+        elif t in _CLOSE:
+            depth -= 1
+        if depth == 0 and t in (("CMD", "\\pm"), ("CMD", "\\mp")):
             plus, minus = ("OP", "+"), ("OP", "-")
             if t[1] == "\\mp":
                 plus, minus = minus, plus
@@ -255,7 +260,7 @@ def _struct(toks: list[Tok], cfg: VerifyConfig, level: int) -> object:
     if toks[0] == ("CMD", "\\{") and _wrapped(toks):
         inner = toks[1:-1]
         items = [p for p in _split_top(inner, _SEP, cfg.max_depth)] if inner else []
-        return Seq("set", [_struct(p, cfg, level + 1) for p in items])
+        return Seq("set", _flat([_struct(p, cfg, level + 1) for p in items]))
     if toks in ([("CMD", "\\emptyset")], [("CMD", "\\varnothing")]):
         return Seq("set", [])
     if toks[0] in (("OP", "("), ("OP", "[")) and _wrapped(toks):
@@ -277,6 +282,17 @@ def _struct(toks: list[Tok], cfg: VerifyConfig, level: int) -> object:
     p = _Parser(toks, cfg)
     value = p.parse()
     return Expr(value, p.inexact, p.percent)
+
+
+def _flat(items: list) -> list:
+    """Splice the two answers of a `\\pm` into the enclosing list or set."""
+    out = []
+    for it in items:
+        if isinstance(it, Seq) and it.kind == "bare":
+            out.extend(it.items)
+        else:
+            out.append(it)
+    return out
 
 
 def depth_zero_rel(toks: list[Tok], k: int) -> bool:

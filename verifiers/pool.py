@@ -2,69 +2,100 @@
 
 No signals are used: the caller waits on a Pipe with `poll(timeout)`, which works in
 any thread (servers, thread pools, notebooks). A worker that overruns its deadline is
-killed (SIGKILL) and a fresh one is spawned on the next request, so the calling process
-never hangs on sympy. Workers use the 'spawn' start method, which is safe next to
-torch / vLLM threads. The pool is created lazily on first use, never at import.
+killed (SIGKILL) and a fresh one is started on the next request, so the calling process
+never hangs on sympy. Workers are fresh interpreters (`python -m verifiers._worker`),
+like the 'spawn' start method but without re-importing the caller's __main__; nothing
+is forked, so this is safe next to torch / vLLM threads. The pool is created lazily on
+first use, never at import.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import multiprocessing as mp
 import os
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 
 __all__ = ["WorkerPool", "get_pool", "shutdown_pool"]
 
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 120.0
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class _Worker:
-    def __init__(self) -> None:
-        from verifiers._worker import worker_main
+    """One child process `python -m verifiers._worker`, talking over two OS pipes.
 
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=worker_main, args=(child,), daemon=True,
-                                name="verifiers-worker")
-        self.proc.start()
-        child.close()
-        if not self.conn.poll(_START_TIMEOUT_S):
+    A plain subprocess rather than multiprocessing's 'spawn': it never re-imports the
+    caller's __main__ (scripts without a main guard, stdin, notebooks and servers all
+    work) and it shares no threads or locks with the parent (safe next to torch/vLLM).
+    """
+
+    def __init__(self) -> None:
+        c_read, p_write = os.pipe()  # parent -> child
+        p_read, c_write = os.pipe()  # child -> parent
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_PKG_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "verifiers._worker", str(c_read), str(c_write)],
+                pass_fds=(c_read, c_write), env=env, stdin=subprocess.DEVNULL,
+                close_fds=True, cwd=_PKG_PARENT,
+            )
+        finally:
+            os.close(c_read)
+            os.close(c_write)
+        self.tx = Connection(p_write, readable=False)
+        self.rx = Connection(p_read, writable=False)
+        if not self.rx.poll(_START_TIMEOUT_S):
             self.kill()
             raise RuntimeError(
                 f"verifiers worker did not start within {_START_TIMEOUT_S:.0f}s; "
                 "check that `python -c 'import sympy'` works in this environment."
             )
-        msg = self.conn.recv()
+        try:
+            msg = self.rx.recv()
+        except EOFError:
+            code = self.proc.poll()
+            self.kill()
+            raise RuntimeError(
+                f"verifiers worker exited during start-up (exit code {code}); run "
+                "`python -m verifiers._worker` to see its error."
+            ) from None
         if not (isinstance(msg, tuple) and msg[0] == "ready"):
             self.kill()
             raise RuntimeError(f"verifiers worker sent {msg!r} instead of 'ready'")
 
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.poll()
+
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.join(timeout=5)
-        except (OSError, ValueError):
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
             pass
-        try:
-            self.conn.close()
-        except OSError:
-            pass
+        for c in (self.__dict__.get("tx"), self.__dict__.get("rx")):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
 
     def close(self) -> None:
         try:
-            self.conn.send(None)
-            self.proc.join(timeout=2)
-        except (OSError, ValueError, BrokenPipeError):
+            self.tx.send(None)
+            self.proc.wait(timeout=2)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
-        if self.proc.is_alive():
-            self.kill()
-        else:
-            self.conn.close()
+        self.kill()
 
 
 class WorkerPool:
@@ -124,14 +155,14 @@ class WorkerPool:
         w = self._acquire()
         t0 = time.monotonic()
         try:
-            w.conn.send(payload)
-            if w.conn.poll(timeout_s):
-                result = w.conn.recv()
+            w.tx.send(payload)
+            if w.rx.poll(timeout_s):
+                result = w.rx.recv()
                 self._release(w)
                 return result
         except (EOFError, OSError) as e:
             self._discard(w)
-            code = w.proc.exitcode
+            code = w.exitcode
             log.warning("verifiers worker died (exit code %s): %s", code, e)
             return "timeout", f"worker died (exit code {code}); likely out of memory"
         except BaseException:
