@@ -69,9 +69,9 @@ def _sentence(rest: str) -> str:
     rest = rest.lstrip()
     if rest.startswith("$"):
         delim = "$$" if rest.startswith("$$") else "$"
-        end = rest.find(delim, len(delim))
-        if end != -1:
-            return rest[len(delim) : end]
+        m = re.compile(r"(?<!\\)" + re.escape(delim)).search(rest, len(delim))
+        if m:
+            return rest[len(delim) : m.start()]
     if rest.startswith("\\("):
         end = rest.find("\\)")
         if end != -1:
