@@ -46,7 +46,7 @@ class VerifyConfig:
     max_depth: int = 100
     """Maximum bracket nesting depth accepted by the parser."""
 
-    max_int_bits: int = 20000
+    max_int_bits: int = 100_000
     """Largest exact integer (in bits) the parser lets sympy build; `9^{9^{9^9}}`
     or `100000!` is refused before it is computed (status "unparsable")."""
 

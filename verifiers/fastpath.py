@@ -61,7 +61,7 @@ def parse_number(s: str) -> Num | None:
     if percent:
         t = t[:-1].rstrip()
     neg = False
-    if t[:1] in "+-":
+    if t[:1] and t[0] in "+-":
         neg = t[0] == "-"
         t = t[1:].lstrip()
     if t.startswith("{") and t.endswith("}") and t.count("{") == 1:  # {-}? rare: {5}

@@ -54,6 +54,8 @@ def compare(gold: str, answer: str, cfg: VerifyConfig) -> tuple[str, str]:
         ok = nodes_equal(g, a, ctx)
     except (ParseError, RecursionError) as e:
         return "unparsable", str(e)
+    except (ArithmeticError, ValueError) as e:  # OverflowError from mpmath on towers
+        return "unparsable", f"numeric overflow: {type(e).__name__}"
     return ("correct" if ok else "wrong"), "symbolic"
 
 
