@@ -1,0 +1,402 @@
+"""PRM / ORM scoring with transformers (CPU default, any torch device).
+
+One forward pass per candidate reads all its steps: the candidate is rendered by its
+adapter (``rewards.adapters``) into one sequence with a tag after each step, and the
+score of step i is read at the last token of tag i. Only the hidden states at the
+tags go through the head (for ``label_tokens`` that is two rows of the LM head, not
+the whole vocabulary at every position).
+
+Two caches, both keyed by a hash chain over (problem, step_1, ..., step_i), so that
+an entry depends only on a prefix of the solution:
+
+- step-score cache: score of step i of a prefix already scored. A candidate whose
+  steps are all cached costs no forward pass (``stats.cache_hits`` counts steps).
+- KV prefix cache (causal models, step granularity): the key/value states of a
+  scored candidate. When a beam is extended by a step, only the new tokens
+  (separator + step + tag) run through the model on top of the cached prefix
+  (``stats.kv_reused_tokens``). Bounded by ``kv_cache_tokens`` (LRU).
+
+Batches are formed by a token budget (batch size x longest sequence, after sorting
+by length), right-padded; causal attention makes the padding invisible to the real
+tokens, so batched and unbatched scores agree up to float rounding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .adapters import AdapterConfig
+from .base import Scorer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Encoded", "TransformersScorer", "encode_candidate", "render_candidate", "prefix_keys"]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One candidate as tokens: ids and the index of the readout token of each tag."""
+
+    ids: tuple[int, ...]
+    tag_positions: tuple[int, ...]
+
+
+def render_candidate(adapter: AdapterConfig, prompt_text: str, steps: list[str]) -> tuple[str, list[int]]:
+    """Text of a candidate and the character offset where each tag ends (pure)."""
+    parts = [prompt_text]
+    ends: list[int] = []
+    n = len(prompt_text)
+    if adapter.granularity == "step":
+        for i, s in enumerate(steps):
+            if i:
+                parts.append(adapter.step_separator)
+                n += len(adapter.step_separator)
+            parts += [s, adapter.step_tag]
+            n += len(s) + len(adapter.step_tag)
+            ends.append(n)
+    else:
+        body = adapter.step_separator.join(steps) + adapter.step_tag
+        parts.append(body)
+        n += len(body)
+        ends.append(n)
+    return "".join(parts), ends
+
+
+def render_prompt(adapter: AdapterConfig, tokenizer, problem: str) -> str:
+    text = adapter.prompt.replace("{problem}", problem)
+    if not adapter.chat_template:
+        return text
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"adapter {adapter.name!r} uses the chat template, but the tokenizer has none; "
+            "use a checkpoint with a chat template or an adapter with chat_template: false"
+        )
+    msgs = ([{"role": "system", "content": adapter.system}] if adapter.system else []) + [
+        {"role": "user", "content": text}
+    ]
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def encode_candidate(adapter: AdapterConfig, tokenizer, prompt_text: str, steps: list[str]) -> Encoded:
+    """Tokenise a rendered candidate; locate each tag's last token through the offsets.
+
+    The readout token must end exactly where the tag ends: a token that also covers
+    text after the tag would let the score see the future, so that is an error.
+    """
+    text, ends = render_candidate(adapter, prompt_text, steps)
+    enc = tokenizer(text, add_special_tokens=adapter.add_special_tokens, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    positions = []
+    t = 0
+    for end in ends:
+        # first token (from t on) whose span contains the tag's last character
+        while t < len(offsets) and not (offsets[t][0] < end <= offsets[t][1] and offsets[t][1] > offsets[t][0]):
+            t += 1
+        if t == len(offsets):
+            raise ValueError(f"adapter {adapter.name!r}: could not locate step tag {adapter.step_tag!r} in the tokens")
+        if offsets[t][1] != end:
+            raise ValueError(
+                f"adapter {adapter.name!r}: the tag {adapter.step_tag!r} merges with the text after it "
+                f"into one token ({text[offsets[t][0]:offsets[t][1]]!r}); choose a tag or separator that "
+                "tokenises on its own"
+            )
+        positions.append(t)
+        t += 1
+    return Encoded(tuple(ids), tuple(positions))
+
+
+def prefix_keys(problem: str, steps: list[str], salt: str = "") -> list[bytes]:
+    """Hash chain: key i identifies (problem, steps[: i + 1]); independent of later steps."""
+    h = hashlib.blake2b(f"{salt}\x00{problem}".encode(), digest_size=16).digest()
+    keys = []
+    for s in steps:
+        h = hashlib.blake2b(h + b"\x01" + s.encode(), digest_size=16).digest()
+        keys.append(h)
+    return keys
+
+
+@dataclass
+class _Item:
+    index: int  # candidate index in the score() call
+    enc: Encoded
+    keys: list[bytes]
+    cached: list[float | None]
+    start: int = 0  # number of prefix tokens served by the KV cache
+    past: list | None = None  # per layer (k, v), each [kv_heads, start, head_dim]
+    first_new_tag: int = 0  # tags before this index come from the score cache
+    scores: list[float] = field(default_factory=list)
+
+
+class TransformersScorer(Scorer):
+    """A PRM (granularity "step") or ORM ("outcome") on a transformers model."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        adapter: AdapterConfig,
+        *,
+        value_head=None,
+        token_budget: int = 8192,
+        max_batch_size: int = 64,
+        cache_size: int = 200_000,
+        kv_cache_tokens: int = 8192,
+        trained: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        import torch
+
+        if token_budget < 1 or max_batch_size < 1:
+            raise ValueError(f"token_budget and max_batch_size must be >= 1, got {token_budget}, {max_batch_size}")
+        self.kind = "prm" if adapter.granularity == "step" else "orm"
+        self.granularity = adapter.granularity
+        self.adapter = adapter
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.token_budget = int(token_budget)
+        self.max_batch_size = int(max_batch_size)
+        self.cache_size = int(cache_size)
+        self.kv_cache_tokens = int(kv_cache_tokens) if adapter.granularity == "step" else 0
+        self.trained = trained
+        self.name = name or adapter.name
+        self.device = next(model.parameters()).device
+        self.backbone = getattr(model, model.base_model_prefix)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.max_positions = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+        self._scores: OrderedDict[bytes, float] = OrderedDict()
+        self._kv: OrderedDict[bytes, tuple[tuple[int, ...], list]] = OrderedDict()
+        self._kv_tokens = 0
+        self._prompts: dict[str, str] = {}
+        self.value_head = value_head
+        if adapter.readout == "label_tokens":
+            pos, neg = (self._single_token(adapter.positive_token, "positive_token"),
+                        self._single_token(adapter.negative_token, "negative_token"))
+            emb = model.get_output_embeddings()
+            with torch.no_grad():
+                self._label_w = emb.weight[[pos, neg]].detach().clone()  # [2, H]
+                b = getattr(emb, "bias", None)
+                self._label_b = b[[pos, neg]].detach().clone() if b is not None else None
+            self.label_token_ids = (pos, neg)
+        elif adapter.readout == "class_index":
+            head = getattr(model, "score", None) or getattr(model, "classifier", None)
+            if head is None:
+                raise ValueError(f"adapter {adapter.name!r}: the model has no 'score' or 'classifier' head")
+            self._head = head
+        elif value_head is None:
+            raise ValueError(f"adapter {adapter.name!r}: readout 'value_head' needs a value head")
+
+    # ------------------------------------------------------------------ helpers
+    def _single_token(self, text: str, what: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(
+                f"adapter {self.adapter.name!r}: {what} {text!r} is {len(ids)} tokens ({ids}) in this "
+                "tokenizer; it must be exactly one token"
+            )
+        return ids[0]
+
+    @property
+    def num_parameters(self) -> int:
+        n = sum(p.numel() for p in self.model.parameters())
+        if self.value_head is not None:
+            n += sum(p.numel() for p in self.value_head.parameters())
+        return n
+
+    def encode(self, problem: str, steps: list[str]) -> Encoded:
+        """The candidate's token ids and tag positions (what the model sees)."""
+        if problem not in self._prompts:
+            if len(self._prompts) > 10_000:
+                self._prompts.clear()
+            self._prompts[problem] = render_prompt(self.adapter, self.tokenizer, problem)
+        return encode_candidate(self.adapter, self.tokenizer, self._prompts[problem], steps)
+
+    def clear_cache(self) -> None:
+        self._scores.clear()
+        self._kv.clear()
+        self._kv_tokens = 0
+
+    def _read(self, h):
+        """Hidden states at tags [M, H] -> P(correct) [M]."""
+        import torch
+
+        a = self.adapter
+        if a.readout == "label_tokens":
+            logits = h @ self._label_w.T.to(h.dtype)
+            if self._label_b is not None:
+                logits = logits + self._label_b
+            return torch.softmax(logits.float(), dim=-1)[:, 0]
+        if a.readout == "class_index":
+            logits = self._head(h)
+            return torch.softmax(logits.float(), dim=-1)[:, a.positive_class]
+        return torch.sigmoid(self.value_head(h).float()[:, 0])
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, problems, solutions, *, golds, references):
+        out: list[list[float] | None] = [None] * len(solutions)
+        items: list[_Item] = []
+        for i, (p, steps) in enumerate(zip(problems, solutions, strict=True)):
+            if not steps:
+                out[i] = []
+                continue
+            keys = prefix_keys(p, steps, self.adapter.name)
+            if self.granularity == "outcome":
+                keys = keys[-1:]
+            cached = [self._scores.get(k) for k in keys]
+            if all(c is not None for c in cached):
+                for k in keys:
+                    self._scores.move_to_end(k)
+                self.stats.cache_hits += len(keys)
+                out[i] = list(cached)
+                continue
+            enc = self.encode(p, steps)
+            if len(enc.ids) > min(self.adapter.max_length, self.max_positions):
+                raise ValueError(
+                    f"candidate {i} is {len(enc.ids)} tokens, over the limit of "
+                    f"{min(self.adapter.max_length, self.max_positions)} (adapter max_length / model); "
+                    "shorten the solution or raise max_length in the adapter"
+                )
+            item = _Item(i, enc, keys, cached)
+            if self.kv_cache_tokens:
+                self._attach_prefix(item)
+            items.append(item)
+
+        full = [it for it in items if it.past is None]
+        cont = [it for it in items if it.past is not None]
+        for batch in self._batches(full, lambda it: len(it.enc.ids)):
+            self._run(batch, continuation=False)
+        for batch in self._batches(cont, lambda it: len(it.enc.ids)):
+            self._run(batch, continuation=True)
+
+        for it in items:
+            scores = []
+            for j, (k, c) in enumerate(zip(it.keys, it.cached, strict=True)):
+                if j < it.first_new_tag or c is not None:
+                    # served from the score cache (identical to the first computation)
+                    scores.append(c if c is not None else self._scores[k])
+                    self.stats.cache_hits += 1
+                else:
+                    v = it.scores[j - it.first_new_tag]
+                    scores.append(v)
+                    self._put_score(k, v)
+                    self.stats.cache_misses += 1
+            out[it.index] = scores
+        return out
+
+    def _put_score(self, key: bytes, value: float) -> None:
+        self._scores[key] = value
+        self._scores.move_to_end(key)
+        while len(self._scores) > self.cache_size:
+            self._scores.popitem(last=False)
+
+    def _attach_prefix(self, item: _Item) -> None:
+        """Use the longest cached KV prefix whose step scores are all cached too."""
+        for j in range(len(item.keys) - 1, 0, -1):  # j = number of steps in the prefix
+            entry = self._kv.get(item.keys[j - 1])
+            if entry is None:
+                continue
+            ids, past = entry
+            n = len(ids)
+            if item.enc.ids[:n] != ids or n >= len(item.enc.ids):
+                continue  # tokenisation at the boundary differs: no reuse
+            if any(item.cached[t] is None and item.keys[t] not in self._scores for t in range(j)):
+                continue
+            for t in range(j):
+                if item.cached[t] is None:
+                    item.cached[t] = self._scores[item.keys[t]]
+            self._kv.move_to_end(item.keys[j - 1])
+            item.start, item.past, item.first_new_tag = n, past, j
+            return
+
+    def _put_kv(self, key: bytes, ids: tuple[int, ...], past: list) -> None:
+        n = len(ids)
+        if n > self.kv_cache_tokens or key in self._kv:
+            return
+        self._kv[key] = (ids, past)
+        self._kv_tokens += n
+        while self._kv_tokens > self.kv_cache_tokens:
+            _, (old, _) = self._kv.popitem(last=False)
+            self._kv_tokens -= len(old)
+
+    def _batches(self, items: list[_Item], length):
+        """Greedy batches under the token budget (padded size), longest first."""
+        order = sorted(items, key=lambda it: -(length(it) + it.start))
+        batch: list[_Item] = []
+        width = 0
+        for it in order:
+            w = max(width, length(it))
+            if batch and (w * (len(batch) + 1) > self.token_budget or len(batch) >= self.max_batch_size):
+                yield batch
+                batch, w = [], length(it)
+            batch.append(it)
+            width = w
+        if batch:
+            yield batch
+
+    def _run(self, batch: list[_Item], *, continuation: bool) -> None:
+        import torch
+
+        dev = self.device
+        B = len(batch)
+        new = [it.enc.ids[it.start:] for it in batch]
+        N = max(len(x) for x in new)
+        ids = torch.full((B, N), self.pad_id, dtype=torch.long)
+        for b, x in enumerate(new):
+            ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+        kwargs = {}
+        P = 0
+        if continuation:
+            from transformers import DynamicCache
+
+            P = max(it.start for it in batch)
+            attn = torch.zeros((B, P + N), dtype=torch.long)
+            pos = torch.zeros((B, N), dtype=torch.long)
+            cache = DynamicCache(config=self.model.config)
+            n_layers = len(batch[0].past)
+            for layer in range(n_layers):
+                k0, v0 = batch[0].past[layer]
+                K = k0.new_zeros((B, k0.shape[0], P, k0.shape[-1]))
+                V = v0.new_zeros((B, v0.shape[0], P, v0.shape[-1]))
+                for b, it in enumerate(batch):
+                    k, v = it.past[layer]
+                    K[b, :, P - it.start:] = k  # right-aligned: pads on the left of the past
+                    V[b, :, P - it.start:] = v
+                cache.update(K.to(dev), V.to(dev), layer)
+            for b, it in enumerate(batch):
+                attn[b, P - it.start: P + len(new[b])] = 1
+                pos[b] = it.start + torch.arange(N)
+            kwargs = {"past_key_values": cache, "position_ids": pos.to(dev)}
+            self.stats.kv_reused_tokens += sum(it.start for it in batch)
+        else:
+            attn = torch.zeros((B, N), dtype=torch.long)
+            for b, x in enumerate(new):
+                attn[b, : len(x)] = 1
+        want_kv = self.kv_cache_tokens > 0
+        with torch.inference_mode():
+            res = self.backbone(input_ids=ids.to(dev), attention_mask=attn.to(dev), use_cache=want_kv, **kwargs)
+            h = res.last_hidden_state  # [B, N, H]
+            rows, cols = [], []
+            for b, it in enumerate(batch):
+                tags = it.enc.tag_positions[it.first_new_tag:]
+                rows += [b] * len(tags)
+                cols += [t - it.start for t in tags]
+            probs = self._read(h[rows, cols]).tolist()  # [M]
+            if want_kv:
+                pkv = res.past_key_values
+                layers = [(lay.keys, lay.values) for lay in pkv.layers]
+                for b, it in enumerate(batch):
+                    lo, hi = P - it.start, P + len(new[b])
+                    past = [(k[b, :, lo:hi].clone(), v[b, :, lo:hi].clone()) for k, v in layers]
+                    self._put_kv(it.keys[-1], it.enc.ids, past)
+        k = 0
+        for it in batch:
+            m = len(it.enc.tag_positions) - it.first_new_tag
+            it.scores = [min(1.0, max(0.0, p)) for p in probs[k: k + m]]
+            k += m
+        self.stats.batches += 1
+        self.stats.forward_passes += B
+        self.stats.tokens_scored += sum(len(x) for x in new)
+        self.stats.tokens_padded += B * N
