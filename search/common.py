@@ -1,0 +1,216 @@
+"""Machinery shared by the strategies: batched policy and scorer calls with
+ledger accounting, step splitting, values, and the final selection.
+
+Every helper here makes exactly one policy or scorer call for all the items it
+is given, whatever problems they belong to: that is how all problems of a run
+advance together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+from search.config import SearchConfig
+from search.ledger import Ledger, read_scorer_stats
+from search.select import select
+from search.types import Candidate, Problem, SearchResult
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[SearchResult], None]
+
+
+def call_seed(config: SearchConfig, *parts: object) -> int:
+    """The seed of one policy call: derived from the run seed and the call's place."""
+    from policies import derive_seed
+
+    return derive_seed(config.seed, config.strategy, *parts)
+
+
+def delimiter(policy) -> str:
+    return policy.sampling.step_delimiter
+
+
+def split_steps(text: str, delim: str) -> list[str]:
+    """A full solution's steps: split on the delimiter, whitespace-only parts dropped."""
+    return [s for s in text.split(delim) if s.strip()]
+
+
+def step_outcome(c) -> tuple[bool, str | None]:
+    """(finished, reason) of one `extend` completion.
+
+    Finished when the model ended the solution (EOS), ran out of step tokens
+    ("length", as in search-and-learn) or produced an empty step ("empty").
+    """
+    if c.hit_eos:
+        return True, "eos"
+    if c.finish_reason == "length":
+        return True, "length"
+    if not c.text.strip():
+        return True, "empty"
+    return False, None
+
+
+def confidence(logprob: float | None, tokens: int) -> float | None:
+    """exp(mean token log-probability), the stand-in value when there is no scorer."""
+    if logprob is None or tokens <= 0:
+        return None
+    return math.exp(logprob / tokens)
+
+
+def value_of(scores: list[float] | None, agg: str, logprob: float | None, tokens: int) -> float | None:
+    """`agg` of the per-step scores; confidence when unscored (no scorer); None when
+    the scorer gave no scores (an empty candidate never wins)."""
+    if scores is None:
+        return confidence(logprob, tokens)
+    if not scores:
+        return None
+    from rewards.aggregators import get
+
+    return float(get(agg)(scores))
+
+
+def _touch(ledgers: Sequence[Ledger], pidxs) -> None:
+    for p in set(pidxs):
+        ledgers[p].policy_calls += 1
+
+
+def extend(policy, problems: Sequence[Problem], items, seed: int, ledgers: Sequence[Ledger]):
+    """One `policy.extend` call for items [(problem index, steps, k)].
+
+    Returns, per item, its k completions. Items with identical (problem, steps)
+    are merged into one request of sum(k) samples, so that they get different
+    seeds (the policy derives per-sample seeds from the prompt). The call uses one
+    k for all requests, the largest merged k; surplus completions of smaller
+    requests are discarded but counted in the ledger (they were computed).
+    """
+    if not items:
+        return []
+    groups: dict[tuple, list[int]] = {}
+    for i, (p, steps, _k) in enumerate(items):
+        groups.setdefault((p, tuple(steps)), []).append(i)
+    need = {key: sum(items[i][2] for i in idx) for key, idx in groups.items()}
+    k_call = max(need.values())
+    if any(v != k_call for v in need.values()):
+        log.debug("extend: uneven k per prompt (%s); surplus samples discarded", sorted(set(need.values())))
+    keys = list(groups)
+    outs = policy.extend([problems[p].text for p, _ in keys], [list(s) for _, s in keys], k_call, seed=seed)
+    _touch(ledgers, [p for p, _ in keys])
+    result: list = [None] * len(items)
+    for key, comps in zip(keys, outs, strict=True):
+        ledgers[key[0]].add_completions(comps)
+        pos = 0
+        for i in groups[key]:
+            k = items[i][2]
+            result[i] = comps[pos : pos + k]
+            pos += k
+    return result
+
+
+def rollout(policy, problems: Sequence[Problem], items, seed: int, ledgers: Sequence[Ledger]):
+    """One `policy.sample(n=1, prefixes=...)` call finishing each partial solution
+    [(problem index, steps)]; returns one completion per item."""
+    if not items:
+        return []
+    outs = policy.sample(
+        [problems[p].text for p, _ in items], 1, seed=seed, prefixes=[list(s) for _, s in items]
+    )
+    _touch(ledgers, [p for p, _ in items])
+    for (p, _), comps in zip(items, outs, strict=True):
+        ledgers[p].add_completions(comps)
+    return [comps[0] for comps in outs]
+
+
+def sample(policy, problems: Sequence[Problem], n: int, seed: int, ledgers: Sequence[Ledger]):
+    """One `policy.sample` call: n full solutions for every problem."""
+    outs = policy.sample([p.text for p in problems], n, seed=seed)
+    _touch(ledgers, range(len(problems)))
+    for p, comps in enumerate(outs):
+        ledgers[p].add_completions(comps)
+    return outs
+
+
+def _wants_golds(scorer) -> bool:
+    return bool(
+        getattr(scorer, "needs_golds", False)
+        or getattr(scorer, "requires_golds", False)
+        or getattr(scorer, "kind", None) == "verifier"
+    )
+
+
+def score(scorer, problems: Sequence[Problem], items, ledgers: Sequence[Ledger]):
+    """One `scorer.score` call for items [(problem index, steps)].
+
+    Returns per item the raw per-step scores, or None for every item when there
+    is no scorer. Items with no steps are not sent and get [] (no value).
+    """
+    if scorer is None:
+        return [None] * len(items)
+    send = [i for i, (_, steps) in enumerate(items) if steps]
+    result: list = [[] for _ in items]
+    if not send:
+        return result
+    texts = [problems[items[i][0]].text for i in send]
+    sols = [list(items[i][1]) for i in send]
+    kwargs = {}
+    if _wants_golds(scorer):
+        golds = [problems[items[i][0]].gold for i in send]
+        if any(g is None for g in golds):
+            raise ValueError("the verifier (oracle) scorer needs a gold answer for every problem")
+        kwargs["golds"] = golds
+    before = read_scorer_stats(scorer)
+    out = scorer.score(texts, sols, **kwargs)
+    after = read_scorer_stats(scorer)
+    if len(out) != len(send):
+        raise ValueError(f"scorer returned {len(out)} score lists for {len(send)} solutions")
+    # share the call's tokens and cache hits among problems by submitted characters
+    chars: dict[int, int] = {}
+    cands: dict[int, int] = {}
+    for i in send:
+        p = items[i][0]
+        chars[p] = chars.get(p, 0) + len(problems[p].text) + sum(len(s) for s in items[i][1])
+        cands[p] = cands.get(p, 0) + 1
+    total = sum(chars.values()) or 1
+    d_tokens = after["tokens"] - before["tokens"]
+    d_hits = after["cache_hits"] - before["cache_hits"]
+    for p, ch in chars.items():
+        led = ledgers[p]
+        led.scorer_calls += 1
+        led.scorer_candidates += cands[p]
+        led.scorer_tokens += d_tokens * ch / total
+        led.scorer_cache_hits += round(d_hits * ch / total)
+    for i, s in zip(send, out, strict=True):
+        result[i] = [float(x) for x in s]
+    return result
+
+
+def finalize(
+    problem: Problem,
+    candidates: list[Candidate],
+    config: SearchConfig,
+    ledger: Ledger,
+    *,
+    delim: str,
+    tree: list[dict] | None = None,
+    equal=None,
+) -> SearchResult:
+    """Extract answers, compute final values with `final_agg`, select the answer."""
+    from verifiers import extract_answer
+
+    for c in candidates:
+        c.answer = extract_answer(c.text(delim)) if c.steps else None
+        c.value = value_of(c.scores, config.final_agg, c.logprob, c.generated_tokens)
+    chosen, answer, votes, calls = select(candidates, config.select, equal=equal)
+    ledger.verifier_calls += calls
+    return SearchResult(
+        problem=problem, candidates=candidates, chosen=chosen, answer=answer,
+        votes=votes, tree=tree, ledger=ledger,
+    )
+
+
+def new_ledgers(policy, scorer, count: int) -> list[Ledger]:
+    pp = int(getattr(policy, "num_parameters", 0) or 0)
+    sp = int(getattr(scorer, "num_parameters", 0) or 0) if scorer is not None else 0
+    return [Ledger(policy_params=pp, scorer_params=sp) for _ in range(count)]

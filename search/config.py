@@ -1,0 +1,115 @@
+"""SearchConfig: every knob of a search strategy, frozen, validated on construction.
+
+`__post_init__` first resolves defaults that depend on the strategy
+(`final_agg` -> `agg`, `select` -> the strategy's natural rule) and then validates;
+errors name the field, the constraint, the value and the fix. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts")
+SELECT_RULES = ("argmax", "weighted_vote", "majority")
+BEAM_RULES = ("top_n_over_m", "expand_all")
+STEP_LEVEL = ("beam", "dvts", "mcts")
+
+# the selection each strategy uses when --select is not given
+_DEFAULT_SELECT = {
+    "best_of_n": "argmax",
+    "majority": "majority",
+    "weighted_majority": "weighted_vote",
+    "beam": "argmax",
+    "dvts": "argmax",
+    "mcts": "argmax",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    strategy: str = "best_of_n"
+    """One of STRATEGY_NAMES."""
+    n: int = 4
+    """Compute width N: samples for best-of-n / voting; live beams for beam search
+    (it generates N continuations per step); total leaves over all DVTS subtrees."""
+    beam_width: int = 2
+    """M: continuations per expanded beam (beam, DVTS) and children per expanded
+    node (MCTS). Beam search and DVTS need N to be a multiple of M."""
+    max_steps: int = 8
+    """Step limit of step-level search; beams alive at the limit are rolled out
+    to the end with one full-sample call."""
+    agg: str = "min"
+    """Aggregator (rewards.aggregators name) that turns per-step scores into one
+    value during search: pruning, greedy choice, MCTS values."""
+    final_agg: str | None = None
+    """Aggregator for the final selection; None: same as `agg`."""
+    select: str | None = None
+    """Final selection: "argmax" (best final_agg value), "weighted_vote" (sum of
+    values over verifier-equivalent answers) or "majority". None: the strategy's
+    own rule (majority for `majority`, weighted_vote for `weighted_majority`,
+    argmax otherwise)."""
+    beam_rule: str = "top_n_over_m"
+    """"top_n_over_m": the N/M best live beams each get M continuations
+    (search-and-learn); "expand_all": every live beam gets M, the best N survive."""
+    node_budget: int = 32
+    """MCTS: most nodes (steps) created per problem, root excluded."""
+    c_puct: float = 1.0
+    """MCTS exploration constant of the PUCT rule."""
+    rollouts: bool = False
+    """MCTS: value a new node by rolling it out to the end and scoring the rollout
+    (one more policy and scorer call per iteration) instead of scoring its prefix."""
+    seed: int = 0
+    """Run seed; every policy call gets a seed derived from it and the call's place
+    in the search, so a seeded run is reproducible."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"strategy must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}."
+            )
+        if self.final_agg is None:
+            object.__setattr__(self, "final_agg", self.agg)
+        forced = {"majority": "majority", "weighted_majority": "weighted_vote"}.get(self.strategy)
+        if self.select is None:
+            object.__setattr__(self, "select", _DEFAULT_SELECT[self.strategy])
+        elif forced and self.select != forced:
+            raise ValueError(
+                f"select={self.select!r} contradicts strategy={self.strategy!r}, which selects by "
+                f"{forced!r}; drop --select or use --strategy best_of_n --select {self.select}."
+            )
+        for name in ("n", "beam_width", "max_steps", "node_budget"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}.")
+        if self.select not in SELECT_RULES:
+            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}, got {self.select!r}.")
+        if self.beam_rule not in BEAM_RULES:
+            raise ValueError(f"beam_rule must be one of {', '.join(BEAM_RULES)}, got {self.beam_rule!r}.")
+        if self.strategy in ("beam", "dvts") and self.n % self.beam_width:
+            raise ValueError(
+                f"n must be a multiple of beam_width for {self.strategy}, got n={self.n}, "
+                f"beam_width={self.beam_width}; e.g. --n {self.n - self.n % self.beam_width or self.beam_width}."
+            )
+        if self.strategy == "mcts" and self.node_budget < self.beam_width:
+            raise ValueError(
+                f"node_budget must be >= beam_width for mcts (one expansion), got "
+                f"node_budget={self.node_budget}, beam_width={self.beam_width}."
+            )
+        if not self.c_puct >= 0:
+            raise ValueError(f"c_puct must be >= 0, got {self.c_puct}.")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}.")
+        from rewards.aggregators import get  # pure Python, no I/O
+
+        for name in ("agg", "final_agg"):
+            try:
+                get(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+
+    @property
+    def step_level(self) -> bool:
+        return self.strategy in STEP_LEVEL
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,196 @@
+"""Monte Carlo tree search over steps (PUCT), batched across problems.
+
+    mcts(problems, policy, prm, SearchConfig(strategy="mcts", beam_width=3, node_budget=24))
+
+A node is a partial solution (one step per edge). Each iteration, for every
+live problem at once:
+
+1. select: from the root, descend to the child maximising
+   Q + c_puct * prior * sqrt(N_parent) / (1 + N_child), with Q = mean value of
+   the node's evaluations and a uniform prior 1/(number of children), until a
+   node that has not been expanded; finished nodes, nodes at depth `max_steps`
+   and nodes whose subtree is used up are never selected;
+2. expand: that leaf gets M = `beam_width` continuations (fewer when the node
+   budget is nearly spent); duplicate steps are dropped;
+3. evaluate: each new child's value is `agg` of the scorer's per-step scores of
+   its path (the scorer gives the value of a node) or, with `rollouts=True`,
+   `agg` of the scores of a rollout from it to the end (the rollout is kept as
+   a finished candidate);
+4. backup: every new child counts as one visit with its value, added to all
+   its ancestors.
+
+One policy call and one scorer call per iteration for all problems (rollouts
+add one policy call). A problem stops when it has created `node_budget`
+nodes (rollouts not counted) or its tree is used up. The principal variation
+(descend by visit count) is then rolled out to the end if it is unfinished;
+the answer is chosen among all finished nodes, rollouts and that rollout by
+`select` with `final_agg`. With no scorer, values are the policy's confidence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from search import common
+from search.beam import add_children, finish_rollouts, node_candidate, score_nodes
+from search.config import SearchConfig
+from search.types import Candidate, Node, SearchResult, Tree, as_problems
+
+_SKIP = ("duplicate", "rollout")
+
+
+def _kids(tree: Tree, node: Node) -> list[Node]:
+    return [tree.nodes[c] for c in node.children if tree.nodes[c].status not in _SKIP]
+
+
+def _q(node: Node) -> float:
+    return node.value_sum / node.visits if node.visits else 0.0
+
+
+def _select_leaf(tree: Tree, used_up: set[int], c_puct: float) -> Node | None:
+    node = tree.root
+    while True:
+        if node.id in used_up:
+            return None
+        if node.status != "expanded" and node.parent is not None or not node.children:
+            return node
+        kids = [k for k in _kids(tree, node) if k.id not in used_up]
+        if not kids:  # defensive: a used-up subtree should have been marked
+            used_up.add(node.id)
+            return None
+        prior = 1.0 / len(kids)
+        sq = math.sqrt(max(node.visits, 1))
+        node = max(kids, key=lambda k: (_q(k) + c_puct * prior * sq / (1 + k.visits), -k.id))
+
+
+def _mark_used_up(tree: Tree, node: Node, used_up: set[int]) -> None:
+    """A node is used up when it cannot grow: finished, at the depth limit, or
+    every child used up. Propagates to ancestors."""
+    while node is not None:
+        kids = _kids(tree, node)
+        if node.status == "expanded" or node.parent is None and node.children:
+            if any(k.id not in used_up for k in kids):
+                return
+        used_up.add(node.id)
+        node = tree.nodes[node.parent] if node.parent is not None else None
+
+
+def _backup(tree: Tree, node: Node, v: float) -> None:
+    while node is not None:
+        node.visits += 1
+        node.value_sum += v
+        node = tree.nodes[node.parent] if node.parent is not None else None
+
+
+def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
+    """MCTS with PUCT and a per-problem node budget (rule in the module docstring)."""
+    t0 = time.perf_counter()
+    probs = as_problems(problems)
+    P, M = len(probs), config.beam_width
+    delim = common.delimiter(policy)
+    ledgers = common.new_ledgers(policy, scorer, P)
+    trees = [Tree() for _ in probs]
+    used_up: list[set[int]] = [set() for _ in probs]
+    created = [0] * P
+    finished: list[list[Candidate]] = [[] for _ in probs]
+    results: list[SearchResult | None] = [None] * P
+
+    def close(p: int) -> None:
+        ledgers[p].wall_s = time.perf_counter() - t0
+        results[p] = common.finalize(
+            probs[p], finished[p], config, ledgers[p], delim=delim,
+            tree=trees[p].as_list(), equal=equal,
+        )
+        if on_done:
+            on_done(results[p])
+
+    stop = [False] * P
+    it = 0
+    while True:
+        active = [p for p in range(P) if not stop[p]]
+        if not active:
+            break
+        items, leaves = [], []
+        for p in active:
+            leaf = _select_leaf(trees[p], used_up[p], config.c_puct)
+            if leaf is None or created[p] >= config.node_budget:
+                stop[p] = True
+                continue
+            k = min(M, config.node_budget - created[p])
+            items.append((p, trees[p].path(leaf), k))
+            leaves.append((p, leaf))
+        if not items:
+            break
+        outs = common.extend(policy, probs, items, common.call_seed(config, "extend", it), ledgers)
+        new: list[tuple[int, Node]] = []
+        for (p, leaf), comps in zip(leaves, outs, strict=True):
+            if leaf.parent is not None:
+                leaf.status = "expanded"
+            kids = add_children(trees[p], leaf, comps)
+            created[p] += len(comps)
+            for kid in kids:
+                if kid.finished:
+                    kid.status = "finished"
+                elif kid.depth >= config.max_steps:
+                    kid.status = "step_limit"
+                else:
+                    kid.status = "open"
+                new.append((p, kid))
+        if config.rollouts:
+            to_roll = [(p, n) for p, n in new if not n.finished]
+            seed = common.call_seed(config, "rollout", it)
+            comps = common.rollout(policy, probs, [(p, trees[p].path(n)) for p, n in to_roll], seed, ledgers)
+            entries = []  # (p, node to value, steps to score, rollout node or None)
+            for (p, n), c in zip(to_roll, comps, strict=True):
+                steps = trees[p].path(n) + common.split_steps(c.text, delim)
+                lp = None if c.cumulative_logprob is None or n.logprob is None else n.logprob + c.cumulative_logprob
+                reason = "eos" if c.finish_reason == "stop" else (c.finish_reason or "unknown")
+                r = trees[p].add(n, c.text, finished=True, finish_reason=reason, logprob=lp,
+                                 tokens=n.tokens + c.generated_tokens, status="rollout")
+                entries.append((p, n, steps, r))
+            entries += [(p, n, trees[p].path(n), None) for p, n in new if n.finished]
+            scores = common.score(scorer, probs, [(p, s) for p, _, s, _ in entries], ledgers)
+            for (p, n, steps, r), s in zip(entries, scores, strict=True):
+                target = r if r is not None else n
+                target.scores = s
+                target.value = common.value_of(s, config.agg, target.logprob, target.tokens)
+                if r is not None:
+                    n.value = r.value
+                    finished[p].append(node_candidate(trees[p], r, steps))
+        else:
+            score_nodes(scorer, probs, trees, new, ledgers, config.agg)
+        for p, n in new:
+            if n.finished:
+                finished[p].append(node_candidate(trees[p], n))
+            v = n.value if n.value is not None else 0.0
+            _backup(trees[p], n, v)
+            if n.finished or n.depth >= config.max_steps:
+                used_up[p].add(n.id)
+        for p, leaf in leaves:
+            _mark_used_up(trees[p], leaf, used_up[p])
+            if created[p] >= config.node_budget or 0 in used_up[p]:
+                stop[p] = True
+        it += 1
+    # principal variation: descend by visits; roll it out when unfinished
+    pairs = []
+    for p in range(P):
+        tree = trees[p]
+        node = tree.root
+        while True:
+            kids = _kids(tree, node)
+            if not kids:
+                break
+            node = max(kids, key=lambda k: (k.visits, _q(k), -k.id))
+        rolled = any(tree.nodes[c].status == "rollout" for c in node.children)
+        if node.parent is not None and not node.finished and not rolled:
+            pairs.append((p, node))
+        elif node.parent is None:  # nothing was expanded (budget 0 or all duplicates)
+            pairs.append((p, node))
+    if pairs:
+        seed = common.call_seed(config, "rollout", "final")
+        for p, r, steps in finish_rollouts(policy, scorer, probs, trees, pairs, ledgers, config, seed, delim):
+            finished[p].append(node_candidate(trees[p], r, steps))
+    for p in range(P):
+        close(p)
+    return results

@@ -1,0 +1,116 @@
+"""Final selection over a problem's candidates: argmax, weighted vote, majority.
+
+Answers are grouped into classes of verifier-equivalent answers: a candidate
+joins the first class whose representative (its first member's answer) the
+verifier judges equal (`verifiers.verify(rep, answer)`), after a cheap exact
+string check. Candidates with no extracted answer belong to no class and get no
+vote.
+
+Rules (ties always go to the class / candidate that appeared first):
+- "argmax": the candidate with the highest value; candidates whose value is None
+  (no scores, e.g. no steps) never win while any candidate has a value. When no
+  candidate has a value, argmax falls back to a majority vote.
+- "weighted_vote": the class with the largest sum of member values (None counts
+  0); its answer wins, represented by its best-valued member.
+- "majority": the class with most members (self-consistency); ties broken by the
+  summed values; represented by its best-valued member.
+When no candidate has an answer, every rule returns the argmax candidate (or the
+first one) with answer None.
+
+Values come from the strategy: `final_agg` of the candidate's per-step scores,
+or, when the run has no scorer (`--reward none`), the policy's confidence
+exp(mean token log-probability); a candidate without a log-probability then has
+value None, so "argmax" falls back to majority and ties go to the first sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from search.types import Candidate
+
+
+def _default_equal(a: str, b: str) -> bool:
+    from verifiers import verify
+
+    return verify(a, b)
+
+
+def answer_classes(
+    answers: Sequence[str | None],
+    equal: Callable[[str, str], bool] | None = None,
+) -> tuple[list[int | None], list[str], int]:
+    """Class index per answer (None for no answer), class representatives, and
+    the number of verifier calls made."""
+    equal = equal or _default_equal
+    reps: list[str] = []
+    labels: list[int | None] = []
+    calls = 0
+    for a in answers:
+        if a is None or not str(a).strip():
+            labels.append(None)
+            continue
+        label = next((k for k, r in enumerate(reps) if r == a), None)
+        if label is None:
+            for k, r in enumerate(reps):
+                calls += 1
+                if equal(r, a):
+                    label = k
+                    break
+        if label is None:
+            reps.append(a)
+            label = len(reps) - 1
+        labels.append(label)
+    return labels, reps, calls
+
+
+def _argmax(candidates: Sequence[Candidate]) -> int | None:
+    best, best_v = None, None
+    for i, c in enumerate(candidates):
+        if c.value is not None and (best_v is None or c.value > best_v):
+            best, best_v = i, c.value
+    return best
+
+
+def select(
+    candidates: Sequence[Candidate],
+    rule: str,
+    *,
+    equal: Callable[[str, str], bool] | None = None,
+) -> tuple[int | None, str | None, list[dict], int]:
+    """(chosen index, chosen answer, vote table, verifier calls) under `rule`."""
+    if rule not in ("argmax", "weighted_vote", "majority"):
+        raise ValueError(f"select rule must be argmax, weighted_vote or majority, got {rule!r}.")
+    if not candidates:
+        return None, None, [], 0
+    labels, reps, calls = answer_classes([c.answer for c in candidates], equal)
+    table = [{"answer": r, "count": 0, "weight": 0.0, "members": []} for r in reps]
+    for i, (c, lab) in enumerate(zip(candidates, labels, strict=True)):
+        if lab is not None:
+            t = table[lab]
+            t["count"] += 1
+            t["weight"] += c.value or 0.0
+            t["members"].append(i)
+
+    def best_member(members: list[int]) -> int:
+        scored = [i for i in members if candidates[i].value is not None]
+        return max(scored, key=lambda i: (candidates[i].value, -i)) if scored else members[0]
+
+    order = list(range(len(table)))  # classes in order of first appearance
+    if rule == "argmax":
+        i = _argmax(candidates)
+        if i is not None:
+            votes = sorted(table, key=lambda t: -t["weight"])
+            return i, candidates[i].answer, votes, calls
+        rule = "majority"  # nothing has a value: documented fallback
+    if not table:
+        i = _argmax(candidates)
+        i = 0 if i is None else i
+        return i, None, [], calls
+    if rule == "weighted_vote":
+        order.sort(key=lambda k: (-table[k]["weight"], -table[k]["count"], k))
+    else:
+        order.sort(key=lambda k: (-table[k]["count"], -table[k]["weight"], k))
+    win = table[order[0]]
+    i = best_member(win["members"])
+    return i, candidates[i].answer, [table[k] for k in order], calls
