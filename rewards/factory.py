@@ -1,0 +1,206 @@
+"""``load_scorer(kind, model=None, **options)``: the one way to build a scorer.
+
+Kinds: ``prm``, ``orm``, ``tinyrm``, ``verifier`` (oracle from gold answers) and
+``none`` (constant). ``model=None`` loads the project's trained default from
+``rewards/defaults/{prm,orm,tinyrm}/`` when it holds weights, and otherwise the
+untrained backbone with a fresh head, with a warning (``scorer.trained`` is False).
+
+Trained scorer directories (the defaults, or what ``cli.py train`` writes) hold::
+
+    card.json                      {"kind", "adapter" (PRM/ORM format name or inline dict),
+                                    "base_model", "trained", "training": {...}, "metrics": {...}}
+    adapter_config.json + adapter_model.safetensors   peft weights (optional)
+    value_head.safetensors         ORM value head (readout "value_head")
+    head.safetensors               TinyRM MLM head weights when not inside the peft adapter
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .base import NoneScorer, Scorer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SCORER_KINDS", "DEFAULTS_DIR", "load_scorer", "load_card"]
+
+SCORER_KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+_DEFAULT_ADAPTER = {"prm": "tts-prm", "orm": "tts-orm"}
+_INIT_SEED = 0  # fresh heads are initialised from this seed, so untrained scores are reproducible
+
+
+def load_card(directory: str | Path) -> dict | None:
+    p = Path(directory) / "card.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: invalid JSON ({e}); fix or delete the file") from None
+
+
+def has_peft(directory: str | Path | None) -> bool:
+    return directory is not None and (Path(directory) / "adapter_config.json").is_file()
+
+
+def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
+    """Build a scorer.
+
+    kind: one of ``SCORER_KINDS``.
+    model: checkpoint directory, hub id (local cache only) or "smollm2-135m"; a
+        directory with a ``card.json`` is a trained scorer. None: the default.
+
+    Options (keyword-only, by kind):
+      prm/orm: ``adapter`` (shipped name, JSON path or AdapterConfig; default: matched by
+        the model's hub id, else "tts-prm"/"tts-orm"), ``peft`` (peft adapter directory),
+        ``device`` ("cpu"), ``dtype`` ("float32"), ``backend`` ("transformers" or "vllm"),
+        ``token_budget`` (8192), ``max_batch_size`` (64), ``cache_size``,
+        ``kv_cache_tokens`` (8192; 0 disables the KV prefix cache).
+      tinyrm: see ``rewards.tinyrm.TinyRMScorer`` (``prefix``, ``tournament``, ``rounds``,
+        ``peft``, ``device``, ``token_budget``, ``max_length``).
+      verifier: ``max_workers``. none: ``value`` (0.5).
+    """
+    if kind not in SCORER_KINDS:
+        raise ValueError(f"unknown scorer kind {kind!r}; valid: {', '.join(SCORER_KINDS)}")
+    if kind == "none":
+        return NoneScorer(**options)
+    if kind == "verifier":
+        from .oracle import VerifierScorer
+
+        return VerifierScorer(**options)
+    if kind == "tinyrm":
+        from .tinyrm import load_tinyrm
+
+        return load_tinyrm(model, **options)
+    return _load_prm_orm(kind, model, **options)
+
+
+def _resolve_model_path(model: str) -> str:
+    from policies.models import resolve_model
+
+    return resolve_model(model)
+
+
+def _load_prm_orm(
+    kind: str,
+    model: str | None,
+    *,
+    adapter=None,
+    peft: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    backend: str = "transformers",
+    **scorer_options,
+) -> Scorer:
+    from .adapters import load_adapter, match_adapter
+
+    directory = None
+    card = None
+    if model is None:
+        directory = DEFAULTS_DIR / kind
+        card = load_card(directory)
+    elif Path(str(model)).is_dir() and load_card(model) is not None:
+        directory = Path(model)
+        card = load_card(directory)
+    if card is not None:
+        if card.get("kind", kind) != kind:
+            raise ValueError(f"{directory}: card.json says kind {card.get('kind')!r}, but {kind!r} was asked for")
+        if adapter is None:
+            adapter = card.get("adapter")
+            if isinstance(adapter, dict):
+                from .adapters import AdapterConfig
+
+                adapter = AdapterConfig.from_dict(adapter, source=f"{directory}/card.json")
+        if peft is None and has_peft(directory):
+            peft = str(directory)
+    if adapter is None:
+        matched = match_adapter(model) if model is not None else None
+        adapter = matched or _DEFAULT_ADAPTER[kind]
+    cfg = load_adapter(adapter)
+    expect = "step" if kind == "prm" else "outcome"
+    if cfg.granularity != expect:
+        raise ValueError(
+            f"adapter {cfg.name!r} has granularity {cfg.granularity!r}, but a {kind} needs {expect!r}; "
+            f"pick a {kind} adapter"
+        )
+    backbone = (card or {}).get("base_model") if (model is None or card is not None) else model
+    backbone = backbone or cfg.base_model
+    if backbone is None:
+        raise ValueError(f"no model given and adapter {cfg.name!r} names no base_model; pass model=...")
+    path = _resolve_model_path(backbone)
+    if backend == "vllm":
+        from .vllm_backend import VLLMScorer
+
+        if peft:
+            raise ValueError("backend 'vllm' does not load peft adapters here; merge the adapter first")
+        return VLLMScorer(path, cfg, **scorer_options)
+    if backend != "transformers":
+        raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
+
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
+
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ValueError(f"dtype must name a torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=cfg.trust_remote_code)
+    fresh: list[str] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_INIT_SEED)
+        if cfg.model_class == "causal_lm":
+            m, info = AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, local_files_only=True, output_loading_info=True
+            )
+        else:
+            hf_cfg = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=cfg.trust_remote_code)
+            if cfg.trust_remote_code and "AutoModel" in (getattr(hf_cfg, "auto_map", None) or {}):
+                # e.g. Qwen2ForProcessRewardModel: the checkpoint brings its own head class
+                m, info = AutoModel.from_pretrained(
+                    path, dtype=torch_dtype, local_files_only=True, trust_remote_code=True, output_loading_info=True
+                )
+            else:
+                m, info = AutoModelForTokenClassification.from_pretrained(
+                    path, num_labels=cfg.num_labels, dtype=torch_dtype, local_files_only=True,
+                    output_loading_info=True,
+                )
+        fresh += list(info.get("missing_keys", []))
+        value_head = None
+        if cfg.readout == "value_head":
+            value_head = torch.nn.Linear(m.config.hidden_size, 1, dtype=torch_dtype)
+            vh = Path(directory or "") / "value_head.safetensors" if directory else None
+            if vh is not None and vh.is_file():
+                from safetensors.torch import load_file
+
+                value_head.load_state_dict(load_file(str(vh)))
+            else:
+                fresh.append("value_head")
+    if peft:
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(m, peft, local_files_only=True).merge_and_unload()
+    m = m.to(device)
+    if value_head is not None:
+        value_head = value_head.to(device).eval()
+    # a label-token readout on a bare LM is "untrained" for this task even though nothing is fresh
+    trained_task = bool(peft) or (card or {}).get("trained", False) or (
+        model is not None and card is None and cfg.base_model is None
+    )
+    trained = trained_task and not fresh
+    if not trained:
+        why = f"freshly initialised: {fresh[:4]}" if fresh else "no trained adapter (rewards/defaults is empty)"
+        log.warning(
+            "%s scorer %r on %s is UNTRAINED (%s); its scores are not meaningful until trained "
+            "(cli.py train --kind %s)", kind, cfg.name, backbone, why, kind,
+        )
+    from .hf import TransformersScorer
+
+    return TransformersScorer(m, tok, cfg, value_head=value_head, trained=trained, **scorer_options)
