@@ -1,0 +1,201 @@
+"""`python cli.py search`: run a search strategy on a dataset.
+
+    python cli.py search --dataset gsm8k --limit 4 --strategy weighted_majority --reward verifier --n 4
+    python cli.py search --strategy beam --reward prm --agg min --n 8 --beam-width 2 --max-steps 6
+    python cli.py search --dataset my.jsonl --problem-field question --answer-field gold --strategy best_of_n
+
+Records go to --out (default runs/<dataset>-<strategy>-<reward>-<agg>-n<N>...-seed<S>.jsonl),
+one line per problem as it finishes; rerunning the same command resumes. Only
+argparse is imported at the top, so `--help` works without vLLM or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from search.config import STRATEGY_NAMES as STRATEGIES  # plain data, no heavy imports
+
+REWARDS = ("prm", "orm", "tinyrm", "verifier", "none")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--strategy", choices=STRATEGIES, default="best_of_n")
+    g.add_argument("--n", type=int, default=4, help="samples (best-of-n, voting), live beams (beam), total leaves (DVTS)")
+    g.add_argument("--beam-width", type=int, default=2, help="M: continuations per expanded beam / node")
+    g.add_argument("--beam-rule", choices=("top_n_over_m", "expand_all"), default="top_n_over_m",
+                   help="beam: N/M best beams get M each (search-and-learn), or every beam gets M and the best N stay")
+    g.add_argument("--max-steps", type=int, default=8, help="step limit of beam/DVTS/MCTS; then a rollout to the end")
+    g.add_argument("--node-budget", type=int, default=32, help="MCTS: nodes per problem")
+    g.add_argument("--c-puct", type=float, default=1.0, help="MCTS exploration constant")
+    g.add_argument("--rollouts", action="store_true", help="MCTS: value new nodes by a rollout to the end")
+    g.add_argument("--agg", default="min", help="aggregator used during search (rewards.aggregators: min, prod, last, mean, ...)")
+    g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
+    g.add_argument("--select", choices=("argmax", "weighted_vote", "majority"), default=None,
+                   help="final selection (default: the strategy's own)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("reward")
+    g.add_argument("--reward", choices=REWARDS, default="none",
+                   help="scorer; 'none' = no scorer (rank by policy confidence), 'verifier' = oracle from golds")
+    g.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="gsm8k", help="gsm8k, math500, gsm8k-train, ... or a JSONL path")
+    g.add_argument("--problem-field", default=None)
+    g.add_argument("--answer-field", default=None)
+    g.add_argument("--data-dir", default=None, help="folder of the shared data (for *-train names)")
+    g.add_argument("--limit", type=int, default=None)
+    g.add_argument("--offset", type=int, default=0)
+    g = p.add_argument_group("policy")
+    g.add_argument("--model", default=None, help="policy model (default: embedded SmolLM2-135M)")
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--max-tokens", type=int, default=384, help="cap on one full solution")
+    g.add_argument("--max-step-tokens", type=int, default=128, help="cap on one step (step-level strategies)")
+    g.add_argument("--prompt-style", default=None, help="gsm8k, math, plain or a template path (default: from the dataset)")
+    g.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="share of device memory (RAM on CPU) for the KV cache")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=None, help="output JSONL (default derived from the config, under runs/)")
+    g.add_argument("--batch-problems", type=int, default=16, help="problems that advance together")
+    g.add_argument("--quiet", action="store_true", help="no per-problem lines")
+
+
+def _config(args):
+    from search.config import SearchConfig
+
+    return SearchConfig(
+        strategy=args.strategy, n=args.n, beam_width=args.beam_width, max_steps=args.max_steps,
+        agg=args.agg, final_agg=args.final_agg, select=args.select, beam_rule=args.beam_rule,
+        node_budget=args.node_budget, c_puct=args.c_puct, rollouts=args.rollouts, seed=args.seed,
+    )
+
+
+def default_out(args, config) -> Path:
+    ds = Path(args.dataset).stem if args.dataset.endswith(".jsonl") else args.dataset
+    parts = [ds, config.strategy, args.reward, config.agg]
+    if config.final_agg != config.agg:
+        parts.append(f"final-{config.final_agg}")
+    parts.append(f"n{config.n}")
+    if config.strategy in ("beam", "dvts", "mcts"):
+        parts.append(f"m{config.beam_width}")
+    if config.strategy == "mcts":
+        parts.append(f"b{config.node_budget}")
+    parts.append(f"seed{config.seed}")
+    return Path("runs") / ("-".join(parts) + ".jsonl")
+
+
+def identity(args, config) -> dict:
+    """What makes a run: a resumed run must match it exactly. Not included:
+    --limit/--offset (a resume may extend the problem range), --out, --batch-problems."""
+    return {
+        "search": config.as_dict(),
+        "policy": {
+            "model": args.model or "smollm2-135m", "temperature": args.temperature, "top_p": args.top_p,
+            "max_tokens": args.max_tokens, "max_step_tokens": args.max_step_tokens,
+            "prompt_style": args.prompt_style,
+        },
+        "reward": {"kind": args.reward, "model": args.scorer_model},
+        "data": {"dataset": args.dataset, "problem_field": args.problem_field, "answer_field": args.answer_field},
+    }
+
+
+def load_scorer(kind: str, model: str | None):
+    """The scorer for --reward (None for 'none': no scorer at all)."""
+    if kind == "none":
+        return None
+    try:
+        from rewards import load_scorer as _load
+    except (ImportError, AttributeError):
+        if kind == "verifier":
+            from rewards.oracle import VerifierScorer
+
+            return VerifierScorer()
+        raise ValueError(f"--reward {kind}: rewards.load_scorer is not available in this build") from None
+    return _load(kind, model=model)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from eval.datasets import load_problems, prompt_style
+    from search.runner import RunFile, run_search
+
+    console = Console(stderr=False, highlight=False)
+    config = _config(args)
+    if args.prompt_style is None:
+        args.prompt_style = prompt_style(args.dataset)
+    ident = identity(args, config)
+    out = Path(args.out) if args.out else default_out(args, config)
+    rf = RunFile(out, ident)
+    rf.load()  # validates a resumed file before anything heavy starts
+    problems = load_problems(
+        args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir,
+        problem_field=args.problem_field, answer_field=args.answer_field,
+    )
+    done = rf.done_ids()
+    todo = [p for p in problems if str(p["id"]) not in done]
+    if len(todo) < len(problems):
+        console.print(f"resuming {out}: {len(problems) - len(todo)} done, {len(todo)} to run")
+    policy = scorer = None
+    if todo:
+        from policies import EngineConfig, SamplingConfig, VLLMPolicy
+
+        policy = VLLMPolicy(
+            args.model,
+            engine=EngineConfig(gpu_memory_utilization=args.gpu_memory_utilization, seed=args.seed),
+            sampling=SamplingConfig(
+                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                max_step_tokens=args.max_step_tokens, seed=args.seed,
+            ),
+            prompt_style=args.prompt_style,
+        )
+        scorer = load_scorer(args.reward, args.scorer_model)
+
+    def show(rec: dict) -> None:
+        if args.quiet:
+            return
+        mark = {True: "[green]correct[/]", False: "[red]wrong[/]", None: ""}[rec["correct"]]
+        led = rec["ledger"]
+        console.print(
+            f"{rec['id']}: chosen {rec['answer']!r} gold {rec['gold']!r} {mark} "
+            f"({len(rec['candidates'])} candidates, {led['generated_tokens']} tokens, {led['wall_s']:.1f}s)"
+        )
+
+    summary = run_search(
+        problems, policy, scorer, config, out=out, identity=ident,
+        batch_problems=args.batch_problems, on_record=show, run_file=rf,
+    )
+    print_summary(console, summary)
+    return 0
+
+
+def print_summary(console, s: dict) -> None:
+    from rich.table import Table
+
+    from search.runner import summary_path
+
+    t = Table(title=f"search: {s['config']['search']['strategy']} on {s['config']['data']['dataset']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    acc = s["accuracy"]
+    tot = s["totals"]
+    rows = [
+        ("problems", f"{s['problems']}"),
+        ("accuracy", "n/a" if acc is None else f"{acc:.3f} ({s['correct']}/{s['graded']})"),
+        ("generated tokens", f"{tot['generated_tokens']:,}"),
+        ("prompt tokens (computed / submitted)", f"{tot['computed_prompt_tokens']:,} / {tot['prompt_tokens']:,}"),
+        ("scorer tokens", f"{tot['scorer_tokens']:,.0f}"),
+        ("verifier calls", f"{tot['verifier_calls']:,}"),
+        ("policy + scorer FLOPs", f"{tot['policy_flops']:.3g} + {tot['scorer_flops']:.3g}"),
+        ("wall time (this invocation)", f"{s['last_invocation']['wall_s']:.1f} s"),
+    ]
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    console.print(f"records: {s['output']}\nsummary: {summary_path(s['output'])}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(print("use: python cli.py search ...") or 2)
