@@ -64,7 +64,7 @@ def part_a(d: Path) -> None:
     print(f"(a) GSM8K label agreement: {agree}/{len(pairs)} = {100 * agree / len(pairs):.2f}% "
           f"(grade_many wall {dt:.2f}s)")
     print("    statuses:", dict(Counter(v.status for v in verdicts)))
-    for v, (i, k, gold, sol, lab) in zip(verdicts, pairs, strict=True):
+    for v, (i, k, gold, _sol, lab) in zip(verdicts, pairs, strict=True):
         if v.correct != lab:
             print(f"    DISAGREE row {i} {k}: gold={gold!r} extracted={v.extracted!r} "
                   f"status={v.status} label={lab}")
@@ -84,7 +84,8 @@ def _rewrite(a: str) -> str:
 def _spaced(a: str) -> str:
     """Same answer with spaces inside brackets: not identical as a string, so it takes the
     symbolic path (parse both sides in the worker and compare)."""
-    return re.sub(r"\s*([{(\[,])\s*", r"\1 ", re.sub(r"\s*([})\]])", r" \1", a))
+    b = re.sub(r"\s*([{(\[,])\s*", r"\1 ", re.sub(r"\s*([})\]])", r" \1", a))
+    return b if normalize(b) != normalize(a) else b + " + 0"  # plain expressions: add + 0
 
 
 def part_b(d: Path) -> None:

@@ -426,3 +426,28 @@ def test_math500_gold_vs_perturbed_is_wrong():
     verdicts = grade_many(golds, preds, extract=False)
     assert len(golds) > 250
     assert not any(v.correct for v in verdicts)
+
+
+# ------------------------------------------------------------------ agreement cross-check
+
+
+def test_agreement_report_with_injected_grader(tmp_path):
+    from verifiers.agreement import agreement_report, main
+
+    f = tmp_path / "pairs.jsonl"
+    rows = [{"gold": "5", "solution": "\\boxed{5}"}, {"answer": "x^2", "prediction": "x*x"},
+            {"gold": "1/2", "pred": "0.5"}, {"gold": "3", "response": "A: 4"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    rep = agreement_report(f, other=lambda g, p: True)
+    assert rep.n == 4 and rep.agree == 3
+    assert [d["line"] for d in rep.disagreements] == [4]
+    assert "disagree: 1" in rep.format()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q"}\n')
+    with pytest.raises(ValueError, match="no gold field"):
+        agreement_report(bad, other=lambda g, p: True)
+    try:
+        import math_verify  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install"):
+            main([str(f)])

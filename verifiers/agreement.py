@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 GOLD_KEYS = ("gold", "answer", "ground_truth", "expected")
 PRED_KEYS = ("prediction", "pred", "solution", "response", "output", "completion")
+FULL_TEXT_KEYS = ("solution", "response", "output", "completion")  # extract_answer first
 
 
 @dataclass
@@ -83,10 +84,10 @@ def math_verify_grader() -> Callable[[str, str], bool | None]:
     return grade_mv
 
 
-def _pick(row: dict, keys: Iterable[str], what: str, path: Path, line: int) -> str:
+def _pick(row: dict, keys: Iterable[str], what: str, path: Path, line: int) -> tuple[str, str]:
     for k in keys:
         if k in row and isinstance(row[k], str):
-            return row[k]
+            return k, row[k]
     raise ValueError(
         f"{path}:{line}: no {what} field; expected one of {', '.join(keys)} (a string)."
     )
@@ -104,20 +105,22 @@ def agreement_report(
     if not path.is_file():
         raise FileNotFoundError(f"verifier-agreement: {path} does not exist; pass a .jsonl file.")
     other = other or math_verify_grader()
-    golds, preds, lines = [], [], []
+    golds, preds, lines, answers = [], [], [], []
     with path.open() as f:
         for i, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             row = json.loads(raw)
-            golds.append(_pick(row, GOLD_KEYS, "gold", path, i))
-            preds.append(_pick(row, PRED_KEYS, "prediction", path, i))
+            golds.append(_pick(row, GOLD_KEYS, "gold", path, i)[1])
+            key, pred = _pick(row, PRED_KEYS, "prediction", path, i)
+            preds.append(pred)
+            answers.append((extract_answer(pred) or "") if key in FULL_TEXT_KEYS else pred)
             lines.append(i)
             if limit is not None and len(golds) >= limit:
                 break
     gold_answers = [extract_answer(g) or g if ("\\boxed" in g or "####" in g) else g
                     for g in golds]
-    ours = grade_many(gold_answers, preds, config=config)
+    ours = grade_many(gold_answers, answers, config=config, extract=False)
     rep = AgreementReport(n=len(ours), agree=0)
     for ln, g, p, v in zip(lines, gold_answers, preds, ours, strict=True):
         theirs = other(g, p)
