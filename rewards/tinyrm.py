@@ -286,7 +286,7 @@ def load_tinyrm(
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from .factory import DEFAULTS_DIR, _INIT_SEED, has_peft, load_card
+    from .factory import _INIT_SEED, DEFAULTS_DIR, has_peft, load_card
 
     directory = DEFAULTS_DIR / "tinyrm" if model is None else (Path(model) if Path(str(model)).is_dir() else None)
     card = load_card(directory) if directory is not None else None
