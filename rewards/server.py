@@ -1,0 +1,388 @@
+"""A scorer behind HTTP, and the client that makes it a local scorer again.
+
+    python cli.py serve-scorer --reward prm --host 127.0.0.1 --port 8100
+    scorer = RemoteScorer("http://127.0.0.1:8100")      # same score(...) as load_scorer()
+    scores = scorer.score(["What is 2 + 3?"], [["2 + 3 = 5.", "The answer is 5."]])
+
+Protocol (JSON, UTF-8):
+
+    POST /score   {"problems": [str, ...], "solutions": [[step, ...], ...], "golds": [str, ...]?,
+                   "references": [str, ...]?}
+                  -> 200 {"scores": [[float, ...], ...], "stats": {<ScorerStats delta of this call>}}
+                  -> 400 {"error": "<what is wrong and how to fix it>"}  malformed request
+                  -> 413 body over --max-body-mb;  500 {"error": ...} the scorer failed
+    GET  /health  -> 200 {"status": "ok"}
+    GET  /info    -> 200 {"kind", "name", "granularity", "num_parameters", "trained",
+                          "needs_golds", "stats": {<cumulative ScorerStats>}}
+
+One problem per candidate, as in `Scorer.score` (repeat a problem for each of its
+candidates). The server answers many clients at once (one thread per connection)
+and runs their score calls one at a time on the one model, so each response's
+`stats` is exactly that call's work; a search already sends all candidates of a
+step in one request, which is the batch the model wants.
+
+Only argparse and the standard library are imported at module top, so `cli.py
+--help` stays cheap; the scorer loads in `run()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger(__name__)
+
+KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
+_FIELDS = ("problems", "solutions", "golds", "references")
+
+
+class BadRequest(ValueError):
+    """A request the server refuses with 400; the message says what to fix."""
+
+
+def parse_request(body: bytes) -> dict:
+    """Validate a /score body; returns {"problems", "solutions", "golds", "references"}.
+
+    Every error names the field, the constraint and what was received.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not UTF-8 text; send JSON") from None
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"request body is not valid JSON ({e.msg} at position {e.pos})") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"request body must be a JSON object with 'problems' and 'solutions', got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        hint = " ('steps' is called 'solutions': one list of step strings per candidate)" if "steps" in unknown else ""
+        raise BadRequest(f"unknown field(s) {unknown}; allowed: {list(_FIELDS)}{hint}")
+    for k in ("problems", "solutions"):
+        if k not in data:
+            raise BadRequest(f"missing field {k!r}; send {{\"problems\": [str], \"solutions\": [[str]]}}")
+    problems, solutions = data["problems"], data["solutions"]
+    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+        raise BadRequest("'problems' must be a list of strings (one per candidate)")
+    if not isinstance(solutions, list):
+        raise BadRequest("'solutions' must be a list of step lists, e.g. [[\"2 + 3 = 5.\", \"The answer is 5.\"]]")
+    for i, s in enumerate(solutions):
+        if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
+            raise BadRequest(f"solutions[{i}] must be a list of step strings, got {json.dumps(s)[:80]}")
+    if len(problems) != len(solutions):
+        raise BadRequest(
+            f"got {len(problems)} problems and {len(solutions)} solutions; send one problem per "
+            "candidate (repeat the problem for each of its candidates)"
+        )
+    out = {"problems": problems, "solutions": solutions}
+    for k in ("golds", "references"):
+        v = data.get(k)
+        if v is not None and (not isinstance(v, list) or len(v) != len(problems)
+                              or not all(isinstance(x, str) for x in v)):
+            raise BadRequest(f"{k!r} must be a list of {len(problems)} strings (one per candidate) or absent")
+        out[k] = v
+    return out
+
+
+class ScorerServer:
+    """Serve one scorer over HTTP (see the module docstring for the protocol).
+
+    Args:
+        scorer: any object with `score(problems, solutions, *, golds=None, references=None)`
+            (a `rewards.Scorer`); `stats`, `describe()` and `needs_golds` are used when present.
+        host: address to bind; 127.0.0.1 (default) keeps it on this machine.
+        port: 0 picks a free port (read `.port` after construction).
+        max_body_mb: larger requests get 413.
+    """
+
+    def __init__(self, scorer, *, host: str = "127.0.0.1", port: int = 8100, max_body_mb: float = 64.0) -> None:
+        self.scorer = scorer
+        self.max_body = int(max_body_mb * 2**20)
+        self._score_lock = threading.Lock()  # one score() at a time on the one model
+        self.requests = 0
+        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd.daemon_threads = True
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def info(self) -> dict:
+        s = self.scorer
+        d = s.describe() if hasattr(s, "describe") else {"kind": getattr(s, "kind", "?")}
+        d["needs_golds"] = bool(getattr(s, "needs_golds", False))
+        d.setdefault("num_parameters", int(getattr(s, "num_parameters", 0) or 0))
+        d.setdefault("granularity", getattr(s, "granularity", "step"))
+        d["stats"] = _stats_dict(s)
+        return d
+
+    def score(self, req: dict) -> dict:
+        kwargs = {}
+        if req["golds"] is not None:
+            kwargs["golds"] = req["golds"]
+        if req["references"] is not None:
+            kwargs["references"] = req["references"]
+        with self._score_lock:
+            before = _stats_dict(self.scorer)
+            scores = self.scorer.score(req["problems"], req["solutions"], **kwargs)
+            after = _stats_dict(self.scorer)
+            self.requests += 1
+        delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
+        return {"scores": [[float(x) for x in s] for s in scores], "stats": delta}
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> ScorerServer:
+        """Serve on a background thread (tests, embedding in another program)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="scorer-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _stats_dict(scorer) -> dict:
+    s = getattr(scorer, "stats", None)
+    if s is None:
+        return {}
+    if hasattr(s, "as_dict"):
+        return dict(s.as_dict())
+    if isinstance(s, dict):
+        return dict(s)
+    return {k: v for k, v in vars(s).items() if not k.startswith("_")}
+
+
+def _make_handler(server: ScorerServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
+
+        def log_message(self, fmt, *args):  # through logging, not stderr
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+        def _send(self, code: int, obj: dict) -> None:
+            body = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path == "/health":
+                return self._send(200, {"status": "ok"})
+            if self.path == "/info":
+                return self._send(200, server.info())
+            self._send(404, {"error": f"no such path {self.path!r}; use POST /score, GET /info or GET /health"})
+
+        def do_POST(self):
+            if self.path != "/score":
+                return self._send(404, {"error": f"no such path {self.path!r}; POST to /score"})
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self.close_connection = True
+                return self._send(411, {"error": "Content-Length header required"})
+            n = int(length)
+            if n > server.max_body:
+                self.close_connection = True
+                return self._send(413, {"error": f"request body of {n} bytes exceeds the server's "
+                                                 f"limit of {server.max_body} bytes; split it into smaller requests"})
+            body = self.rfile.read(n)
+            try:
+                req = parse_request(body)
+            except BadRequest as e:
+                return self._send(400, {"error": str(e)})
+            try:
+                out = server.score(req)
+            except (TypeError, ValueError) as e:  # the scorer's own input checks (e.g. golds required)
+                return self._send(400, {"error": str(e)})
+            except Exception as e:  # a scorer failure: report it, keep serving
+                log.exception("score request failed")
+                return self._send(500, {"error": f"scorer failed: {type(e).__name__}: {e}"})
+            self._send(200, out)
+
+    return Handler
+
+
+# ---- client ------------------------------------------------------------------------
+
+class RemoteScorerError(RuntimeError):
+    """The scorer server could not be reached or failed."""
+
+
+@dataclass
+class RemoteStats:
+    """Counters of this client's calls, summed from the server's per-call deltas
+    (the same names as `rewards.ScorerStats`, so the search ledger reads them)."""
+
+    calls: int = 0
+    candidates: int = 0
+    steps: int = 0
+    forward_passes: int = 0
+    tokens_scored: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    seconds: float = 0.0  # wall time of the HTTP calls, as seen by the client
+    retries: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+class RemoteScorer:
+    """A scorer served by `ScorerServer`, with the `Scorer.score` interface.
+
+    Args:
+        endpoint: "http://127.0.0.1:8100" (the server's base URL).
+        timeout_s: read timeout of one call (scoring a large batch on CPU takes a while).
+        retry_timeout_s: connection errors and 5xx other than a scorer failure are
+            retried with backoff for this long (a server still starting or restarting).
+    """
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 600.0, retry_timeout_s: float = 60.0) -> None:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"scorer endpoint must be an http(s) URL such as http://127.0.0.1:8100, got {endpoint!r}.")
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retry_timeout_s = retry_timeout_s
+        self.stats = RemoteStats()
+        self._info: dict | None = None
+        # no proxies: a scorer on 127.0.0.1 must not be routed through $http_proxy
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    # ---- metadata (fetched once, on first use) ----
+    def info(self, refresh: bool = False) -> dict:
+        if self._info is None or refresh:
+            self._info = self._call("GET", "/info", None)
+        return self._info
+
+    @property
+    def kind(self) -> str:
+        return self.info()["kind"]
+
+    @property
+    def granularity(self) -> str:
+        return self.info().get("granularity", "step")
+
+    @property
+    def needs_golds(self) -> bool:
+        return bool(self.info().get("needs_golds"))
+
+    @property
+    def num_parameters(self) -> int:
+        return int(self.info().get("num_parameters") or 0)
+
+    @property
+    def name(self) -> str:
+        return str(self.info().get("name", self.kind))
+
+    def describe(self) -> dict:
+        d = {k: v for k, v in self.info().items() if k != "stats"}
+        d["endpoint"] = self.endpoint
+        return d
+
+    def score(self, problems, solutions, *, golds=None, references=None) -> list[list[float]]:
+        """Raw per-step (or per-outcome) scores, one list per candidate, as `Scorer.score`."""
+        body = {"problems": list(problems), "solutions": [list(s) for s in solutions]}
+        if golds is not None:
+            body["golds"] = list(golds)
+        if references is not None:
+            body["references"] = list(references)
+        t0 = time.perf_counter()
+        out = self._call("POST", "/score", body)
+        self.stats.seconds += time.perf_counter() - t0
+        scores = out["scores"]
+        if len(scores) != len(body["solutions"]):
+            raise RemoteScorerError(f"server returned {len(scores)} score lists for {len(body['solutions'])} candidates")
+        d = out.get("stats") or {}
+        for k in ("calls", "candidates", "steps", "forward_passes", "tokens_scored", "cache_hits", "cache_misses"):
+            setattr(self.stats, k, getattr(self.stats, k) + int(d.get(k, 0)))
+        for k, v in d.items():
+            if k not in self.stats.__dataclass_fields__ and isinstance(v, int | float) and not math.isnan(v):
+                self.stats.extra[k] = self.stats.extra.get(k, 0) + v
+        return scores
+
+    def _call(self, method: str, path: str, body: dict | None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        deadline = time.monotonic() + self.retry_timeout_s
+        attempt = 0
+        while True:
+            req = urllib.request.Request(self.endpoint + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with self._opener.open(req, timeout=self.timeout_s) as r:
+                    return json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                msg = _error_message(e)
+                if e.code == 400:
+                    raise ValueError(f"scorer server rejected the request: {msg}") from None
+                if e.code < 500 or (e.code == 500 and msg.startswith("scorer failed")):
+                    raise RemoteScorerError(f"{self.endpoint}{path}: HTTP {e.code}: {msg}") from None
+                why = f"HTTP {e.code}: {msg}"
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+                why = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            attempt += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RemoteScorerError(
+                    f"scorer server {self.endpoint} did not answer within {self.retry_timeout_s}s "
+                    f"({attempt} attempts; last: {why}); is `cli.py serve-scorer` running there?"
+                )
+            self.stats.retries += 1
+            delay = min(left, 0.25 * 2 ** min(attempt - 1, 5))
+            log.warning("scorer %s%s failed (%s); retry in %.1fs", self.endpoint, path, why, delay)
+            time.sleep(delay)
+
+    def __repr__(self) -> str:
+        return f"RemoteScorer({self.endpoint!r})"
+
+
+def _error_message(e) -> str:
+    try:
+        return json.loads(e.read()).get("error", "")
+    except Exception:
+        return str(e.reason)
+
+
+# ---- `python cli.py serve-scorer` ----------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reward", choices=KINDS, default="prm", help="scorer kind (as `search --reward`)")
+    p.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 serves other nodes)")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--device", default=None, help="prm/orm/tinyrm: torch device (default: the scorer's own)")
+    p.add_argument("--max-body-mb", type=float, default=64.0, help="larger requests are refused with 413")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rewards import load_scorer
+
+    options = {"device": args.device} if args.device and args.reward in ("prm", "orm", "tinyrm") else {}
+    scorer = load_scorer(args.reward, model=args.scorer_model, **options)
+    srv = ScorerServer(scorer, host=args.host, port=args.port, max_body_mb=args.max_body_mb)
+    print(f"serving {scorer!r} on {srv.url} (POST /score, GET /info, GET /health); Ctrl-C stops", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.httpd.server_close()
+    return 0
