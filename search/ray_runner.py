@@ -1,0 +1,243 @@
+"""Run a search over a Ray cluster: problems sharded over actors, one JSONL.
+
+    from functools import partial
+    make_policy = partial(VLLMPolicy, engine=EngineConfig(seed=0), sampling=SamplingConfig(seed=0))
+    summary = run_search_ray(problems, make_policy, None, config, out="runs/x.jsonl",
+                             num_actors=2, address=None)       # None: a local cluster; "auto" or
+                                                              # "ray://head:10001" / "head:6379": a cluster
+
+Each actor builds its own policy (an in-process vLLM engine, or an `OpenAIPolicy`
+client of a server) and scorer once, from the picklable factories, and runs the
+strategy on chunks of `batch_problems` problems. The driver hands chunks to idle
+actors (a work queue, so fast actors take more), grades nothing itself, and
+appends each chunk's records to the run's JSONL as soon as it comes back, through
+the same `RunFile` as `search.runner.run_search`: the file, its identity check,
+resume and the summary are the same as a one-process run's. Per-request seeds
+depend only on the run seed, the prompt and the sample index, so the records
+(candidates, answers, verdicts) equal a one-process run's; only wall times and
+prefix-cache hits differ.
+
+An actor that dies (node lost, OOM, killed) has its chunk put back in the queue
+for another actor; when none is left alive a fresh one is started. A chunk is
+tried at most `max_attempts` times. An exception raised by the search itself (a
+bug, bad input) is not retried: it would fail the same way elsewhere.
+
+Multi-node: start `ray start --head` on one node and `ray start --address=HEAD:6379`
+on the others, with this repository installed (`pip install -e .`) at the same
+path on every node; then pass address="auto" from a driver on the head node.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from search.config import SearchConfig
+from search.types import Problem, as_problems
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RayNotInstalledError(ImportError):
+    pass
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise RayNotInstalledError(
+            f"--backend ray needs Ray ({e}); install it with `pip install -e '.[ray]'` "
+            "(or `pip install 'ray>=2.40'`)"
+        ) from None
+    return ray
+
+
+class SearchWorker:
+    """The actor body: one policy and one scorer, strategy runs on chunks of problems.
+
+    A plain class (Ray wraps it with `ray.remote` at run time), so it is testable
+    without Ray.
+    """
+
+    def __init__(self, make_policy: Callable, make_scorer: Callable | None, config: SearchConfig, identity: dict):
+        self.policy = make_policy()
+        self.scorer = make_scorer() if make_scorer is not None else None
+        self.config = config
+        self.identity = identity
+        self.pid = os.getpid()
+
+    def run(self, problems: list[Problem], equal=None) -> list[dict]:
+        from search import STRATEGIES, common
+        from search.runner import grade_result, make_record
+
+        delim = common.delimiter(self.policy)
+        records: list[dict] = []
+
+        def finish(res) -> None:
+            grade_result(res, delim)
+            records.append(make_record(res, self.identity, self.config.seed))
+
+        STRATEGIES[self.config.strategy](problems, self.policy, self.scorer, self.config, on_done=finish, equal=equal)
+        return records
+
+    def where(self) -> dict:
+        return {"pid": self.pid}
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, **init_kwargs):
+    """`ray.init` once per process: a new local cluster (address None) or an existing one.
+
+    On a local cluster the workers get this repository on their PYTHONPATH, so the
+    project need not be installed; on a remote cluster it must be installed on every node.
+    """
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray
+    kw = dict(include_dashboard=False, log_to_driver=True, **init_kwargs)
+    if address is None:
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}
+        kw.setdefault("runtime_env", {"env_vars": env})
+        if num_cpus is not None:
+            kw["num_cpus"] = num_cpus
+    else:
+        kw["address"] = address
+    ray.init(**kw)
+    return ray
+
+
+def run_search_ray(
+    problems: Sequence[Problem | dict | str],
+    make_policy: Callable,
+    make_scorer: Callable | None,
+    config: SearchConfig,
+    *,
+    out: str | os.PathLike,
+    identity: dict | None = None,
+    num_actors: int = 2,
+    address: str | None = None,
+    batch_problems: int = 4,
+    actor_options: dict | None = None,
+    max_attempts: int = 3,
+    on_record: Callable[[dict], None] | None = None,
+    equal=None,
+    run_file=None,
+) -> dict:
+    """`run_search` with the problems spread over `num_actors` Ray actors; returns the summary.
+
+    Args:
+        make_policy / make_scorer: picklable zero-argument factories (a class, a
+            functools.partial, a module-level function) run inside each actor;
+            make_scorer None means no scorer.
+        num_actors: actors that run at once.
+        address: None starts (or reuses) a local cluster; else passed to `ray.init`.
+        batch_problems: problems per chunk (a chunk is the unit of streaming and retry).
+        actor_options: `ray.remote` options of each actor, e.g. {"num_cpus": 1} or
+            {"num_gpus": 1} (default {"num_cpus": 1}; on GPU give each engine its GPU).
+        max_attempts: tries per chunk when actors die.
+    """
+    from search.runner import RunFile, summarize, summary_path
+
+    if num_actors < 1:
+        raise ValueError(f"num_actors must be >= 1, got {num_actors}.")
+    if batch_problems < 1:
+        raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
+    identity = identity if identity is not None else {"search": config.as_dict()}
+    rf = run_file or RunFile(out, identity)
+    if run_file is None:
+        rf.load()
+    probs = as_problems(problems)
+    ids = [p.id for p in probs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("problem ids must be unique within a run (resume keys on them)")
+    done = rf.done_ids()
+    todo = [p for p in probs if p.id not in done]
+    t0 = time.perf_counter()
+    stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
+    if todo:
+        ray = connect(address)
+        _drive(ray, todo, make_policy, make_scorer, config, identity, rf, stats,
+               num_actors=num_actors, batch_problems=batch_problems,
+               actor_options=actor_options or {"num_cpus": 1}, max_attempts=max_attempts,
+               on_record=on_record, equal=equal)
+    invocation = {
+        "ran": len(todo),
+        "skipped": len(probs) - len(todo),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "backend": "ray",
+        "actors": num_actors,
+        **stats,
+    }
+    wanted = set(ids)
+    summary = summarize([r for r in rf.records if str(r["id"]) in wanted], identity, last_invocation=invocation)
+    summary["output"] = str(rf.path)
+    sp = summary_path(rf.path)
+    sp.parent.mkdir(parents=True, exist_ok=True)
+    import json
+
+    sp.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _drive(ray, todo, make_policy, make_scorer, config, identity, rf, stats, *,
+           num_actors, batch_problems, actor_options, max_attempts, on_record, equal) -> None:
+    """The driver's loop: give chunks to idle actors, append results, requeue on death."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    worker_cls = ray.remote(max_restarts=0, max_task_retries=0, **actor_options)(SearchWorker)
+    queue = collections.deque(
+        (tuple(todo[i : i + batch_problems]), 1) for i in range(0, len(todo), batch_problems)
+    )
+    stats["chunks"] = len(queue)
+
+    def spawn():
+        stats["actors_started"] += 1
+        return worker_cls.remote(make_policy, make_scorer, config, identity)
+
+    idle = [spawn() for _ in range(min(num_actors, len(queue)))]
+    running: dict = {}  # object ref -> (actor, chunk, attempt)
+    try:
+        while queue or running:
+            while queue and idle:
+                chunk, attempt = queue.popleft()
+                actor = idle.pop()
+                running[actor.run.remote(list(chunk), equal)] = (actor, chunk, attempt)
+            if not running:  # every actor died and none is idle: start one
+                idle.append(spawn())
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1)
+            ref = ready[0]
+            actor, chunk, attempt = running.pop(ref)
+            try:
+                records = ray.get(ref)
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+                stats["dead_actors"] += 1
+                ray.kill(actor, no_restart=True)
+                ids = [p.id for p in chunk]
+                if attempt >= max_attempts:
+                    raise RuntimeError(
+                        f"problems {ids} failed on {attempt} actors (last: {type(e).__name__}); "
+                        "see the Ray logs (/tmp/ray/session_latest/logs) or raise max_attempts"
+                    ) from e
+                log.warning("actor died running %s (%s); retrying them elsewhere (attempt %d)",
+                            ids, type(e).__name__, attempt + 1)
+                stats["retried_chunks"] += 1
+                queue.appendleft((chunk, attempt + 1))
+                if not idle and not running:
+                    idle.append(spawn())
+                continue
+            for rec in records:
+                rf.append(rec)
+                if on_record:
+                    on_record(rec)
+            idle.append(actor)
+    finally:
+        for actor in idle + [a for a, _, _ in running.values()]:
+            ray.kill(actor, no_restart=True)

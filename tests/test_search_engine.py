@@ -1,0 +1,76 @@
+"""Search end to end on the real vLLM CPU engine (embedded SmolLM2-135M).
+
+Few and small: 2 GSM8K problems, n <= 4, <= 48 tokens per step, <= 96 per solution.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from search import SearchConfig, beam, best_of_n
+from search.runner import run_search
+from search.testing import FakeScorer
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def small_policy(engine_policy):
+    from policies import SamplingConfig, VLLMPolicy
+
+    sampling = SamplingConfig(temperature=0.8, max_tokens=96, max_step_tokens=48, seed=1234)
+    return VLLMPolicy(engine=engine_policy.engine_config, sampling=sampling, llm=engine_policy.llm)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    from eval.datasets import load_problems
+
+    return load_problems("gsm8k", limit=2)
+
+
+def test_best_of_n_and_beam_with_no_scorer_and_the_verifier(small_policy, problems, tmp_path):
+    from rewards import load_scorer
+
+    verifier = load_scorer("verifier")
+    for strategy, scorer in (("best_of_n", None), ("beam", verifier)):
+        cfg = SearchConfig(strategy=strategy, n=2, beam_width=1 if strategy == "beam" else 2, max_steps=2, seed=3)
+        out = tmp_path / f"{strategy}.jsonl"
+        s = run_search(problems, small_policy, scorer, cfg, out=out)
+        recs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["id"] for r in recs] and sorted(r["id"] for r in recs) == sorted(p["id"] for p in problems)
+        for r in recs:
+            assert r["candidates"] and r["chosen"] is not None
+            assert r["ledger"]["generated_tokens"] > 0 and r["ledger"]["prompt_tokens"] > 0
+            assert r["ledger"]["policy_flops"] > 0
+            assert all(c["verdict"]["status"] in ("correct", "wrong", "no_answer", "unparsable") for c in r["candidates"])
+        assert s["problems"] == 2 and s["graded"] == 2
+        if strategy == "beam":
+            assert all(r["tree"] for r in recs) and recs[0]["ledger"]["scorer_calls"] >= 1
+
+
+def test_beam_with_a_fake_prm_one_engine_call_per_depth(small_policy, problems):
+    # a stand-in PRM: prefers shorter steps that contain digits
+    def prm(problem, steps):
+        return [min(1.0, 0.2 + 0.1 * sum(ch.isdigit() for ch in s) / (1 + len(s) / 40)) for s in steps]
+
+    sc = FakeScorer(prm)
+    calls0, gen0 = small_policy.usage.calls, small_policy.usage.generated_tokens
+    cfg = SearchConfig(strategy="beam", n=4, beam_width=2, max_steps=3, agg="min", seed=5)
+    res = beam(problems, small_policy, sc, cfg)
+    calls = small_policy.usage.calls - calls0
+    # at most max_steps extend calls plus one rollout, whatever the number of problems
+    assert calls <= cfg.max_steps + 1 and sc.stats.calls == calls
+    assert sum(r.ledger.generated_tokens for r in res) == small_policy.usage.generated_tokens - gen0
+    for r in res:
+        assert r.candidates and all(c.scores for c in r.candidates if c.steps)
+        assert r.ledger.policy_calls <= calls and r.ledger.scorer_tokens > 0
+
+
+def test_seeded_best_of_n_is_reproducible(small_policy, problems):
+    cfg = SearchConfig(n=2, seed=11)
+    a = best_of_n(problems[:1], small_policy, None, cfg)[0]
+    b = best_of_n(problems[:1], small_policy, None, cfg)[0]
+    assert [c.steps for c in a.candidates] == [c.steps for c in b.candidates]
