@@ -1,0 +1,456 @@
+"""Scale-out backends: the OpenAI-compatible policy and the Ray runner.
+
+Layers: the HTTP client against a scripted stdlib server (retries, fail-over,
+errors, the requests it sends), then a real `vllm serve` of the embedded model on
+127.0.0.1 (one per session, ~1 min to start; tests marked `engine`), then Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from policies import SamplingConfig, derive_seed
+from policies.openai_backend import EndpointError, OpenAIPolicy, normalize_endpoint
+
+PROBLEMS = [
+    "Janet has 3 apples and buys 5 more. How many apples does she have?",
+    "A book costs $12. How much do 4 books cost?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- scripted OpenAI server (no engine) -------------------------------------------
+
+class ScriptedServer:
+    """Answers /v1/completions like vLLM: text "ok<seed>", 3 tokens per choice.
+
+    `fail_first` requests get `fail_status` (503 by default) before any succeeds.
+    """
+
+    def __init__(self, fail_first: int = 0, fail_status: int = 503):
+        self.bodies: list[dict] = []
+        self.fail_left = fail_first
+        self.fail_status = fail_status
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, obj):
+                b = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(b)))
+                self.end_headers()
+                self.wfile.write(b)
+
+            def do_GET(self):
+                self._send(200, {"data": [{"id": "scripted-model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    if outer.fail_left > 0:
+                        outer.fail_left -= 1
+                        return self._send(outer.fail_status, {"error": "scripted failure"})
+                    outer.bodies.append(body)
+                n = body["n"]
+                choices = [
+                    {"index": j, "text": f"ok{body.get('seed')}.{j}", "finish_reason": "stop", "stop_reason": None,
+                     "logprobs": {"token_logprobs": [-0.5, -0.25, -0.25]}}
+                    for j in range(n)
+                ]
+                usage = {"prompt_tokens": 40, "completion_tokens": 3 * n,
+                         "prompt_tokens_details": {"cached_tokens": 32}}
+                self._send(200, {"choices": choices, "usage": usage})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(**kw):
+        s = ScriptedServer(**kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_normalize_endpoint():
+    assert normalize_endpoint("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
+    assert normalize_endpoint("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    with pytest.raises(ValueError, match="http"):
+        normalize_endpoint("127.0.0.1:8000")
+    with pytest.raises(ValueError, match="endpoints"):
+        OpenAIPolicy(endpoints=[])
+
+
+def test_seeded_requests_match_the_in_process_policy(scripted):
+    srv = scripted()
+    pol = OpenAIPolicy(endpoints=srv.url, sampling=SamplingConfig(seed=5, max_tokens=17), concurrency=1)
+    out = pol.sample(PROBLEMS, n=3)
+    # one single-sample request per (prompt, j) with VLLMPolicy's derived seed, prompt chat-formatted
+    prompts = [pol.format_prompt(p) for p in PROBLEMS]
+    assert prompts[0].startswith("<|im_start|>") and PROBLEMS[0] in prompts[0]
+    sent = sorted((b["prompt"], b["seed"]) for b in srv.bodies)
+    want = sorted((p, derive_seed(5, "sample", p, j)) for p in prompts for j in range(3))
+    assert sent == want
+    assert all(b["n"] == 1 and b["max_tokens"] == 17 and b["logprobs"] == 0 and "stop" not in b for b in srv.bodies)
+    # requests of one prompt are issued together (prefix-cache friendly order)
+    order = [b["prompt"] for b in srv.bodies]
+    assert order == sorted(order, key=order.index) and len({*order}) == 2
+    # results in sample-index order, token accounting from the usage fields
+    assert [c.text for c in out[0]] == [f"ok{derive_seed(5, 'sample', prompts[0], j)}.0" for j in range(3)]
+    c = out[1][0]
+    assert (c.generated_tokens, c.prompt_tokens, c.cached_tokens, c.cumulative_logprob) == (3, 40, 32, -1.0)
+    assert pol.usage.as_dict()["generated_tokens"] == 18 and pol.usage.prompt_tokens == 6 * 40
+    # extend sends the step delimiter as stop; unseeded requests carry n
+    pol.extend(PROBLEMS[:1], [["step one"]], k=4, seed=None)
+    b = srv.bodies[-1]
+    assert b["stop"] == ["\n\n"] and b["n"] == 1  # the policy's sampling seed (5) still applies
+    pol.sampling = SamplingConfig(seed=None)
+    out = pol.extend(PROBLEMS[:1], [["step one"]], k=4)
+    b = srv.bodies[-1]
+    assert b["n"] == 4 and "seed" not in b and b["prompt"].endswith("step one\n\n")
+    assert [c.prompt_tokens for c in out[0]] == [40, 0, 0, 0]  # prompt work counted once per request
+    pol.close()
+
+
+def test_retries_5xx_and_dead_endpoints_then_counts_once(scripted):
+    srv = scripted(fail_first=3)
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    pol = OpenAIPolicy(endpoints=[dead, srv.url], sampling=SamplingConfig(seed=1), served_model="m",
+                       max_backoff_s=0.05)
+    out = pol.sample(PROBLEMS, n=2)
+    assert [len(c) for c in out] == [2, 2]
+    assert pol.usage.extra["retries"] >= 3
+    assert pol.usage.requests == 2 and pol.usage.generated_tokens == 4 * 3  # failures never counted
+    assert pol.usage.extra["endpoint_requests"][srv.url] == 4
+    assert pol.usage.extra["endpoint_requests"][dead] == 0
+    pol.close()
+
+
+def test_client_errors_fail_fast_and_budget_is_bounded(scripted):
+    srv = scripted(fail_first=100, fail_status=400)
+    pol = OpenAIPolicy(endpoints=srv.url, served_model="m")
+    t = time.monotonic()
+    with pytest.raises(ValueError, match="400.*scripted failure"):
+        pol.sample(PROBLEMS[:1], n=1)
+    assert time.monotonic() - t < 5 and pol.usage.extra["retries"] == 0
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    pol2 = OpenAIPolicy(endpoints=dead, served_model="m", retry_timeout_s=1.0, max_backoff_s=0.1)
+    with pytest.raises(EndpointError, match="retry_timeout_s=1.0"):
+        pol2.sample(PROBLEMS[:1], n=1)
+    pol.close()
+    pol2.close()
+
+
+def test_endpoints_share_problems_and_keep_each_problem_on_one(scripted):
+    a, b = scripted(), scripted()
+    pol = OpenAIPolicy(endpoints=[a.url, b.url], sampling=SamplingConfig(seed=2), served_model="m")
+    probs = [f"What is {i} + {i}?" for i in range(6)]
+    pol.sample(probs, n=2)
+    pol.extend(probs, [["First step."]] * 6, k=2)
+    seen = {}
+    for name, srv in (("a", a), ("b", b)):
+        for body in srv.bodies:
+            key = next(p for p in probs if p in body["prompt"])
+            seen.setdefault(key, set()).add(name)
+    assert all(len(v) == 1 for v in seen.values())  # a problem's prefix lives on one server
+    assert len(a.bodies) == len(b.bodies) == 12
+    pol.close()
+
+
+# ---- a real `vllm serve` -----------------------------------------------------------
+
+class VLLMServer:
+    """`vllm serve` of the embedded model in a subprocess on a free 127.0.0.1 port."""
+
+    def __init__(self, log_path: Path):
+        from policies import resolve_model
+
+        self.model = resolve_model(None)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout_s: float = 600) -> None:
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--kv-cache-memory-bytes", str(512 * 2**20), "--max-model-len", "2048", "--max-num-seqs", "64",
+            "--enable-prefix-caching", "--enable-prompt-tokens-details", "--enforce-eager", "--seed", "0",
+        ]
+        log = open(self.log_path, "ab")
+        log.write(f"\n=== start {self.starts}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.starts += 1
+        t = time.monotonic()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while time.monotonic() - t < timeout_s:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"vllm serve exited with {self.proc.returncode}; log tail:\n{tail}")
+            try:
+                with opener.open(self.url + "/models", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(1)
+        self.kill()
+        raise RuntimeError(f"vllm serve not ready after {timeout_s}s; log: {self.log_path}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=60)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    pytest.importorskip("vllm", reason="vLLM is not installed: the server tests need `vllm serve`")
+    pytest.importorskip("httpx", reason="the openai backend needs httpx")
+    srv = VLLMServer(tmp_path_factory.mktemp("vllm-serve") / "server.log")
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def _server_policy(srv, **kw):
+    sampling = kw.pop("sampling", SamplingConfig(temperature=0.8, max_tokens=160, seed=1234))
+    return OpenAIPolicy(endpoints=srv.url, sampling=sampling, **kw)
+
+
+@pytest.mark.engine
+def test_server_and_in_process_give_the_same_form(vllm_server, engine_policy):
+    pol = _server_policy(vllm_server)
+    a = pol.sample(PROBLEMS, n=3, max_tokens=48, seed=7)
+    b = engine_policy.sample(PROBLEMS, n=3, max_tokens=48, seed=7)
+    assert [len(x) for x in a] == [len(x) for x in b] == [3, 3]
+    for ra, rb in zip(a, b, strict=True):
+        for ca, cb in zip(ra, rb, strict=True):
+            assert type(ca) is type(cb)
+            assert ca.prompt_tokens == cb.prompt_tokens > 20  # same chat-formatted prompt, same tokens
+            assert 0 < ca.generated_tokens <= 48 and ca.finish_reason in ("stop", "length")
+            assert ca.cumulative_logprob is not None and ca.cumulative_logprob <= 0
+            assert 0 <= ca.cached_tokens <= ca.prompt_tokens
+    steps = [["Janet starts with 3 apples. She buys 5 more apples at the store, so we need "
+              "to add the two amounts together to find the total number of apples she has now."] * 3] * 2
+    first = pol.extend(PROBLEMS, steps, k=2, max_tokens=40)
+    for comps in first:
+        for c in comps:
+            assert "\n\n" not in c.text and c.finish_reason in ("stop", "length")
+            if c.finish_reason == "stop":
+                assert c.stop_reason == "\n\n" or c.hit_eos
+    again = pol.extend(PROBLEMS, steps, k=1, max_tokens=8)
+    assert all(c[0].cached_tokens > 0 for c in again)  # prefix cache reported by the server
+    # the ledger is the sum of the completions it returned
+    u = pol.usage
+    every = [c for call in (a, first, again) for comps in call for c in comps]
+    assert u.calls == 3 and u.requests == 2 + 2 + 2
+    assert u.generated_tokens == sum(c.generated_tokens for c in every)
+    assert u.prompt_tokens == sum(c.prompt_tokens for c in every)
+    assert u.cached_tokens == sum(c.cached_tokens for c in every) > 0
+    assert pol.num_parameters == engine_policy.num_parameters
+    pol.close()
+
+
+@pytest.mark.engine
+def test_best_of_n_and_beam_through_the_server(vllm_server, engine_policy):
+    from search import beam, best_of_n
+    from search.config import SearchConfig
+    from search.ledger import Ledger
+    from search.testing import FakeScorer
+
+    pol = _server_policy(vllm_server, sampling=SamplingConfig(max_tokens=96, max_step_tokens=48, seed=3))
+    probs = [{"id": str(i), "problem": p, "answer": a} for i, (p, a) in enumerate(zip(PROBLEMS, ["8", "48"], strict=True))]
+    for strategy, fn in (("best_of_n", best_of_n), ("beam", beam)):
+        cfg = SearchConfig(strategy=strategy, n=4, beam_width=2, max_steps=2, seed=0)
+        before = pol.usage.as_dict()
+        res = fn(probs, pol, FakeScorer(), cfg)
+        ref = fn(probs, engine_policy, FakeScorer(), cfg)
+        assert [len(r.candidates) for r in res] == [len(r.candidates) for r in ref]
+        for r in res:
+            assert r.chosen is not None and all(c.scores is not None for c in r.candidates)
+            assert r.ledger.policy_params == engine_policy.num_parameters
+        total = Ledger()
+        for r in res:
+            total.add(r.ledger)
+        after = pol.usage.as_dict()
+        for k in ("generated_tokens", "prompt_tokens", "cached_tokens"):
+            assert getattr(total, k) == after[k] - before[k], (strategy, k)
+        if strategy == "best_of_n":  # same prompts, so the same prompt token counts
+            assert [r.ledger.prompt_tokens for r in res] == [r.ledger.prompt_tokens for r in ref]
+    pol.close()
+
+
+def _strip(rec: dict) -> dict:
+    """A record without what legitimately differs between runs (times, cache hits)."""
+    r = {k: v for k, v in rec.items() if k != "ledger"}
+    led = rec["ledger"]
+    r["tokens"] = (led["generated_tokens"], led["prompt_tokens"], led["policy_requests"])
+    return r
+
+
+@pytest.mark.engine
+def test_server_killed_mid_run_then_restarted_loses_and_duplicates_nothing(vllm_server, tmp_path):
+    from search.config import SearchConfig
+    from search.runner import run_search
+
+    probs = [{"id": f"p{i}", "problem": f"Tom has {i + 2} pens and gets {i + 3} more. How many pens?",
+              "answer": str(2 * i + 5)} for i in range(3)]
+    cfg = SearchConfig(strategy="best_of_n", n=2, seed=0)
+    sampling = SamplingConfig(max_tokens=64, seed=0)
+    ref = run_search(probs, _server_policy(vllm_server, sampling=sampling), None, cfg,
+                     out=tmp_path / "ref.jsonl", batch_problems=1)
+    assert ref["problems"] == 3
+
+    out = tmp_path / "run.jsonl"
+    written = []
+
+    def kill_after_first(rec):
+        written.append(rec["id"])
+        if len(written) == 1:
+            vllm_server.kill()  # mid-run: one problem done, two to go
+
+    impatient = _server_policy(vllm_server, sampling=sampling, retry_timeout_s=2.0, max_backoff_s=0.2)
+    with pytest.raises(EndpointError):
+        run_search(probs, impatient, None, cfg, out=out, batch_problems=1, on_record=kill_after_first)
+    assert written == ["p0"] and len(out.read_text().splitlines()) == 1
+    first_line = out.read_text()
+
+    # Restart the server while a patient policy is already retrying against it.
+    restarter = threading.Thread(target=vllm_server.start)
+    restarter.start()
+    patient = _server_policy(vllm_server, sampling=sampling, retry_timeout_s=600, max_backoff_s=2.0)
+    summary = run_search(probs, patient, None, cfg, out=out, batch_problems=1)
+    restarter.join()
+    assert patient.usage.extra["retries"] > 0  # it really waited for the restart
+    lines = out.read_text().splitlines()
+    assert out.read_text().startswith(first_line)  # what was written stays
+    ids = [json.loads(x)["id"] for x in lines]
+    assert sorted(ids) == ["p0", "p1", "p2"]  # nothing lost, nothing twice
+    assert summary["problems"] == 3 and summary["last_invocation"]["ran"] == 2
+    got = {r["id"]: _strip(r) for r in map(json.loads, lines)}
+    want = {r["id"]: _strip(r) for r in map(json.loads, (tmp_path / "ref.jsonl").read_text().splitlines())}
+    assert got == want  # seeded: the retried requests give what an uninterrupted run gives
+
+
+# ---- Ray -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray>=2.40'")
+    from search.ray_runner import connect
+
+    connect(None, num_cpus=4, object_store_memory=200 * 2**20)
+    # the dying policy below lives in this test module: ship it to the workers by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
+
+
+class DyingPolicy:
+    """FakePolicy whose first use anywhere kills its process (marker file), like a lost node."""
+
+    def __init__(self, marker: str):
+        from search.testing import FakePolicy
+
+        self.inner = FakePolicy()
+        self.sampling = self.inner.sampling
+        self.marker = marker
+
+    def sample(self, *a, **kw):
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner.sample(*a, **kw)
+
+    def extend(self, *a, **kw):
+        return self.inner.extend(*a, **kw)
+
+
+@pytest.mark.slow
+def test_ray_dead_actor_problems_are_retried_elsewhere(ray_cluster, tmp_path):
+    from functools import partial
+
+    from search.config import SearchConfig
+    from search.ray_runner import run_search_ray
+    from search.runner import run_search
+    from search.testing import FakePolicy, FakeScorer
+
+    probs = [{"id": f"q{i}", "problem": f"problem {i}", "answer": str(i % 2)} for i in range(6)]
+    cfg = SearchConfig(strategy="best_of_n", n=3, seed=0)
+    marker = str(tmp_path / "died")
+    s = run_search_ray(probs, partial(DyingPolicy, marker), FakeScorer, cfg, out=tmp_path / "ray.jsonl",
+                       num_actors=2, batch_problems=2, actor_options={"num_cpus": 1})
+    assert os.path.exists(marker)  # one actor did die
+    inv = s["last_invocation"]
+    assert inv["dead_actors"] == 1 and inv["retried_chunks"] == 1 and inv["ran"] == 6
+    lines = (tmp_path / "ray.jsonl").read_text().splitlines()
+    ids = [json.loads(x)["id"] for x in lines]
+    assert sorted(ids) == [f"q{i}" for i in range(6)]  # all there, once each
+    run_search(probs, FakePolicy(), FakeScorer(), cfg, out=tmp_path / "one.jsonl")
+    one = {r["id"]: _strip(r) for r in map(json.loads, (tmp_path / "one.jsonl").read_text().splitlines())}
+    assert {r["id"]: _strip(r) for r in map(json.loads, lines)} == one
+    # resume: nothing left to do, no actor started
+    s2 = run_search_ray(probs, partial(DyingPolicy, marker), FakeScorer, cfg, out=tmp_path / "ray.jsonl")
+    assert s2["last_invocation"]["ran"] == 0 and s2["last_invocation"]["actors_started"] == 0
+
+
+@pytest.mark.engine
+def test_ray_two_actors_give_the_records_of_one_process(ray_cluster, vllm_server, tmp_path):
+    from functools import partial
+
+    from search.config import SearchConfig
+    from search.ray_runner import run_search_ray
+    from search.runner import run_search
+
+    probs = [{"id": f"r{i}", "problem": f"Sam reads {i + 4} pages a day. How many pages in {i + 2} days?",
+              "answer": str((i + 4) * (i + 2))} for i in range(4)]
+    cfg = SearchConfig(strategy="best_of_n", n=2, seed=0)
+    sampling = SamplingConfig(max_tokens=64, seed=0)
+    make = partial(OpenAIPolicy, endpoints=vllm_server.url, sampling=sampling)
+    s = run_search_ray(probs, make, None, cfg, out=tmp_path / "ray.jsonl", num_actors=2,
+                       batch_problems=2, actor_options={"num_cpus": 1})
+    assert s["problems"] == 4 and s["last_invocation"]["actors_started"] == 2
+    run_search(probs, make(), None, cfg, out=tmp_path / "one.jsonl", batch_problems=2)
+    read = lambda p: {r["id"]: _strip(r) for r in map(json.loads, p.read_text().splitlines())}  # noqa: E731
+    assert read(tmp_path / "ray.jsonl") == read(tmp_path / "one.jsonl")
