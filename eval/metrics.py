@@ -1,0 +1,172 @@
+"""Pure metric functions for replayed search records (no I/O, no models).
+
+Per problem, a pool of m candidates each has an answer class (verifier-equivalent
+answers share one; see `search.select.answer_classes`), a correctness flag (the
+runner's verdict against the gold) and a value per aggregator (`search.common.value_of`:
+`agg(step scores)`, the policy confidence when the run had no scorer, None when
+the scorer gave no scores). From those:
+
+- ``select_correct``: is the candidate chosen by rule "argmax" (RM@n),
+  "weighted_vote" (weighted@n) or "majority" (maj@n) correct? The choice is made
+  by `search.select.select` itself, on class labels, so ties and fallbacks are
+  exactly the search's.
+- ``expected_at_k``: the mean of that over size-k subsets of the pool (all of
+  them when there are at most `max_subsets`, else `max_subsets` seeded random
+  ones): accuracy-vs-n curves from one run.
+- ``pass_at_k``: the unbiased estimator 1 - C(m-c, k) / C(m, k) (any of k correct).
+- ``bootstrap_ci`` / ``paired_bootstrap``: percentile intervals over problems
+  from a seeded numpy Generator; the same seed resamples the same problems in
+  every cell, so cells compare paired.
+- ``mean_sd``: mean and sample standard deviation over seeded runs.
+
+Empty pools choose nothing and count as wrong; problems without a gold answer
+are left out of every accuracy by the caller (they have no correctness).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+
+from search.common import value_of
+from search.select import answer_classes, select
+from search.types import Candidate
+
+RULES = ("argmax", "weighted_vote", "majority")
+# report names of the selection rules (the literature's)
+RULE_LABELS = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n"}
+
+
+def candidate_values(cands: Sequence[dict], agg: str) -> list[float | None]:
+    """Value of each candidate record under `agg`, exactly as the search computes it."""
+    return [
+        value_of(c.get("scores"), agg, c.get("logprob"), int(c.get("generated_tokens") or 0))
+        for c in cands
+    ]
+
+
+def answer_labels(answers: Sequence[str | None], equal=None) -> list[int | None]:
+    """Class index per answer (None: no answer), by the search's own grouping rule."""
+    labels, _reps, _calls = answer_classes(answers, equal)
+    return labels
+
+
+def select_index(
+    values: Sequence[float | None],
+    labels: Sequence[int | None],
+    rule: str,
+    subset: Sequence[int] | None = None,
+) -> int | None:
+    """Index (into the full pool) that `search.select.select` picks among `subset`.
+
+    `subset` keeps pool order (ties go to the earlier candidate, as in a run that
+    had sampled only those). Labels stand in for answers, compared by string
+    equality, so the answer classes are the precomputed ones.
+    """
+    idx = list(range(len(values))) if subset is None else list(subset)
+    if not idx:
+        return None
+    cands = [
+        Candidate(steps=[], value=values[i], answer=None if labels[i] is None else f"c{labels[i]}")
+        for i in idx
+    ]
+    chosen, _answer, _votes, _calls = select(cands, rule, equal=operator.eq)
+    return None if chosen is None else idx[chosen]
+
+
+def select_correct(
+    correct: Sequence[bool],
+    values: Sequence[float | None],
+    labels: Sequence[int | None],
+    rule: str,
+    subset: Sequence[int] | None = None,
+) -> float:
+    """1.0 if the chosen candidate is correct, else 0.0 (nothing chosen: 0.0)."""
+    i = select_index(values, labels, rule, subset)
+    return 0.0 if i is None else float(bool(correct[i]))
+
+
+def subsets(m: int, k: int, max_subsets: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Size-k subsets of range(m), each sorted (pool order): every one when there
+    are at most `max_subsets`, else `max_subsets` random ones from `rng`. k > m
+    gives the whole pool once; m == 0 gives one empty subset."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}.")
+    if m == 0:
+        return [()]
+    if k >= m:
+        return [tuple(range(m))]
+    if math.comb(m, k) <= max_subsets:
+        return list(combinations(range(m), k))
+    return [tuple(sorted(rng.choice(m, size=k, replace=False).tolist())) for _ in range(max_subsets)]
+
+
+def expected_at_k(
+    correct: Sequence[bool],
+    values: Sequence[float | None],
+    labels: Sequence[int | None],
+    rule: str,
+    subs: Sequence[Sequence[int]],
+) -> float:
+    """Mean of `select_correct` over the given subsets."""
+    if not subs:
+        return 0.0
+    return sum(select_correct(correct, values, labels, rule, s) for s in subs) / len(subs)
+
+
+def pass_at_k(m: int, c: int, k: int) -> float:
+    """P(at least one of k candidates drawn without replacement from m, c correct, is
+    correct) = 1 - C(m-c, k) / C(m, k); k >= m gives 1 if c > 0. m == 0 gives 0."""
+    if m == 0 or c == 0:
+        return 0.0
+    if k >= m:
+        return 1.0
+    return 1.0 - math.comb(m - c, k) / math.comb(m, k)
+
+
+def k_values(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself."""
+    if n < 1:
+        return []
+    ks = [1]
+    while ks[-1] * 2 <= n:
+        ks.append(ks[-1] * 2)
+    if ks[-1] != n:
+        ks.append(n)
+    return ks
+
+
+def bootstrap_ci(
+    x: Sequence[float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `x` (resampling problems).
+    Empty input gives (nan, nan)."""
+    a = np.asarray(x, dtype=float)
+    if a.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
+
+
+def paired_bootstrap(
+    x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Interval of mean(x - y) over the same resampled problems (x, y aligned)."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_bootstrap needs aligned arrays, got {a.shape} and {b.shape}.")
+    return bootstrap_ci(a - b, n_boot=n_boot, level=level, seed=seed)
+
+
+def mean_sd(xs: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; nan for fewer than two values)."""
+    a = np.asarray(xs, dtype=float)
+    if a.size == 0:
+        return (math.nan, math.nan)
+    return (float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan)
