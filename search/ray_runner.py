@@ -6,7 +6,8 @@
                              num_actors=2, address=None)       # None: a local cluster; "auto" or
                                                               # "ray://head:10001" / "head:6379": a cluster
 
-Each actor builds its own policy (an in-process vLLM engine, or an `OpenAIPolicy`
+`SearchPool` keeps the actors (and their engines) alive across runs, e.g. for a
+sweep. Each actor builds its own policy (an in-process vLLM engine, or an `OpenAIPolicy`
 client of a server) and scorer once, from the picklable factories, and runs the
 strategy on chunks of `batch_problems` problems. The driver hands chunks to idle
 actors (a work queue, so fast actors take more), grades nothing itself, and
@@ -17,9 +18,9 @@ depend only on the run seed, the prompt and the sample index, so the records
 (candidates, answers, verdicts) equal a one-process run's; only wall times and
 prefix-cache hits differ.
 
-An actor that dies (node lost, OOM, killed) has its chunk put back in the queue
-for another actor; when none is left alive a fresh one is started. A chunk is
-tried at most `max_attempts` times. An exception raised by the search itself (a
+An actor that dies (node lost, OOM, killed) has its chunk put back at the front
+of the queue, for the next idle actor, and is replaced by a fresh one built from
+the same factories. A chunk is tried at most `max_attempts` times. An exception raised by the search itself (a
 bug, bad input) is not retried: it would fail the same way elsewhere.
 
 Multi-node: start `ray start --head` on one node and `ray start --address=HEAD:6379`
@@ -59,20 +60,19 @@ def _import_ray():
 
 
 class SearchWorker:
-    """The actor body: one policy and one scorer, strategy runs on chunks of problems.
+    """The actor body: one policy and one scorer; runs a strategy on chunks of problems.
 
     A plain class (Ray wraps it with `ray.remote` at run time), so it is testable
-    without Ray.
+    without Ray. The config comes with each chunk, so one pool of workers (engines
+    loaded once) serves many runs, e.g. a sweep.
     """
 
-    def __init__(self, make_policy: Callable, make_scorer: Callable | None, config: SearchConfig, identity: dict):
+    def __init__(self, make_policy: Callable, make_scorer: Callable | None = None):
         self.policy = make_policy()
         self.scorer = make_scorer() if make_scorer is not None else None
-        self.config = config
-        self.identity = identity
         self.pid = os.getpid()
 
-    def run(self, problems: list[Problem], equal=None) -> list[dict]:
+    def run(self, problems: list[Problem], config: SearchConfig, identity: dict, equal=None) -> list[dict]:
         from search import STRATEGIES, common
         from search.runner import grade_result, make_record
 
@@ -81,13 +81,71 @@ class SearchWorker:
 
         def finish(res) -> None:
             grade_result(res, delim)
-            records.append(make_record(res, self.identity, self.config.seed))
+            records.append(make_record(res, identity, config.seed))
 
-        STRATEGIES[self.config.strategy](problems, self.policy, self.scorer, self.config, on_done=finish, equal=equal)
+        STRATEGIES[config.strategy](problems, self.policy, self.scorer, config, on_done=finish, equal=equal)
         return records
 
-    def where(self) -> dict:
-        return {"pid": self.pid}
+    def warm(self, max_tokens: int = 4) -> int:
+        """One tiny generation (engine start-up and compilation done); returns the pid."""
+        self.policy.sample(["What is 1 + 1?"], 1, max_tokens=max_tokens, seed=0)
+        return self.pid
+
+
+class SearchPool:
+    """Ray actors that each own a policy (an engine or an endpoint client) and a scorer.
+
+        pool = SearchPool(make_policy, make_scorer, num_actors=2)
+        pool.warm()                                   # optional: start every engine now
+        run_search_ray(problems, None, None, config, out=..., pool=pool)   # as often as wanted
+        pool.close()
+
+    Args:
+        make_policy / make_scorer: picklable zero-argument factories (a class, a
+            functools.partial, a module-level function) run inside each actor;
+            make_scorer None means no scorer.
+        num_actors: actors that run at once.
+        address: None starts (or reuses) a local cluster; else passed to `ray.init`.
+        actor_options: `ray.remote` options of each actor, e.g. {"num_cpus": 1} or
+            {"num_gpus": 1} (default {"num_cpus": 1}; on GPU give each engine its GPU).
+    """
+
+    def __init__(self, make_policy: Callable, make_scorer: Callable | None = None, *, num_actors: int = 2,
+                 address: str | None = None, actor_options: dict | None = None) -> None:
+        if num_actors < 1:
+            raise ValueError(f"num_actors must be >= 1, got {num_actors}.")
+        self.ray = connect(address)
+        self.make_policy, self.make_scorer = make_policy, make_scorer
+        self.num_actors = num_actors
+        self._cls = self.ray.remote(max_restarts=0, max_task_retries=0,
+                                    **(actor_options or {"num_cpus": 1}))(SearchWorker)
+        self.started = 0
+        self.actors = [self.spawn() for _ in range(num_actors)]
+
+    def spawn(self):
+        self.started += 1
+        return self._cls.remote(self.make_policy, self.make_scorer)
+
+    def replace(self, actor):
+        """Kill a (dead) actor and put a fresh one in its place."""
+        self.ray.kill(actor, no_restart=True)
+        i = self.actors.index(actor)
+        self.actors[i] = self.spawn()
+        return self.actors[i]
+
+    def warm(self) -> list[int]:
+        return self.ray.get([a.warm.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a, no_restart=True)
+        self.actors = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, **init_kwargs):
@@ -113,7 +171,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, **init_k
 
 def run_search_ray(
     problems: Sequence[Problem | dict | str],
-    make_policy: Callable,
+    make_policy: Callable | None,
     make_scorer: Callable | None,
     config: SearchConfig,
     *,
@@ -127,28 +185,26 @@ def run_search_ray(
     on_record: Callable[[dict], None] | None = None,
     equal=None,
     run_file=None,
+    pool: SearchPool | None = None,
 ) -> dict:
-    """`run_search` with the problems spread over `num_actors` Ray actors; returns the summary.
+    """`run_search` with the problems spread over Ray actors; returns the summary.
 
-    Args:
-        make_policy / make_scorer: picklable zero-argument factories (a class, a
-            functools.partial, a module-level function) run inside each actor;
-            make_scorer None means no scorer.
-        num_actors: actors that run at once.
-        address: None starts (or reuses) a local cluster; else passed to `ray.init`.
-        batch_problems: problems per chunk (a chunk is the unit of streaming and retry).
-        actor_options: `ray.remote` options of each actor, e.g. {"num_cpus": 1} or
-            {"num_gpus": 1} (default {"num_cpus": 1}; on GPU give each engine its GPU).
-        max_attempts: tries per chunk when actors die.
+    Either `pool` (a `SearchPool`, kept open afterwards) or `make_policy` /
+    `make_scorer` / `num_actors` / `address` / `actor_options` (see `SearchPool`;
+    a pool is built for this run and closed after it).
+    batch_problems: problems per chunk (the unit of streaming and of retry).
+    max_attempts: tries per chunk when actors die.
     """
+    import json
+
     from search.runner import RunFile, summarize, summary_path
 
-    if num_actors < 1:
-        raise ValueError(f"num_actors must be >= 1, got {num_actors}.")
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
+    if pool is None and make_policy is None:
+        raise ValueError("pass make_policy (a factory run in each actor) or pool=SearchPool(...).")
     identity = identity if identity is not None else {"search": config.as_dict()}
     rf = run_file or RunFile(out, identity)
     if run_file is None:
@@ -162,17 +218,24 @@ def run_search_ray(
     t0 = time.perf_counter()
     stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
     if todo:
-        ray = connect(address)
-        _drive(ray, todo, make_policy, make_scorer, config, identity, rf, stats,
-               num_actors=num_actors, batch_problems=batch_problems,
-               actor_options=actor_options or {"num_cpus": 1}, max_attempts=max_attempts,
-               on_record=on_record, equal=equal)
+        own = pool is None
+        if own:
+            pool = SearchPool(make_policy, make_scorer, num_actors=num_actors, address=address,
+                              actor_options=actor_options)
+        started0 = pool.started - (pool.num_actors if own else 0)
+        try:
+            _drive(pool, todo, config, identity, rf, stats, batch_problems=batch_problems,
+                   max_attempts=max_attempts, on_record=on_record, equal=equal)
+        finally:
+            stats["actors_started"] = pool.started - started0
+            if own:
+                pool.close()
     invocation = {
         "ran": len(todo),
         "skipped": len(probs) - len(todo),
         "wall_s": round(time.perf_counter() - t0, 3),
         "backend": "ray",
-        "actors": num_actors,
+        "actors": pool.num_actors if pool is not None else num_actors,
         **stats,
     }
     wanted = set(ids)
@@ -180,64 +243,49 @@ def run_search_ray(
     summary["output"] = str(rf.path)
     sp = summary_path(rf.path)
     sp.parent.mkdir(parents=True, exist_ok=True)
-    import json
-
     sp.write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-def _drive(ray, todo, make_policy, make_scorer, config, identity, rf, stats, *,
-           num_actors, batch_problems, actor_options, max_attempts, on_record, equal) -> None:
+def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
+           batch_problems, max_attempts, on_record, equal) -> None:
     """The driver's loop: give chunks to idle actors, append results, requeue on death."""
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-    worker_cls = ray.remote(max_restarts=0, max_task_retries=0, **actor_options)(SearchWorker)
+    ray = pool.ray
     queue = collections.deque(
         (tuple(todo[i : i + batch_problems]), 1) for i in range(0, len(todo), batch_problems)
     )
     stats["chunks"] = len(queue)
-
-    def spawn():
-        stats["actors_started"] += 1
-        return worker_cls.remote(make_policy, make_scorer, config, identity)
-
-    idle = [spawn() for _ in range(min(num_actors, len(queue)))]
+    idle = list(pool.actors)
     running: dict = {}  # object ref -> (actor, chunk, attempt)
-    try:
-        while queue or running:
-            while queue and idle:
-                chunk, attempt = queue.popleft()
-                actor = idle.pop()
-                running[actor.run.remote(list(chunk), equal)] = (actor, chunk, attempt)
-            if not running:  # every actor died and none is idle: start one
-                idle.append(spawn())
-                continue
-            ready, _ = ray.wait(list(running), num_returns=1)
-            ref = ready[0]
-            actor, chunk, attempt = running.pop(ref)
-            try:
-                records = ray.get(ref)
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
-                stats["dead_actors"] += 1
-                ray.kill(actor, no_restart=True)
-                ids = [p.id for p in chunk]
-                if attempt >= max_attempts:
-                    raise RuntimeError(
-                        f"problems {ids} failed on {attempt} actors (last: {type(e).__name__}); "
-                        "see the Ray logs (/tmp/ray/session_latest/logs) or raise max_attempts"
-                    ) from e
-                log.warning("actor died running %s (%s); retrying them elsewhere (attempt %d)",
-                            ids, type(e).__name__, attempt + 1)
-                stats["retried_chunks"] += 1
-                queue.appendleft((chunk, attempt + 1))
-                if not idle and not running:
-                    idle.append(spawn())
-                continue
-            for rec in records:
-                rf.append(rec)
-                if on_record:
-                    on_record(rec)
-            idle.append(actor)
-    finally:
-        for actor in idle + [a for a, _, _ in running.values()]:
-            ray.kill(actor, no_restart=True)
+    while queue or running:
+        while queue and idle:
+            chunk, attempt = queue.popleft()
+            actor = idle.pop(0)
+            running[actor.run.remote(list(chunk), config, identity, equal)] = (actor, chunk, attempt)
+        ready, _ = ray.wait(list(running), num_returns=1)
+        ref = ready[0]
+        actor, chunk, attempt = running.pop(ref)
+        try:
+            records = ray.get(ref)
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+            stats["dead_actors"] += 1
+            ids = [p.id for p in chunk]
+            if attempt >= max_attempts:
+                raise RuntimeError(
+                    f"problems {ids} failed on {attempt} actors (last: {type(e).__name__}); "
+                    "see the Ray logs (/tmp/ray/session_latest/logs) or raise max_attempts"
+                ) from e
+            log.warning("actor died running %s (%s); retrying them elsewhere (attempt %d)",
+                        ids, type(e).__name__, attempt + 1)
+            stats["retried_chunks"] += 1
+            queue.appendleft((chunk, attempt + 1))
+            # a replacement joins at the back: the chunk goes to a live actor first if one is idle
+            idle.append(pool.replace(actor))
+            continue
+        for rec in records:
+            rf.append(rec)
+            if on_record:
+                on_record(rec)
+        idle.append(actor)

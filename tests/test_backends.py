@@ -424,6 +424,7 @@ def test_ray_dead_actor_problems_are_retried_elsewhere(ray_cluster, tmp_path):
     assert os.path.exists(marker)  # one actor did die
     inv = s["last_invocation"]
     assert inv["dead_actors"] == 1 and inv["retried_chunks"] == 1 and inv["ran"] == 6
+    assert inv["actors_started"] == 3  # the dead one was replaced
     lines = (tmp_path / "ray.jsonl").read_text().splitlines()
     ids = [json.loads(x)["id"] for x in lines]
     assert sorted(ids) == [f"q{i}" for i in range(6)]  # all there, once each
