@@ -1,0 +1,168 @@
+"""`python cli.py sweep`: replay search records under many aggregators; write a report.
+
+    python cli.py sweep runs/*.jsonl --agg min,last,prod,mean --select argmax,weighted_vote,majority --out reports/x
+    python cli.py sweep --search --strategy beam --agg min,last,prod --reward prm --n 8 --limit 20 --out reports/beam
+
+Replay (the default) reads records written by `cli.py search` and recomputes the
+final selection for every aggregator and rule without generating again; for the
+sampling strategies it also subsamples n' = 1, 2, 4, ... <= n (accuracy-vs-n).
+`--search` first runs the search once per aggregator (the aggregator steers beam,
+DVTS and MCTS), all on one policy engine, each into its own resumable file under
+--runs-dir, then reports them together with any positional files.
+
+The report folder holds report.md, report.html, plots/*.png and summary.json;
+the terminal shows the main table. Only argparse is imported at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+_OWN = {"--agg", "--final-agg", "--select", "--out"}  # search options that sweep redefines
+
+
+class _Skipping:
+    """Lets `search.cli.add_arguments` add its options to our parser, minus _OWN."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._p = parser
+
+    def add_argument_group(self, title=None, *a, **kw):
+        return _Skipping(self._p.add_argument_group(f"--search: {title}", *a, **kw))
+
+    def add_argument(self, *names, **kw):
+        if any(n in _OWN for n in names):
+            return None
+        return self._p.add_argument(*names, **kw)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="*", help="search output JSONL files (several seeds of one config pool)")
+    g = p.add_argument_group("sweep")
+    g.add_argument("--agg", default="min,last,prod,mean",
+                   help="comma-separated aggregators to replay (rewards.aggregators names; default: min,last,prod,mean)")
+    g.add_argument("--select", default="argmax,weighted_vote,majority",
+                   help="comma-separated selection rules: argmax (RM@n), weighted_vote, majority")
+    g.add_argument("--n-values", default=None, help="comma-separated n' to report (default: 1, 2, 4, ... n)")
+    g.add_argument("--subsets", type=int, default=100,
+                   help="most random subsets per n' and problem (all subsets when fewer exist; default 100)")
+    g.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples over problems (default 2000)")
+    g.add_argument("--replay-seed", type=int, default=0, help="seed of the subsets and the bootstrap (default 0)")
+    g.add_argument("--out", default="reports/sweep", help="report folder (default reports/sweep)")
+    g.add_argument("--title", default=None, help="report title")
+    g.add_argument("--search", action="store_true",
+                   help="run the search once per --agg first (beam, DVTS, MCTS: the aggregator steers the search)")
+    g.add_argument("--runs-dir", default="runs/sweep", help="--search: folder for the per-aggregator run files")
+    from search import cli as search_cli  # argparse-only module
+
+    search_cli.add_arguments(_Skipping(p))
+
+
+def _csv(text: str, what: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty; give a comma-separated list")
+    return items
+
+
+def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Path]:
+    """One search per aggregator (agg = final_agg), one shared policy engine; each
+    resumable in its own file. Returns the files."""
+    from eval.datasets import load_problems, prompt_style
+    from search import cli as search_cli
+    from search.runner import RunFile, run_search
+
+    if args.prompt_style is None:
+        args.prompt_style = prompt_style(args.dataset)
+    problems = load_problems(
+        args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir,
+        problem_field=args.problem_field, answer_field=args.answer_field,
+    )
+    plans = []
+    for agg in aggs:
+        ns = argparse.Namespace(**{**vars(args), "agg": agg, "final_agg": None, "select": None})
+        config = search_cli._config(ns)
+        ident = search_cli.identity(ns, config)
+        out = Path(args.runs_dir) / search_cli.default_out(ns, config).name
+        rf = RunFile(out, ident)
+        rf.load()  # a mismatching file fails here, before the engine starts
+        todo = [p for p in problems if str(p["id"]) not in rf.done_ids()]
+        plans.append((agg, config, ident, rf, todo))
+    policy = scorer = None
+    if any(todo for *_, todo in plans):
+        from policies import EngineConfig, SamplingConfig, VLLMPolicy
+
+        policy = VLLMPolicy(
+            args.model,
+            engine=EngineConfig(gpu_memory_utilization=args.gpu_memory_utilization, seed=args.seed),
+            sampling=SamplingConfig(
+                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                max_step_tokens=args.max_step_tokens, seed=args.seed,
+            ),
+            prompt_style=args.prompt_style,
+        )
+        scorer = search_cli.load_scorer(args.reward, args.scorer_model)
+    files = []
+    for agg, config, ident, rf, todo in plans:
+        console.print(f"search {config.strategy} agg={agg}: {len(problems) - len(todo)} done, {len(todo)} to run -> {rf.path}")
+        s = run_search(problems, policy, scorer, config, out=rf.path, identity=ident,
+                       batch_problems=args.batch_problems, run_file=rf)
+        acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        console.print(f"  accuracy {acc} ({s['correct']}/{s['graded']}), {s['totals']['generated_tokens']:,} generated tokens")
+        files.append(rf.path)
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from eval.report import write_report
+    from eval.sweep import load_runs, sweep
+
+    console = Console(highlight=False)
+    aggs = _csv(args.agg, "agg")
+    rules = _csv(args.select, "select")
+    from rewards.aggregators import get
+
+    for a in aggs:
+        try:
+            get(a)
+        except ValueError as e:
+            raise ValueError(f"--agg: {e}") from None
+    ks = [int(x) for x in _csv(args.n_values, "n-values")] if args.n_values else None
+    files = [Path(f) for f in args.runs]
+    if args.search:
+        files += run_searches(args, aggs, console)
+    elif not files:
+        raise ValueError("no run files given; pass JSONL files written by `cli.py search`, or --search to run them")
+    runs = load_runs(files)
+    result = sweep(runs, aggs=aggs, rules=rules, ks=ks, max_subsets=args.subsets,
+                   n_boot=args.bootstrap, seed=args.replay_seed)
+    command = "python cli.py " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("sweep"):]) \
+        if "sweep" in sys.argv else None
+    paths = write_report(result, args.out, command=command, title=args.title or "Sweep report")
+    print_tables(console, result)
+    console.print(f"report: {paths['md']}  {paths['html']}  ({len(paths['plots'])} plots)  summary: {paths['summary']}")
+    return 0
+
+
+def print_tables(console, result: dict) -> None:
+    from rich.table import Table
+
+    from eval.report import LEGEND, tables
+
+    for run in result["runs"]:
+        t0 = tables(run)[0]
+        t = Table(title=f"{run['label']}: {t0['title']} ({run['problems']} problems)")
+        for h in t0["header"]:
+            t.add_column(h)
+        bold = set(t0["bold"])
+        for i, row in enumerate(t0["rows"]):
+            t.add_row(*[f"[bold green]{c}[/]" if (i, j) in bold else c for j, c in enumerate(row)])
+        console.print(t)
+        for note in run["notes"]:
+            console.print(f"  note: {note}")
+    console.print(LEGEND)
