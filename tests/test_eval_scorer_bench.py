@@ -1,0 +1,208 @@
+"""eval.scorer_bench and `cli.py eval`: ProcessBench metric and honest thresholds,
+pair accuracy with ties, best-of-n pools, the shared data files, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from eval import metrics as M
+from eval import scorer_bench as B
+from search.testing import FakeScorer
+
+# ---------------------------------------------------------------- ProcessBench metric
+
+
+def test_first_error():
+    assert M.first_error([0.9, 0.4, 0.1], 0.5) == 1
+    assert M.first_error([0.9, 0.8], 0.5) == -1
+    assert M.first_error([0.5], 0.5) == -1  # strictly below
+    assert M.first_error([], 0.5) == -1
+
+
+def test_processbench_scores_hand_computed():
+    labels = [2, 0, 1, -1, -1, -1]
+    preds = [2, 1, 1, -1, 0, -1]
+    r = M.processbench_scores(labels, preds)
+    assert r["error_acc"] == pytest.approx(2 / 3) and r["correct_acc"] == pytest.approx(2 / 3)
+    assert r["f1"] == pytest.approx(2 / 3) and (r["n_error"], r["n_correct"]) == (3, 3)
+    r = M.processbench_scores([1, -1], [-1, 0])
+    assert r["f1"] == 0.0
+    r = M.processbench_scores([1, 1], [1, 1])
+    assert r["correct_acc"] is None and r["f1"] is None
+    with pytest.raises(ValueError, match="align"):
+        M.processbench_scores([1], [])
+
+
+def test_f1_curve_matches_direct_computation():
+    ss = [[0.9, 0.2, 0.8], [0.9, 0.8], [0.3, 0.9], [0.6, 0.6, 0.1], [0.7]]
+    ys = [1, -1, 0, 2, -1]
+    ts = [0.05, 0.2, 0.25, 0.3, 0.5, 0.6, 0.65, 0.8, 0.85, 0.95, math.inf]
+    curve = M.processbench_f1_curve(ss, ys, ts)
+    for t, f in zip(ts, curve, strict=True):
+        direct = M.processbench_scores(ys, [M.first_error(s, t) for s in ss])["f1"]
+        assert f == pytest.approx(direct), t
+    t, f1 = M.choose_threshold(ss, ys)
+    assert f1 == pytest.approx(max(curve))
+    assert M.processbench_scores(ys, [M.first_error(s, t) for s in ss])["f1"] == pytest.approx(f1)
+    # the threshold sits between calibration scores, not on one
+    assert t not in {x for s in ss for x in s}
+
+
+def test_pair_outcome_and_ratio_ci():
+    assert [M.pair_outcome(*p) for p in [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (None, 0.1), (0.1, None), (None, None)]] \
+        == [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]
+    lo, hi = M.bootstrap_ratio_ci([2, 1, 0], [2, 2, 1])
+    assert 0 <= lo <= 0.6 <= hi <= 1
+    assert M.bootstrap_ratio_ci([3], [4]) == (0.75, 0.75)
+
+
+# ---------------------------------------------------------------- benches on a fake scorer
+
+
+def pb_rows():
+    """Scores are encoded in the step text ("s=0.3"), so the fake scorer can read them."""
+    rows = []
+    for i in range(40):
+        label = -1 if i % 2 else i % 3
+        steps = [f"s={0.9 if j != label else 0.2}" for j in range(3)]
+        rows.append({"id": f"pb-{i}", "problem": "p", "steps": steps, "label": label})
+    return rows
+
+
+def read_score(problem, steps):
+    return [float(s.split("=")[1]) for s in steps]
+
+
+def test_processbench_two_fold_never_tunes_on_scored_rows():
+    rows = pb_rows()
+    rows[0]["steps"] = ["s=0.9", "s=0.95", "s=0.97"]  # label 0 but high scores: a calibration outlier
+    res = B.processbench(FakeScorer(read_score), rows, n_boot=100)
+    assert res["f1"] is not None and res["solutions"] == 40
+    folds = [B._fold(r["id"]) for r in rows]
+    scores = [read_score("p", r["steps"]) for r in rows]
+    labels = [r["label"] for r in rows]
+    for f in (0, 1):
+        other = [i for i in range(40) if folds[i] != f]
+        t, _ = M.choose_threshold([scores[i] for i in other], [labels[i] for i in other])
+        assert res["thresholds"][f"fold{f}"] == pytest.approx(t)
+    fixed = B.processbench(FakeScorer(read_score), pb_rows(), threshold=0.5, n_boot=100)
+    assert fixed["f1"] == 1.0 and fixed["thresholds"] == {"all": 0.5} and fixed["f1_ci"] == [1.0, 1.0]
+
+
+def test_processbench_outcome_scorer_scores_prefixes():
+    sc = FakeScorer(lambda p, s: [read_score(p, s)[-1]])
+    sc.granularity = "outcome"
+    res = B.processbench(sc, pb_rows(), threshold=0.5, n_boot=50)
+    assert res["f1"] == 1.0
+    assert sc.stats.candidates == 40 * 3  # one call per prefix
+
+
+def test_pairs_bench_ties_count_half(tmp_path):
+    rows = [
+        {"id": "a", "problem": "q1", "chosen": "s=0.9", "rejected": "s=0.1"},  # right
+        {"id": "a", "problem": "q1", "chosen": "s=0.5", "rejected": "s=0.5"},  # tie
+        {"id": "b", "problem": "q2", "chosen": ["s=0.2"], "rejected": ["s=0.7"]},  # wrong
+        {"id": "c", "problem": "q3", "chosen": "s=0.8\n\ns=0.6", "rejected": "s=0.3"},  # right
+    ]
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probs = B.load_pairs(f)
+    assert [len(p["pairs"]) for p in probs] == [2, 1, 1]
+    res = B.pairs_bench(FakeScorer(read_score), probs, agg="min", n_boot=100)
+    assert res["pair_acc"] == pytest.approx(2.5 / 4) and res["ties"] == 1 and res["pairs"] == 4
+
+
+def test_pool_bench_hand_computed(tmp_path):
+    rows = [
+        {"id": "1", "problem": "q", "gold": "3", "candidates": [
+            {"steps": ["s=0.6", "The answer is 2."], "correct": False, "answer": "2"},
+            {"steps": ["s=0.4"], "correct": True, "answer": "3"},
+            {"steps": ["s=0.3"], "correct": True, "answer": "3"}]},
+        {"id": "2", "problem": "q", "gold": "5", "candidates": [
+            {"steps": ["s=0.2"], "correct": False, "answer": "4"},
+            {"steps": ["s=0.8"], "correct": True, "answer": "5"}]},
+        {"id": "3", "problem": "q", "gold": "1", "candidates": []},  # empty pool: left out
+    ]
+    f = tmp_path / "pool.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def score(p, steps):
+        return [float(s.split("=")[1]) if s.startswith("s=") else 1.0 for s in steps]
+
+    res = B.pool_bench(FakeScorer(score), B.load_pool(f), agg="min", n_boot=100)
+    m = {k: v["acc"] for k, v in res["methods"].items()}
+    assert res["problems"] == 2
+    assert m["scorer argmax (RM@n)"] == 0.5  # P1 picks 0.6 (wrong), P2 picks 0.8 (right)
+    assert m["scorer weighted vote"] == 1.0  # P1: class "3" sums 0.4 + 0.3 > 0.6
+    assert m["random choice"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["majority vote"] == pytest.approx(0.5)  # P1: "3" has 2 votes; P2: tie -> first (wrong)
+    assert m["oracle (any correct)"] == 1.0
+
+
+def test_pool_reads_search_records(tmp_path):
+    from test_eval_sweep import hand_records, write_jsonl
+
+    f = write_jsonl(tmp_path / "run.jsonl", hand_records())
+    pool = B.load_pool(f)
+    assert [p["id"] for p in pool] == ["p1", "p2", "p3", "p4"]
+    assert pool[0]["candidates"][0] == {"steps": ["s", "s"], "correct": True, "answer": "1"}
+    res = B.pool_bench(FakeScorer(lambda p, s: [0.5] * len(s)), pool, n_boot=50)
+    # p3 (no gold, no verdicts) and p4 (no candidates) are left out
+    assert res["problems"] == 2 and res["methods"]["oracle (any correct)"]["acc"] == 1.0
+
+
+# ---------------------------------------------------------------- shared data and CLI
+
+
+def test_default_files_load(shared_data_dir):
+    rows = B.load_processbench(B.default_path("processbench-gsm8k", shared_data_dir), limit=40)
+    labels = [r["label"] for r in rows]
+    assert len(rows) == 40 and any(y < 0 for y in labels) and any(y >= 0 for y in labels)
+    probs = B.load_pairs(B.default_path("gsm8k-pairs", shared_data_dir), limit=20)
+    assert probs and all(p["pairs"] and p["gold"] for p in probs)
+    pool = B.load_pool(B.default_path("bon-pool", shared_data_dir), limit=10)
+    assert len(pool) == 10 and all(len(p["candidates"]) == 4 for p in pool)
+    assert pool[0]["gold"] == "18" and all(c["answer"] for c in pool[0]["candidates"])
+
+
+def test_eval_scorer_cli(shared_data_dir, tmp_path, capsys):
+    import cli
+
+    out = tmp_path / "r.json"
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--limit", "30",
+                   "--bootstrap", "100", "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["limit"] == 30 and res["solutions"] == 30 and "fold0" in res["thresholds"]
+    assert "F1" in capsys.readouterr().out
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--limit", "30",
+                   "--calibration", "processbench-gsm8k", "--out", str(out)])
+    assert rc == 2 and "another split" in capsys.readouterr().err
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "bon-pool", "--data", str(tmp_path / "no.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no.jsonl: no such file" in err and len(err.strip().splitlines()) == 1
+    rc = cli.main(["eval", "scorer", "--reward", "verifier", "--bench", "processbench-gsm8k", "--limit", "4",
+                   "--out", str(out)])
+    assert rc == 2 and "needs a gold answer" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "x"}\n')
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "gsm8k-pairs", "--data", str(bad)])
+    assert rc == 2 and "needs 'problem'" in capsys.readouterr().err
+
+
+def test_verifier_agreement_wired(tmp_path, capsys):
+    import cli
+
+    f = tmp_path / "a.jsonl"
+    f.write_text(json.dumps({"gold": "2", "prediction": "2"}) + "\n")
+    rc = cli.main(["eval", "verifier-agreement", str(f)])
+    captured = capsys.readouterr()
+    try:
+        import math_verify  # noqa: F401
+    except ImportError:
+        assert rc == 2 and "math-verify" in captured.err.lower()
+    else:
+        assert rc == 0
