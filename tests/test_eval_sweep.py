@@ -216,3 +216,36 @@ def test_sweep_cli(saved_run, tmp_path, capsys):
     assert rc == 2 and "--agg" in capsys.readouterr().err
     rc = cli.main(["sweep", "--out", str(tmp_path / "x")])
     assert rc == 2 and "no run files" in capsys.readouterr().err
+
+
+def test_sweep_search_runs_one_search_per_aggregator(tmp_path, monkeypatch, capsys):
+    """`sweep --search`: one resumable run per aggregator on one (fake) policy, then one report."""
+    import cli
+    import policies
+    from search import cli as search_cli
+    from search.testing import FakePolicy, FakeScorer, digit_scores
+
+    made = []
+
+    def fake_policy(*a, **kw):
+        made.append(FakePolicy())
+        return made[-1]
+
+    monkeypatch.setattr(policies, "VLLMPolicy", fake_policy)
+    monkeypatch.setattr(search_cli, "load_scorer", lambda kind, model: FakeScorer(digit_scores))
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"problem {i}", "answer": "1"}) + "\n" for i in range(3)))
+    argv = ["sweep", "--search", "--strategy", "beam", "--agg", "min,last", "--n", "4", "--beam-width", "2",
+            "--max-steps", "4", "--reward", "prm", "--dataset", str(ds), "--prompt-style", "plain",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--bootstrap", "100"]
+    assert cli.main(argv) == 0
+    assert len(made) == 1  # one engine for both searches
+    files = sorted((tmp_path / "runs").glob("*.jsonl"))
+    assert [f.name.split("-")[3] for f in files] == ["last", "min"]
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert sorted(r["config"]["search"]["agg"] for r in summary["runs"]) == ["last", "min"]
+    assert all(r["ks"] == [4] and r["problems"] == 3 for r in summary["runs"])
+    assert "steered the search" in (tmp_path / "rep" / "report.md").read_text()
+    # rerun: everything is done, no engine is started
+    assert cli.main(argv) == 0 and len(made) == 1
+    assert "3 done, 0 to run" in capsys.readouterr().out
