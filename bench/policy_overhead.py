@@ -91,6 +91,7 @@ SETTINGS = {
     "inproc-seqs256": ({}, {"max_num_seqs": 256}),
     "inproc-fp32": ({}, {"dtype": "float32"}),
     "inproc-eager": ({}, {"enforce_eager": True}),
+    "inproc-block32": ({}, {"block_size": 32}),
 }
 
 
@@ -142,7 +143,8 @@ def run_child(name: str, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["a", "b", "all"], default="all")
-    ap.add_argument("--sweep", action="store_true", help="also try candidate CPU settings")
+    ap.add_argument("--sweep", nargs="*", metavar="SETTING", default=None,
+                    help=f"also try candidate CPU settings (all when none named): {sorted(SETTINGS)}")
     ap.add_argument("--problems", type=int, default=32)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
@@ -156,7 +158,9 @@ def main() -> None:
           f"{args.reps} reps; {os.cpu_count()} CPUs", flush=True)
     results = {}
     if args.part in ("b", "all"):
-        names = list(SETTINGS) if args.sweep else ["vllm-defaults", "ours"]
+        names = ["vllm-defaults", "ours"]
+        if args.sweep is not None:
+            names += [n for n in (args.sweep or SETTINGS) if n not in names]
         results["b"] = {n: run_child(n, args) for n in names}
         b = results["b"]
         print(f"(b) speedup of our CPU defaults over vLLM's defaults = "

