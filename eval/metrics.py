@@ -67,14 +67,24 @@ def select_index(
     had sampled only those). Labels stand in for answers, compared by string
     equality, so the answer classes are the precomputed ones.
     """
-    idx = list(range(len(values))) if subset is None else list(subset)
+    return _select_in(_pool(values, labels), rule, subset)
+
+
+def _pool(values: Sequence[float | None], labels: Sequence[int | None]) -> list[Candidate]:
+    """Stand-in candidates for `select`: the value, and the class label as the answer."""
+    return [
+        Candidate(steps=[], value=v, answer=None if lab is None else f"c{lab}")
+        for v, lab in zip(values, labels, strict=True)
+    ]
+
+
+def _select_in(pool: list[Candidate], rule: str, subset: Sequence[int] | None) -> int | None:
+    idx = list(range(len(pool))) if subset is None else list(subset)
     if not idx:
         return None
-    cands = [
-        Candidate(steps=[], value=values[i], answer=None if labels[i] is None else f"c{labels[i]}")
-        for i in idx
-    ]
-    chosen, _answer, _votes, _calls = select(cands, rule, equal=operator.eq)
+    if len(idx) == 1:  # one candidate: every rule returns it (select's fallbacks included)
+        return idx[0]
+    chosen, _answer, _votes, _calls = select([pool[i] for i in idx], rule, equal=operator.eq)
     return None if chosen is None else idx[chosen]
 
 
@@ -115,7 +125,12 @@ def expected_at_k(
     """Mean of `select_correct` over the given subsets."""
     if not subs:
         return 0.0
-    return sum(select_correct(correct, values, labels, rule, s) for s in subs) / len(subs)
+    pool = _pool(values, labels)
+    hits = 0
+    for s in subs:
+        i = _select_in(pool, rule, s)
+        hits += i is not None and bool(correct[i])
+    return hits / len(subs)
 
 
 def pass_at_k(m: int, c: int, k: int) -> float:
