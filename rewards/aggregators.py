@@ -126,7 +126,8 @@ def agg_harmonic(scores: Sequence[float]) -> float:
         raise ValueError(f"aggregator 'harmonic' needs scores >= 0, got {xs}")
     if any(x == 0 for x in xs):
         return 0.0
-    return len(xs) / math.fsum(1.0 / x for x in xs)
+    m = min(xs)  # scale by the minimum so that 1/x cannot overflow for tiny scores
+    return m * len(xs) / math.fsum(m / x for x in xs)
 
 
 def window_mean(scores: Sequence[float], k: int) -> float:
