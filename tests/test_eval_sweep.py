@@ -249,3 +249,14 @@ def test_sweep_search_runs_one_search_per_aggregator(tmp_path, monkeypatch, caps
     # rerun: everything is done, no engine is started
     assert cli.main(argv) == 0 and len(made) == 1
     assert "3 done, 0 to run" in capsys.readouterr().out
+
+
+def test_run_without_any_gold_still_reports(tmp_path):
+    recs = [record("p3", None, [cand("5", None, [0.9]), cand("6", None, [0.1])])]
+    res = S.sweep(S.load_runs([write_jsonl(tmp_path / "g.jsonl", recs)]), n_boot=50, equal=operator.eq)
+    run = res["runs"][0]
+    assert run["problems"] == 0 and run["ungraded"] == 1
+    assert all(c["acc"] is None for c in run["cells"]) and S.best_cell(run) is None
+    write_report(res, tmp_path / "rep")
+    assert "| best_of_n prm n=2 gsm8k | 0 | – |" in (tmp_path / "rep" / "report.md").read_text()
+    json.loads((tmp_path / "rep" / "summary.json").read_text())
