@@ -1,0 +1,143 @@
+"""TrainConfig: every setting of the three trainers, documented where it is declared."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+__all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES"]
+
+TRAIN_KINDS = ("prm", "orm", "tinyrm")
+DEFAULT_BACKBONES = {"prm": "smollm2-135m", "orm": "smollm2-135m", "tinyrm": "all-minilm-l6-v2"}
+_DEFAULT_ADAPTERS = {"prm": "tts-prm", "orm": "tts-orm"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How a scorer is trained. ``TrainConfig(kind="prm")`` gives the documented CPU defaults."""
+
+    kind: str
+    """"prm" (loss at every step tag), "orm" (loss at the tag after the last step) or
+    "tinyrm" (cloze: MLM cross-entropy on "0"/"1" at the mask, both orders of every pair)."""
+    model: str | None = None
+    """Backbone: "smollm2-135m" (PRM/ORM default: the policy itself), "all-minilm-l6-v2"
+    (TinyRM default), or any HF checkpoint directory / hub id (hub ids: local cache only)."""
+    adapter: str | None = None
+    """PRM/ORM input format (rewards/adapters name or JSON path); default "tts-prm"/"tts-orm",
+    the formats the shipped defaults are read with."""
+    peft: str = "lora"
+    """"lora" or "dora" (peft ``LoraConfig(use_dora=True)``)."""
+    lora_r: int = 8
+    """Adapter rank."""
+    lora_alpha: float = 16.0
+    """Adapter scale numerator (scale = alpha / r)."""
+    lora_dropout: float = 0.05
+    """Dropout on the adapter input."""
+    target_modules: str = "all-linear"
+    """Linear layers that get adapters: "all-linear" (every linear layer inside the numbered
+    transformer layers, never the heads or embeddings) or comma-separated name suffixes,
+    e.g. "q_proj,v_proj" or "query,value"."""
+    freeze_layers: int = 0
+    """The first k transformer layers get no adapter (and no backward pass through them is
+    needed); the TinyRM paper's best k is ~12-15 of 28 for reasoning."""
+    lr: float = 2e-4
+    """Peak learning rate of the adapter weights."""
+    head_lr: float = 1e-3
+    """Peak learning rate of fully trained heads (ORM value head, TinyRM MLM head transform)."""
+    weight_decay: float = 1e-5
+    """AdamW weight decay (TinyRM paper: 1e-5)."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW betas (TinyRM paper)."""
+    eps: float = 1e-6
+    """AdamW epsilon (TinyRM paper)."""
+    warmup_ratio: float = 0.06
+    """Share of the optimiser steps with linear warmup; then linear decay to 0."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (global L2 norm); 0 disables."""
+    epochs: float = 1.0
+    """Passes over the training split (fractions allowed)."""
+    max_steps: int | None = None
+    """Cap on optimiser steps (the schedule is laid out over this many when smaller)."""
+    max_seconds: float | None = None
+    """Wall-clock budget of the training loop; training stops after the step that crosses it,
+    evaluates and keeps the best checkpoint. The schedule still assumes ``max_steps``/epochs."""
+    batch_size: int = 8
+    """Sequences per forward pass."""
+    grad_accum: int = 1
+    """Forward passes per optimiser step (effective batch = batch_size x grad_accum)."""
+    max_length: int = 1024
+    """Longest sequence in tokens. PRM/ORM examples over it are dropped (truncating would
+    cut tags); TinyRM pairs are truncated inside the solutions, never at the mask."""
+    max_train_examples: int | None = None
+    """Use at most this many training examples (seeded sample), for budgeted runs."""
+    max_eval_examples: int | None = 512
+    """Evaluate on at most this many held-out examples (seeded sample) to keep evals cheap."""
+    heldout_fraction: float = 0.1
+    """Share of *problems* held out (never of rows: a problem is wholly on one side)."""
+    split_seed: int = 0
+    """Seed of the problem-level split."""
+    eval_every: int | None = None
+    """Evaluate every N optimiser steps (and at the end of every epoch); None: per epoch only."""
+    patience: int | None = 2
+    """Stop after this many evaluations without a held-out loss improvement; None: never."""
+    seed: int = 0
+    """Seed of the adapter/head initialisation, data order and dropout."""
+    label: str = "soft"
+    """PRM: "soft" (Monte Carlo fraction kept as a probability; BCE) or "hard" (any rollout
+    correct -> 1; rows without hard_labels use labels >= 0.5)."""
+    last_step_only: bool = False
+    """PRM: train only at the last step tag of each solution."""
+    prefix: str = "Which response is more correct? "
+    """TinyRM: FLAN-style instruction before "Question: ..." (paper's reasoning prefix)."""
+    max_pairs_per_problem: int = 8
+    """TinyRM: pairs drawn per problem when the data holds outcome records."""
+    train_head: bool = True
+    """TinyRM: train the MLM head transform fully (all-MiniLM-L6-v2 ships without it, so it
+    must be trained; with a full MLM checkpoint False keeps it frozen). ORM value head is
+    always trained."""
+    device: str = "cpu"
+    """Torch device ("cpu", "cuda", "cuda:1", ...)."""
+    dtype: str = "float32"
+    """Weights dtype ("float32"; "bfloat16" on GPU)."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TRAIN_KINDS:
+            raise ValueError(f"kind must be one of {TRAIN_KINDS}, got {self.kind!r}")
+        if self.peft not in ("lora", "dora"):
+            raise ValueError(f"peft must be 'lora' or 'dora', got {self.peft!r}")
+        if self.label not in ("soft", "hard"):
+            raise ValueError(f"label must be 'soft' or 'hard', got {self.label!r}")
+        for name in ("lora_r", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.freeze_layers < 0:
+            raise ValueError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.lr <= 0 or self.head_lr <= 0:
+            raise ValueError(f"lr and head_lr must be > 0, got {self.lr}, {self.head_lr}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+    @property
+    def backbone(self) -> str:
+        return self.model or DEFAULT_BACKBONES[self.kind]
+
+    @property
+    def adapter_name(self) -> str | None:
+        return None if self.kind == "tinyrm" else (self.adapter or _DEFAULT_ADAPTERS[self.kind])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]

@@ -1,0 +1,211 @@
+"""`python cli.py train ...`: build training data and train the project's scorers.
+
+    # data from the policy's own samples (resumable, budgeted)
+    python cli.py train data-outcome --dataset gsm8k-train --n 8 --max-seconds 3600 --out data/outcome.jsonl
+    python cli.py train data-steps --dataset gsm8k-train --n 2 --k 8 --max-seconds 3600 --out data/steps.jsonl
+    # existing step-labelled / outcome-labelled data
+    python cli.py train data-import prmbench --input ../shared/data/prm_step_labels/prmbench_train --out data/prmbench.jsonl
+    python cli.py train data-import gsm8k-examples --input ../shared/data/gsm8k/example_model_solutions.jsonl --out data/ex.jsonl
+    # trainers
+    python cli.py train prm --data data/prmbench.jsonl --out runs/prm
+    python cli.py train orm --data data/ex.jsonl --out runs/orm
+    python cli.py train tinyrm --data data/ex.jsonl --out runs/tinyrm
+
+Every TrainConfig field is an option (``--lora-r``, ``--freeze-layers``, ``--peft dora`` ...;
+``cli.py train prm --help`` lists them with their help). Only argparse and the standard
+library are imported at module top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shlex
+import sys
+from pathlib import Path
+
+_BUILDERS = ("data-outcome", "data-steps")
+_IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
+
+
+def _field_docs() -> dict[str, str]:
+    """Docstrings of the TrainConfig fields, read from its source (one place for the help)."""
+    src = (Path(__file__).resolve().parent / "train" / "config.py").read_text()
+    tree = ast.parse(src)
+    docs = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
+            body = node.body
+            for a, b in zip(body, body[1:], strict=False):
+                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                    docs[a.target.id] = " ".join(str(b.value.value).split())
+    return docs
+
+
+def _bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
+    from dataclasses import MISSING, fields
+
+    from rewards.train.config import TrainConfig
+
+    docs = _field_docs()
+    p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
+    p.add_argument("--out", required=True, help="checkpoint directory (adapter, head, card.json)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training config (TrainConfig)")
+    for f in fields(TrainConfig):
+        if f.name == "kind":
+            continue
+        default = f.default if f.default is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        help_ = docs.get(f.name, "") + f" (default: {default!r})"
+        help_ = help_.replace("%", "%%")
+        if isinstance(default, bool):
+            g.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=help_)
+        elif isinstance(default, tuple):
+            g.add_argument(flag, type=float, nargs=len(default), default=default, help=help_)
+        elif f.name in ("max_steps", "max_train_examples", "max_eval_examples", "eval_every", "patience", "threads"):
+            g.add_argument(flag, type=lambda s: None if s.lower() == "none" else int(s), default=default, help=help_)
+        elif f.name == "max_seconds":
+            g.add_argument(flag, type=float, default=default, help=help_)
+        elif isinstance(default, float):
+            g.add_argument(flag, type=float, default=default, help=help_)
+        elif isinstance(default, int):
+            g.add_argument(flag, type=int, default=default, help=help_)
+        else:
+            g.add_argument(flag, default=default, help=help_)
+
+
+def _add_policy_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("problems")
+    g.add_argument("--dataset", default="gsm8k-train", help="gsm8k-train, math-train, ... or a JSONL path")
+    g.add_argument("--data-dir", default=None, help="folder of the shared data (for *-train names)")
+    g.add_argument("--limit", type=int, default=None, help="use the first LIMIT problems (after --offset)")
+    g.add_argument("--offset", type=int, default=0)
+    g = p.add_argument_group("policy")
+    g.add_argument("--model", default=None, help="policy model (default: embedded SmolLM2-135M)")
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--max-new-tokens", type=int, default=384, help="cap on one solution / rollout")
+    g.add_argument("--prompt-style", default=None, help="gsm8k, math, plain or a template path (default: from the dataset)")
+    g.add_argument("--kv-cache-gib", type=float, default=None, help="vLLM KV cache (CPU default 2 GiB)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("budget (checked between chunks; the run resumes where it stopped)")
+    g.add_argument("--max-problems", type=int, default=None)
+    g.add_argument("--max-tokens", type=int, default=None, help="generated tokens in this run")
+    g.add_argument("--max-seconds", type=float, default=None)
+    g.add_argument("--chunk", type=int, default=16, help="problems sent to the policy together")
+    p.add_argument("--out", required=True, help="output JSONL (appended; rerun to resume)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
+    for kind, help_ in (("prm", "train a process reward model (loss at every step tag)"),
+                        ("orm", "train an outcome reward model (value head at the last token)"),
+                        ("tinyrm", "train a TinyRM cloze judge (MLM '0'/'1' at the mask, both orders)")):
+        p = sub.add_parser(kind, help=help_, description=help_)
+        _add_train_options(p, kind)
+    p = sub.add_parser("data-outcome", help="sample n solutions per problem with the policy and grade them")
+    _add_policy_options(p)
+    p.add_argument("--n", type=int, default=8, help="solutions per problem")
+    p = sub.add_parser("data-steps", help="Monte Carlo step labels: k rollouts from every step prefix")
+    _add_policy_options(p)
+    p.add_argument("--n", type=int, default=2, help="solutions per problem to label")
+    p.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
+    p.add_argument("--max-steps", type=int, default=12, help="skip solutions with more steps")
+    p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
+    p.add_argument("format", choices=_IMPORT_FORMATS)
+    p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
+    p.add_argument("--out", required=True, help="output JSONL")
+    p.add_argument("--skip-first", type=int, default=None,
+                   help="gsm8k-examples: skip the first N rows (GSM8K test problems kept for evaluation; default 500)")
+    p.add_argument("--neutral", type=float, default=1.0, help="prm800k: label of a step rated 0 (default 1.0)")
+
+
+def _command_line() -> str:
+    return "python cli.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def run(args) -> int:
+    cmd = getattr(args, "train_command", None)
+    if cmd is None:
+        print("cli.py train: choose one of prm, orm, tinyrm, data-outcome, data-steps, data-import "
+              "(cli.py train --help)", file=sys.stderr)
+        return 2
+    if cmd == "data-import":
+        return _run_import(args)
+    if cmd in _BUILDERS:
+        return _run_builder(args)
+    return _run_train(args)
+
+
+def _run_import(args) -> int:
+    from rewards.train.data import GSM8K_TEST_RESERVED, IMPORTERS, write_jsonl
+
+    kw = {}
+    if args.format == "gsm8k-examples":
+        kw["skip_first"] = GSM8K_TEST_RESERVED if args.skip_first is None else args.skip_first
+    elif args.skip_first is not None:
+        raise ValueError("--skip-first applies to gsm8k-examples only")
+    if args.format == "prm800k":
+        kw["neutral"] = args.neutral
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"--input {args.input}: no such file or folder")
+    rows = IMPORTERS[args.format](args.input, **kw)
+    n = write_jsonl(args.out, rows)
+    kinds: dict[str, int] = {}
+    for r in rows:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    print(f"wrote {n} records to {args.out} ({kinds}; {len({r['problem'] for r in rows})} problems)")
+    return 0
+
+
+def _run_builder(args) -> int:
+    from eval.datasets import load_problems, prompt_style
+    from policies import EngineConfig, SamplingConfig, VLLMPolicy
+    from rewards.train.build import Budget, build_outcome_data, build_step_labels, summary_line
+
+    problems = load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
+    style = args.prompt_style or prompt_style(args.dataset)
+    policy = VLLMPolicy(
+        args.model,
+        engine=EngineConfig(kv_cache_gib=args.kv_cache_gib, seed=args.seed),
+        sampling=SamplingConfig(temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed),
+        prompt_style=style,
+    )
+    budget = Budget(max_problems=args.max_problems, max_tokens=args.max_tokens, max_seconds=args.max_seconds)
+    meta = {"dataset": args.dataset, "offset": args.offset, "model": args.model or "smollm2-135m",
+            "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "prompt_style": str(style)}
+    if args.train_command == "data-outcome":
+        s = build_outcome_data(policy, problems, args.out, n=args.n, seed=args.seed, chunk=args.chunk,
+                               budget=budget, meta=meta)
+    else:
+        s = build_step_labels(policy, problems, args.out, n=args.n, k=args.k, max_steps=args.max_steps,
+                              seed=args.seed, chunk=args.chunk, budget=budget, meta=meta)
+    print(f"{args.out}: {summary_line(s)}")
+    if s["problems_remaining"]:
+        print("budget spent; rerun the same command to continue")
+    return 0
+
+
+def _run_train(args) -> int:
+    from dataclasses import fields
+
+    from rewards.train.config import TrainConfig
+    from rewards.train.trainer import train
+
+    kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "kind"}
+    config = TrainConfig(kind=args.train_command, **kw)
+    card = train(config, args.data, args.out, progress=not args.no_progress and sys.stderr.isatty(),
+                 command=_command_line())
+    m = card["metrics"]
+    print(json.dumps({"out": args.out, "stopped": card["training"]["stopped"],
+                      "heldout_untrained": m["heldout_untrained"], "heldout_best": m["heldout_best"]}, indent=1))
+    return 0

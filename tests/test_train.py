@@ -1,0 +1,356 @@
+"""Scorer training: data builders on a scripted policy, importers, splits, loss masks,
+a few steps on tiny random models, and save -> load_scorer reproducing the scores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies.types import Completion
+from rewards.train.build import Budget, build_outcome_data, build_step_labels, mc_labels
+from rewards.train.data import (
+    JsonlWriter,
+    import_gsm8k_examples,
+    import_math_shepherd,
+    import_prm800k,
+    import_prmbench,
+    make_pairs,
+    read_jsonl,
+    record_key,
+    split_by_problem,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ scripted policy
+class ScriptedPolicy:
+    """sample(): fixed solutions per problem; from a step prefix, rollout j of k reaches the
+    gold answer iff j < WINS[last step of the prefix]. Counts calls and requests."""
+
+    SOLUTIONS = {
+        "P1": ["a1\n\na2\n\nSo the answer is \\boxed{5}.", "b1\n\nThe answer is \\boxed{3}."],
+        "P2": ["c1\n\nc2\n\nc3\n\nThe answer is \\boxed{7}.", ""],
+    }
+    GOLD = {"P1": "5", "P2": "7"}
+    WINS = {"a1": 3, "a2": 4, "b1": 1, "c1": 0, "c2": 2, "c3": 4}
+
+    def __init__(self):
+        self.calls = 0
+        self.requests = 0
+
+    def sample(self, problems, n, *, max_tokens=None, seed=None, prefixes=None):
+        self.calls += 1
+        self.requests += len(problems)
+        out = []
+        for i, p in enumerate(problems):
+            if prefixes is None:
+                sols = (self.SOLUTIONS[p] * n)[:n]
+                out.append([Completion(s, 10, 5, 0, "stop") for s in sols])
+            else:
+                wins = self.WINS[prefixes[i][-1]]
+                gold = self.GOLD[p]
+                out.append([Completion(f"so \\boxed{{{gold if j < wins else 'no'}}}", 3, 5, 0, "stop")
+                            for j in range(n)])
+        return out
+
+
+PROBLEMS = [{"id": "p1", "problem": "P1", "answer": "5"}, {"id": "p2", "problem": "P2", "answer": "7"}]
+
+
+def test_mc_labels_pure():
+    soft, hard = mc_labels([[True, False, False, False], [False] * 4], True)
+    assert soft == [0.25, 0.0, 1.0] and hard == [1.0, 0.0, 1.0]
+
+
+def test_step_labels_on_scripted_policy_are_exact(tmp_path):
+    pol = ScriptedPolicy()
+    out = tmp_path / "steps.jsonl"
+    s = build_step_labels(pol, PROBLEMS, str(out), n=2, k=4, chunk=8)
+    assert s["problems_done"] == 2 and s["stopped"] == "complete"
+    assert pol.calls == 2  # one sample call + one batched rollout call for every prefix of the chunk
+    rows = {(r["problem_id"], r["sample"]): r for r in read_jsonl(out)}
+    a = rows[("p1", 0)]
+    assert a["steps"] == ["a1", "a2", "So the answer is \\boxed{5}."]
+    assert a["labels"] == [3 / 4, 4 / 4, 1.0] and a["hard_labels"] == [1.0, 1.0, 1.0]
+    b = rows[("p1", 1)]
+    assert b["labels"] == [1 / 4, 0.0] and b["hard_labels"] == [1.0, 0.0] and b["correct"] is False
+    c = rows[("p2", 0)]
+    assert c["labels"] == [0.0, 2 / 4, 1.0, 1.0] and c["hard_labels"] == [0.0, 1.0, 1.0, 1.0]
+    assert ("p2", 1) not in rows  # the empty solution is skipped
+    # resume: nothing left to do, no policy call
+    pol2 = ScriptedPolicy()
+    s2 = build_step_labels(pol2, PROBLEMS, str(out), n=2, k=4, chunk=8)
+    assert pol2.calls == 0 and s2["problems_skipped_as_done"] == 2
+    with pytest.raises(ValueError, match="other settings"):
+        build_step_labels(pol2, PROBLEMS, str(out), n=2, k=8)
+
+
+def test_outcome_builder_budget_resume_and_torn_line(tmp_path):
+    out = tmp_path / "outcome.jsonl"
+    pol = ScriptedPolicy()
+    s = build_outcome_data(pol, PROBLEMS, str(out), n=2, chunk=1, budget=Budget(max_problems=1))
+    assert s["problems_done"] == 1 and s["problems_remaining"] == 1 and s["stopped"] == "max_problems"
+    rows = read_jsonl(out)
+    assert [r["correct"] for r in rows] == [True, False] and rows[0]["steps"][0] == "a1"
+    with open(out, "a") as fh:  # a killed writer: half a line
+        fh.write('{"kind": "outcome", "problem_id": "p2", "probl')
+    s = build_outcome_data(ScriptedPolicy(), PROBLEMS, str(out), n=2, chunk=1)
+    rows = read_jsonl(out)
+    assert s["problems_done"] == 1 and len(rows) == 4 and {r["problem_id"] for r in rows} == {"p1", "p2"}
+    pairs = make_pairs(rows)
+    assert len(pairs) == 1 and pairs[0]["chosen"][-1].endswith("\\boxed{5}.")
+
+
+def test_partial_problem_is_redone(tmp_path):
+    out = tmp_path / "o.jsonl"
+    w = JsonlWriter(out, {"x": 1})
+    w.write([{"problem_id": "a", "of": 2}, {"problem_id": "a", "of": 2}, {"problem_id": "b", "of": 2}])
+    w.close()
+    w = JsonlWriter(out, {"x": 1})
+    assert w.done == {"a"} and w.rows == 2
+    w.close()
+
+
+# ------------------------------------------------------------------------ importers
+def test_importers_on_handmade_rows(tmp_path):
+    ms = tmp_path / "ms.jsonl"
+    inp = "What is 2+3? Step 1: 2+3=5 ки\nStep 2: The answer is 6 ки"
+    ms.write_text(json.dumps({"input": inp, "label": inp.replace("ки", "+", 1).replace("ки", "-"), "task": "t"}) + "\n")
+    (r,) = import_math_shepherd(ms)
+    assert r["problem"] == "What is 2+3?" and r["steps"] == ["2+3=5", "The answer is 6"] and r["labels"] == [1.0, 0.0]
+
+    pb = tmp_path / "pb.jsonl"
+    pb.write_text(json.dumps({"idx": "x", "original_question": "Q", "modified_question": "Q'",
+                              "original_process": ["s1", "s2", "s3"], "modified_process": ["s1", "t2", "t3"],
+                              "error_steps": [2], "classification": "c"}) + "\n")
+    orig, mod = import_prmbench(pb)
+    assert orig["labels"] == [1.0, 1.0, 1.0] and mod["labels"] == [1.0, 0.0, 0.0]
+    assert record_key(orig) == record_key(mod)  # the rewritten question splits with its original
+
+    p8 = tmp_path / "p8.jsonl"
+    steps = [{"completions": [{"text": "ok", "rating": 1}], "chosen_completion": 0},
+             {"completions": [{"text": "meh", "rating": 0}, {"text": "bad", "rating": -1}], "chosen_completion": 0},
+             {"completions": [{"text": "wrong", "rating": -1}], "chosen_completion": None}]
+    p8.write_text(json.dumps({"question": {"problem": "Q", "ground_truth_answer": "1"}, "label": {"steps": steps}}) + "\n")
+    rows = import_prm800k(p8, neutral=0.5)
+    main = [r for r in rows if r["problem_id"] == "prm800k-0"][0]
+    assert main["steps"] == ["ok", "meh", "wrong"] and main["labels"] == [1.0, 0.5, 0.0]
+    branch = [r for r in rows if r["problem_id"] != "prm800k-0"][0]
+    assert branch["steps"] == ["ok", "bad"] and branch["labels"] == [1.0, 0.0]
+
+
+def test_importers_on_shared_samples(shared_data_dir):
+    d = shared_data_dir / "prm_step_labels"
+    assert len(import_prm800k(d / "format_samples/samples_prm800k.jsonl")) > 0
+    ms = import_math_shepherd(d / "format_samples/samples_math-shepherd.jsonl")
+    assert len(ms) == 7 and all(len(r["steps"]) == len(r["labels"]) for r in ms)
+    pb = import_prmbench(d / "prmbench_train/prm800k_train_p1_first400_4o_circular.jsonl")
+    assert len(pb) > 700 and all(min(r["labels"]) in (0.0, 1.0) for r in pb)
+    ex = import_gsm8k_examples(shared_data_dir / "gsm8k/example_model_solutions.jsonl")
+    assert min(int(r["problem_id"].rsplit("-", 1)[1]) for r in ex) == 500  # test problems 0..499 stay unseen
+    assert all("<<" not in s for r in ex for s in r["steps"])
+    assert any(r["steps"][-1].startswith("The answer is \\boxed{") for r in ex)
+
+
+# --------------------------------------------------------------------------- splits
+def test_split_never_shares_a_problem():
+    recs = [{"problem": f"Problem {i % 37}" + (" " if i % 2 else ""), "i": i} for i in range(400)]
+    recs += [{"problem": "problem 3", "i": -1}]  # case/whitespace variant of "Problem 3"
+    train, held = split_by_problem(recs, 0.25, seed=1)
+    assert len(train) + len(held) == len(recs) and held and train
+    assert not {record_key(r) for r in train} & {record_key(r) for r in held}
+    # a problem's side does not depend on the rest of the file
+    t2, h2 = split_by_problem(recs[:50], 0.25, seed=1)
+    assert {record_key(r) for r in h2} <= {record_key(r) for r in held}
+
+
+# --------------------------------------------------------------------- tiny models
+torch = pytest.importorskip("torch")
+
+
+def _tiny_causal(root: Path) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from policies.models import resolve_model
+
+    out = root / "tiny-llama"
+    if (out / "config.json").exists():
+        return str(out)
+    tok = AutoTokenizer.from_pretrained(resolve_model(None), local_files_only=True)
+    torch.manual_seed(1)
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=512,
+                      tie_word_embeddings=True)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def _tiny_bert(root: Path) -> str:
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from policies.models import embedded_encoder_path
+
+    out = root / "tiny-bert"
+    if (out / "config.json").exists():
+        return str(out)
+    tok = AutoTokenizer.from_pretrained(embedded_encoder_path(), local_files_only=True)
+    torch.manual_seed(2)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=256)
+    BertModel(cfg).save_pretrained(out)  # like all-MiniLM-L6-v2: an encoder without the MLM head
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("train_tiny")
+
+
+def _step_records(n_problems=12):
+    """Steps saying 'good' are right (label 1), 'bad' wrong from there on (prefix labels)."""
+    recs = []
+    for i in range(n_problems):
+        q = f"Tom has {i + 2} apples and buys {i + 3} more. How many?"
+        recs.append({"kind": "steps", "problem": q, "steps": [f"good {i}", "good step", f"good, the answer is {2 * i + 5}"],
+                     "labels": [1.0, 1.0, 1.0]})
+        recs.append({"kind": "steps", "problem": q, "steps": [f"good {i}", "bad step", f"bad, the answer is {i}"],
+                     "labels": [1.0, 0.25, 0.0]})
+    return recs
+
+
+def test_loss_masks_only_at_tags_and_mask(tiny_root):
+    from transformers import AutoTokenizer
+
+    from rewards.adapters import load_adapter
+    from rewards.hf import encode_candidate, render_prompt
+    from rewards.tinyrm import TinyRMScorer
+    from rewards.train.tasks import IGNORE, orm_features, prm_features, tinyrm_features
+
+    tok = AutoTokenizer.from_pretrained(_tiny_causal(tiny_root), local_files_only=True)
+    prm = load_adapter("tts-prm")
+    steps, labels = ["2 + 3 = 5", "5 * 2 = 10", "The answer is \\boxed{10}."], [1.0, 0.5, 0.0]
+    prompt = render_prompt(prm, tok, "What is (2+3)*2?")
+    f = prm_features(prm, tok, prompt, steps, labels)
+    enc = encode_candidate(prm, tok, prompt, steps)
+    tag_id = tok.convert_tokens_to_ids("<file_sep>")
+    at = [i for i, y in enumerate(f["labels"]) if y != IGNORE]
+    assert at == list(enc.tag_positions) and [f["input_ids"][i] for i in at] == [tag_id] * 3
+    assert [f["labels"][i] for i in at] == labels  # soft labels kept as probabilities
+    f1 = prm_features(prm, tok, prompt, steps, labels, last_step_only=True)
+    assert [i for i, y in enumerate(f1["labels"]) if y != IGNORE] == [enc.tag_positions[-1]]
+    orm = load_adapter("tts-orm")
+    g = orm_features(orm, tok, render_prompt(orm, tok, "What is (2+3)*2?"), steps, True)
+    at = [i for i, y in enumerate(g["labels"]) if y != IGNORE]
+    assert at == [len(g["input_ids"]) - 1] and g["input_ids"][-1] == tag_id and g["labels"][-1] == 1.0
+
+    from transformers import BertForMaskedLM
+
+    btok = AutoTokenizer.from_pretrained(_tiny_bert(tiny_root), local_files_only=True)
+    judge = TinyRMScorer(BertForMaskedLM.from_pretrained(_tiny_bert(tiny_root)), btok, max_length=64)
+    for first in (True, False):
+        t = tinyrm_features(judge, "Q " * 10, "right " * 30 + "7", "wrong " * 30 + "8", chosen_first=first)
+        at = [i for i, y in enumerate(t["labels"]) if y != IGNORE]
+        assert len(t["input_ids"]) <= 64 and len(at) == 1 and t["input_ids"][at[0]] == btok.mask_token_id
+        assert t["labels"][at[0]] == judge.choice_ids[0 if first else 1]
+
+
+def _cfg(kind, model, **kw):
+    from rewards.train.config import TrainConfig
+
+    base = dict(kind=kind, model=model, lr=5e-3, head_lr=1e-2, epochs=30, batch_size=8, heldout_fraction=0.2,
+                patience=None, lora_r=4, lora_dropout=0.0, warmup_ratio=0.0, seed=0, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_prm_trains_and_reloads_exactly(tiny_root, tmp_path):
+    from rewards import load_scorer
+    from rewards.train.trainer import train
+
+    out = tmp_path / "prm"
+    card = train(_cfg("prm", _tiny_causal(tiny_root), peft="dora"), _step_records(), str(out), progress=False)
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"] * 0.8
+    assert (out / "adapter_model.safetensors").is_file() and card["adapter"] == "tts-prm" and card["trained"]
+    s = load_scorer("prm", model=str(out))
+    assert s.trained
+    for probe in card["training"]["reload_check"]:
+        got = s.score([probe["problem"]], [probe["steps"]])[0]
+        assert got == pytest.approx(probe["scores"], abs=1e-5)
+
+
+def test_orm_trains_and_reloads_exactly(tiny_root, tmp_path):
+    from rewards import load_scorer
+    from rewards.train.trainer import train
+
+    recs = [{"kind": "outcome", "problem": r["problem"], "steps": r["steps"], "correct": r["labels"][-1] == 1.0}
+            for r in _step_records()]
+    out = tmp_path / "orm"
+    card = train(_cfg("orm", _tiny_causal(tiny_root), freeze_layers=1), recs, str(out), progress=False)
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"] * 0.8
+    assert (out / "value_head.safetensors").is_file()
+    s = load_scorer("orm", model=str(out))
+    assert s.trained
+    for probe in card["training"]["reload_check"]:
+        assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
+    adapter_cfg = json.loads((out / "adapter_config.json").read_text())
+    assert all(".layers.1." in t for t in adapter_cfg["target_modules"])  # layer 0 frozen
+
+
+def test_tinyrm_trains_head_and_reloads_exactly(tiny_root, tmp_path):
+    from rewards.tinyrm import load_tinyrm
+    from rewards.train.trainer import train
+
+    recs = []
+    for i in range(12):
+        q = f"Tom has {i + 2} apples and buys {i + 3} more. How many?"
+        recs.append({"kind": "pair", "problem": q, "chosen": [f"good {i}", "good"], "rejected": [f"bad {i}", "bad"]})
+    out = tmp_path / "tinyrm"
+    card = train(_cfg("tinyrm", _tiny_bert(tiny_root), max_length=128, epochs=40, head_lr=3e-2), recs, str(out), progress=False)
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"] * 0.8
+    assert (out / "head.safetensors").is_file()
+    s = load_tinyrm(str(out), max_length=128)
+    assert s.trained
+    for probe in card["training"]["reload_check"]:
+        assert s.p0([(probe["problem"], probe["a"], probe["b"])])[0] == pytest.approx(probe["p0"], abs=1e-5)
+
+
+def test_config_errors_name_the_field():
+    from rewards.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="peft must be"):
+        TrainConfig(kind="prm", peft="ia3")
+    with pytest.raises(ValueError, match="kind must be"):
+        TrainConfig(kind="rm")
+
+
+def test_cli_help_and_import_without_torch(tmp_path, shared_data_dir):
+    code = ("import sys, cli; p = cli.build_parser(); p.parse_args(['train', 'prm', '--data', 'x', '--out', 'y']); "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip() == "False", r.stderr
+    out = tmp_path / "pb.jsonl"
+    r = subprocess.run([sys.executable, "cli.py", "train", "data-import", "prmbench", "--input",
+                        str(shared_data_dir / "prm_step_labels/prmbench_train/prm800k_train_p1_first400_4o_circular.jsonl"),
+                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert len(read_jsonl(out)) > 700
+
+
+@pytest.mark.engine
+def test_outcome_builder_on_real_engine(engine_policy, tmp_path):
+    problems = [{"id": "g0", "problem": "Tom has 2 apples and buys 3 more. How many apples does he have?", "answer": "5"}]
+    s = build_outcome_data(engine_policy, problems, str(tmp_path / "o.jsonl"), n=2)
+    rows = read_jsonl(tmp_path / "o.jsonl")
+    assert s["problems_done"] == 1 and len(rows) == 2 and all(isinstance(r["correct"], bool) for r in rows)
