@@ -30,7 +30,8 @@ def main() -> int:
     ap.add_argument("--max-step-tokens", type=int, default=64)
     ap.add_argument("--reward", default="none", choices=("none", "verifier"))
     ap.add_argument("--model", default=None)
-    ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.15,
+                    help="share of node RAM for the engine (model + KV); 0.15 of 24 GiB ~ 3.5 GiB")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench-search.json")
     a = ap.parse_args()
