@@ -299,17 +299,21 @@ def pairs_bench(scorer, probs: list[dict], *, agg: str = "min", batch_size: int 
     values: list[list[float | None]] = [[] for _ in probs]
     for j, s in zip(owner, scores, strict=True):
         values[j].append(_value(s, agg))
-    num, den = [], []
+    num, den, short = [], [], []
     ties = 0
     for p, v in zip(probs, values, strict=True):
         outs = [metrics.pair_outcome(v[c], v[r]) for c, r in p["pairs"]]
         ties += sum(o == 0.5 for o in outs)
         num.append(sum(outs))
         den.append(len(outs))
+        # a scorer-free reference: the solution with fewer steps wins
+        sol = p["solutions"]
+        short.append(sum(metrics.pair_outcome(-len(sol[c]), -len(sol[r])) for c, r in p["pairs"]))
     total = sum(den)
     lo, hi = metrics.bootstrap_ratio_ci(num, den, n_boot=n_boot, seed=seed)
     return {"pair_acc": sum(num) / total if total else None, "pair_acc_ci": [lo, hi], "pairs": total,
-            "ties": ties, "problems": len(probs), "solutions": len(flat_s), "agg": agg}
+            "ties": ties, "problems": len(probs), "solutions": len(flat_s), "agg": agg,
+            "shorter_wins_acc": sum(short) / total if total else None}
 
 
 def load_pool(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -462,6 +466,7 @@ def result_rows(res: dict) -> list[tuple[str, str]]:
             ("problems / pairs", f"{res['problems']} / {res['pairs']}"),
             ("pair accuracy (ties = 1/2)", f"{f(res['pair_acc'])} {ci(res['pair_acc_ci'])}"),
             ("ties", str(res["ties"])),
+            ("reference: fewer steps wins", f(res.get("shorter_wins_acc"))),
             ("aggregator", res["agg"]),
         ]
     rows = [("problems / candidates", f"{res['problems']} / {res['candidates']} (pool {res['pool_size']})"),

@@ -113,6 +113,7 @@ def test_pairs_bench_ties_count_half(tmp_path):
     assert [len(p["pairs"]) for p in probs] == [2, 1, 1]
     res = B.pairs_bench(FakeScorer(read_score), probs, agg="min", n_boot=100)
     assert res["pair_acc"] == pytest.approx(2.5 / 4) and res["ties"] == 1 and res["pairs"] == 4
+    assert res["shorter_wins_acc"] == pytest.approx(1.5 / 4)  # equal lengths tie in a, a, b; c: chosen is longer
 
 
 def test_pool_bench_hand_computed(tmp_path):
