@@ -289,6 +289,7 @@ def train(config: TrainConfig, data, out: str, *, progress: bool = True, command
         return config.patience is not None and bad_evals >= config.patience
 
     model.train()
+    t_loop = time.monotonic()
     step = micro = 0
     run_loss, run_n = 0.0, 0
     done = False
@@ -312,6 +313,9 @@ def train(config: TrainConfig, data, out: str, *, progress: bool = True, command
                 opt.zero_grad(set_to_none=True)
                 step += 1
                 bar.update(job, advance=1, info=f"loss {run_loss / max(1, run_n):.4f}")
+                if not progress and step % 10 == 0:
+                    log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step", step, total,
+                             run_loss / max(1, run_n), sched.get_last_lr()[0], (time.monotonic() - t_loop) / step)
                 if config.eval_every and step % config.eval_every == 0:
                     tl = run_loss / max(1, run_n)
                     run_loss, run_n = 0.0, 0
