@@ -25,7 +25,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 BEST, NEAR = "★", "†"
-LEGEND = (f"{BEST} best cell at full n; {NEAR} not separable from it (paired bootstrap 95% interval of "
+LEGEND = (f"{BEST} best cell at full n (exact ties all marked); {NEAR} not separable from it (paired bootstrap 95% interval of "
           "the difference contains 0). Cells: accuracy [95% bootstrap interval over problems]; "
           "with several seeds also mean ± sd over seeds.")
 

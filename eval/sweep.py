@@ -295,9 +295,9 @@ def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equa
     # best cell at the full n, and the cells a paired bootstrap cannot tell apart from it
     top = [c for c in cells if c["k"] == run_ks[-1] and c["acc"] is not None]
     if top:
-        best = max(top, key=lambda c: c["acc"])
+        best = max(top, key=lambda c: c["acc"])  # the first of equals (table order)
         for c in top:
-            c["best"] = c is best
+            c["best"] = c["acc"] == best["acc"]  # exact ties share the mark
             lo, hi = metrics.paired_bootstrap(best["_x"], c["_x"], n_boot=n_boot, level=level, seed=seed)
             c["near_best"] = bool(lo <= 0.0)
     for c in cells + baselines:
@@ -321,4 +321,5 @@ def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equa
 
 
 def best_cell(run_result: dict) -> dict | None:
+    """The first cell marked best (several are marked when they tie exactly)."""
     return next((c for c in run_result["cells"] if c.get("best")), None)
