@@ -270,8 +270,8 @@ def _count_parameters(llm) -> int:
     """Parameters of the engine's model, read from its config (no weights touched)."""
     cfg = llm.llm_engine.model_config.hf_config
     try:
-        from transformers import AutoModelForCausalLM
         import torch
+        from transformers import AutoModelForCausalLM
 
         with torch.device("meta"):
             m = AutoModelForCausalLM.from_config(cfg)

@@ -428,7 +428,9 @@ class TinyRMTask:
             save_file(state, str(out / "head.safetensors"))
 
     def card(self) -> dict:
-        return {"prefix": self.config.prefix, "choice_tokens": ["0", "1"]}
+        # max_length: what training truncated pairs to (load_tinyrm does not read it yet; it
+        # defaults to the encoder's limit, which only changes pairs longer than this)
+        return {"prefix": self.config.prefix, "choice_tokens": ["0", "1"], "max_length": self.config.max_length}
 
 
 TASKS = {"prm": PRMTask, "orm": ORMTask, "tinyrm": TinyRMTask}
