@@ -60,6 +60,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="KV cache size in GiB (CPU default 2)")
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM tensor parallelism (GPUs)")
     g.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (GPUs)")
+    g = p.add_argument_group("backend (docs/scale-out.md)")
+    g.add_argument("--backend", choices=("inprocess", "openai", "ray"), default="inprocess",
+                   help="in-process vLLM engine, OpenAI-compatible servers (--endpoint), or Ray actors")
+    g.add_argument("--endpoint", action="append", default=None,
+                   help="completions server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
+    g.add_argument("--concurrency", type=int, default=64, help="open requests per endpoint (openai)")
+    g.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+    g.add_argument("--ray-actors", type=int, default=2, help="Ray actors, each owning an engine or endpoint client")
+    g.add_argument("--ray-gpus-per-actor", type=float, default=0.0)
+    g.add_argument("--scorer-endpoint", default=None,
+                   help="URL of a scorer server (python cli.py serve-scorer) used instead of --reward")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output JSONL (default derived from the config, under runs/)")
     g.add_argument("--batch-problems", type=int, default=16, help="problems that advance together")
@@ -143,23 +154,43 @@ def run(args: argparse.Namespace) -> int:
     if len(todo) < len(problems):
         console.print(f"resuming {out}: {len(problems) - len(todo)} done, {len(todo)} to run")
     policy = scorer = None
+    make_policy = make_scorer = None
+    if args.backend == "openai" and not args.endpoint:
+        raise ValueError("--backend openai needs at least one --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
     if todo:
+        import functools
+
         from policies import EngineConfig, SamplingConfig, VLLMPolicy
 
-        policy = VLLMPolicy(
-            args.model,
-            engine=EngineConfig(
+        sampling = SamplingConfig(
+            temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+            max_step_tokens=args.max_step_tokens, seed=args.seed,
+        )
+        if args.backend == "openai" or (args.backend == "ray" and args.endpoint):
+            from policies.openai_backend import OpenAIPolicy
+
+            make_policy = functools.partial(
+                OpenAIPolicy, args.model, endpoints=args.endpoint, sampling=sampling,
+                prompt_style=args.prompt_style, concurrency=args.concurrency,
+            )
+        else:
+            engine = EngineConfig(
                 gpu_memory_utilization=args.gpu_memory_utilization, kv_cache_gib=args.kv_cache_gib,
                 tensor_parallel_size=args.tensor_parallel_size,
                 data_parallel_size=args.data_parallel_size, seed=args.seed,
-            ),
-            sampling=SamplingConfig(
-                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-                max_step_tokens=args.max_step_tokens, seed=args.seed,
-            ),
-            prompt_style=args.prompt_style,
-        )
-        scorer = load_scorer(args.reward, args.scorer_model)
+            )
+            make_policy = functools.partial(
+                VLLMPolicy, args.model, engine=engine, sampling=sampling, prompt_style=args.prompt_style,
+            )
+        if args.scorer_endpoint:
+            from rewards.server import RemoteScorer
+
+            make_scorer = functools.partial(RemoteScorer, args.scorer_endpoint)
+        elif args.reward != "none":
+            make_scorer = functools.partial(load_scorer, args.reward, args.scorer_model)
+        if args.backend != "ray":
+            policy = make_policy()
+            scorer = make_scorer() if make_scorer else None
 
     import time
 
@@ -191,10 +222,20 @@ def run(args: argparse.Namespace) -> int:
         )
 
     with progress:
-        summary = run_search(
-            problems, policy, scorer, config, out=out, identity=ident,
-            batch_problems=args.batch_problems, on_record=show, run_file=rf,
-        )
+        if args.backend == "ray" and todo:
+            from search.ray_runner import run_search_ray
+
+            summary = run_search_ray(
+                problems, make_policy, make_scorer, config, out=out, identity=ident,
+                num_actors=args.ray_actors, address=args.ray_address,
+                actor_options={"num_cpus": 1, "num_gpus": args.ray_gpus_per_actor},
+                run_file=rf, on_record=show,
+            )
+        else:
+            summary = run_search(
+                problems, policy, scorer, config, out=out, identity=ident,
+                batch_problems=args.batch_problems, on_record=show, run_file=rf,
+            )
     print_summary(console, summary)
     return 0
 
