@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from policies.settings import set_engine_log_level
+
+    set_engine_log_level(args.verbose)
     if getattr(args, "_missing", None):
         print(f"cli.py {args.command}: not available in this build ({args._missing} is missing)", file=sys.stderr)
         return 2

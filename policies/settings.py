@@ -49,3 +49,8 @@ def configure_cpu_engine_env() -> None:
     themselves keep their value.
     """
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+
+def set_engine_log_level(verbose: int) -> None:
+    """vLLM logs every engine detail at INFO; the CLI shows them only with -v."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
