@@ -113,13 +113,10 @@ def beam(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=
     results: list[SearchResult | None] = [None] * P
 
     def close(p: int) -> None:
-        ledgers[p].wall_s = time.perf_counter() - t0
         results[p] = common.finalize(
             probs[p], finished[p], config, ledgers[p], delim=delim,
-            tree=trees[p].as_list(), equal=equal,
+            tree=trees[p].as_list(), equal=equal, t0=t0, on_done=on_done,
         )
-        if on_done:
-            on_done(results[p])
 
     for depth in range(config.max_steps):
         active = [p for p in range(P) if results[p] is None]

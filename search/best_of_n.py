@@ -56,14 +56,10 @@ def sample_and_select(
     for row in cands:
         for c in row:
             c.scores = next(it)
-    results = []
-    for p, prob in enumerate(probs):
-        ledgers[p].wall_s = time.perf_counter() - t0
-        res = common.finalize(prob, cands[p], config, ledgers[p], delim=delim, equal=equal)
-        results.append(res)
-        if on_done:
-            on_done(res)
-    return results
+    return [
+        common.finalize(prob, cands[p], config, ledgers[p], delim=delim, equal=equal, t0=t0, on_done=on_done)
+        for p, prob in enumerate(probs)
+    ]
 
 
 def best_of_n(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 
 from search.config import SearchConfig
@@ -195,19 +196,31 @@ def finalize(
     delim: str,
     tree: list[dict] | None = None,
     equal=None,
+    t0: float | None = None,
+    on_done: OnDone | None = None,
 ) -> SearchResult:
-    """Extract answers, compute final values with `final_agg`, select the answer."""
+    """Extract answers, compute final values with `final_agg`, select the answer.
+
+    With `t0` (a perf_counter start) the ledger's wall time is stamped first; the
+    finished result is handed to `on_done`, so every strategy closes a problem the
+    same way.
+    """
     from verifiers import extract_answer
 
+    if t0 is not None:
+        ledger.wall_s = time.perf_counter() - t0
     for c in candidates:
         c.answer = extract_answer(c.text(delim)) if c.steps else None
         c.value = value_of(c.scores, config.final_agg, c.logprob, c.generated_tokens)
     chosen, answer, votes, calls = select(candidates, config.select, equal=equal)
     ledger.verifier_calls += calls
-    return SearchResult(
+    result = SearchResult(
         problem=problem, candidates=candidates, chosen=chosen, answer=answer,
         votes=votes, tree=tree, ledger=ledger,
     )
+    if on_done:
+        on_done(result)
+    return result
 
 
 def new_ledgers(policy, scorer, count: int) -> list[Ledger]:
