@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from search.config import SearchConfig
-from search.types import Problem, as_problems
+from search.types import Problem
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +195,7 @@ def run_search_ray(
     batch_problems: problems per chunk (the unit of streaming and of retry).
     max_attempts: tries per chunk when actors die.
     """
-    import json
-
-    from search.runner import RunFile, summarize, summary_path
+    from search.runner import close_run, open_run
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
@@ -205,16 +203,7 @@ def run_search_ray(
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
     if pool is None and make_policy is None:
         raise ValueError("pass make_policy (a factory run in each actor) or pool=SearchPool(...).")
-    identity = identity if identity is not None else {"search": config.as_dict()}
-    rf = run_file or RunFile(out, identity)
-    if run_file is None:
-        rf.load()
-    probs = as_problems(problems)
-    ids = [p.id for p in probs]
-    if len(set(ids)) != len(ids):
-        raise ValueError("problem ids must be unique within a run (resume keys on them)")
-    done = rf.done_ids()
-    todo = [p for p in probs if p.id not in done]
+    identity, rf, ids, todo = open_run(problems, config, out, identity, run_file)
     t0 = time.perf_counter()
     stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
     if todo:
@@ -232,19 +221,13 @@ def run_search_ray(
                 pool.close()
     invocation = {
         "ran": len(todo),
-        "skipped": len(probs) - len(todo),
+        "skipped": len(ids) - len(todo),
         "wall_s": round(time.perf_counter() - t0, 3),
         "backend": "ray",
         "actors": pool.num_actors if pool is not None else num_actors,
         **stats,
     }
-    wanted = set(ids)
-    summary = summarize([r for r in rf.records if str(r["id"]) in wanted], identity, last_invocation=invocation)
-    summary["output"] = str(rf.path)
-    sp = summary_path(rf.path)
-    sp.parent.mkdir(parents=True, exist_ok=True)
-    sp.write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
+    return close_run(rf, ids, identity, invocation)
 
 
 def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,

@@ -200,18 +200,7 @@ def run_search(
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
-    identity = identity if identity is not None else {"search": config.as_dict()}
-    rf = run_file or RunFile(out, identity)
-    if run_file is None:
-        rf.load()
-    probs = as_problems(problems)
-    ids = [p.id for p in probs]
-    if len(set(ids)) != len(ids):
-        raise ValueError("problem ids must be unique within a run (resume keys on them)")
-    done = rf.done_ids()
-    todo = [p for p in probs if p.id not in done]
-    if done:
-        log.info("%s: %d problems already done, %d to run", rf.path, len(probs) - len(todo), len(todo))
+    identity, rf, ids, todo = open_run(problems, config, out, identity, run_file)
     strategy = STRATEGIES[config.strategy]
     delim = common.delimiter(policy) if todo else "\n\n"
     usage = getattr(policy, "usage", None)
@@ -230,11 +219,36 @@ def run_search(
         strategy(todo[start : start + batch_problems], policy, scorer, config, on_done=finish, equal=equal)
     invocation = {
         "ran": len(todo),
-        "skipped": len(probs) - len(todo),
+        "skipped": len(ids) - len(todo),
         "wall_s": round(time.perf_counter() - t0, 3),
         "policy_calls": getattr(usage, "calls", 0) - calls0,
         "scorer_calls": (read_scorer_stats(scorer)["calls"] - scorer0) if scorer is not None else 0,
     }
+    return close_run(rf, ids, identity, invocation)
+
+
+def open_run(problems, config: SearchConfig, out, identity: dict | None, run_file: RunFile | None):
+    """Shared start of every backend's run: the run identity, the output file (loaded,
+    so a different config is refused and a torn line repaired), the problem ids and
+    the problems not yet in it. Returns (identity, run file, ids, todo)."""
+    identity = identity if identity is not None else {"search": config.as_dict()}
+    rf = run_file or RunFile(out, identity)
+    if run_file is None:
+        rf.load()
+    probs = as_problems(problems)
+    ids = [p.id for p in probs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("problem ids must be unique within a run (resume keys on them)")
+    done = rf.done_ids()
+    todo = [p for p in probs if p.id not in done]
+    if done:
+        log.info("%s: %d problems already done, %d to run", rf.path, len(probs) - len(todo), len(todo))
+    return identity, rf, ids, todo
+
+
+def close_run(rf: RunFile, ids: list[str], identity: dict, invocation: dict) -> dict:
+    """Shared end of every backend's run: the summary of this run's problems (all
+    invocations so far), also written to OUT.summary.json."""
     wanted = set(ids)
     summary = summarize([r for r in rf.records if str(r["id"]) in wanted], identity, last_invocation=invocation)
     summary["output"] = str(rf.path)
