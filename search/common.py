@@ -83,20 +83,17 @@ def extend(policy, problems: Sequence[Problem], items, seed: int, ledgers: Seque
 
     Returns, per item, its k completions. Items with identical (problem, steps)
     are merged into one request of sum(k) samples, so that they get different
-    seeds (the policy derives per-sample seeds from the prompt). The call uses one
-    k for all requests, the largest merged k; surplus completions of smaller
-    requests are discarded but counted in the ledger (they were computed).
+    seeds (the policy derives per-sample seeds from the prompt). The policy gets
+    one k when every merged request wants the same number, else one k per request.
     """
     if not items:
         return []
     groups: dict[tuple, list[int]] = {}
     for i, (p, steps, _k) in enumerate(items):
         groups.setdefault((p, tuple(steps)), []).append(i)
-    need = {key: sum(items[i][2] for i in idx) for key, idx in groups.items()}
-    k_call = max(need.values())
-    if any(v != k_call for v in need.values()):
-        log.debug("extend: uneven k per prompt (%s); surplus samples discarded", sorted(set(need.values())))
     keys = list(groups)
+    need = [sum(items[i][2] for i in groups[key]) for key in keys]
+    k_call = need[0] if len(set(need)) == 1 else need
     outs = policy.extend([problems[p].text for p, _ in keys], [list(s) for _, s in keys], k_call, seed=seed)
     _touch(ledgers, [p for p, _ in keys])
     result: list = [None] * len(items)

@@ -43,11 +43,12 @@ class FakePolicy:
 
     def extend(self, problems, steps, k=1, *, max_tokens=None, seed=None):
         self.calls.append(Call("extend", list(problems), [list(s) for s in steps], k, seed))
+        ks = [k] * len(problems) if isinstance(k, int) else list(k)
         out = []
-        for p, s in zip(problems, steps, strict=True):
+        for p, s, kk in zip(problems, steps, ks, strict=True):
             plen = 10 + 5 * len(s)
             row = []
-            for j in range(k):
+            for j in range(kk):
                 text, fin = self.script(p, list(s), j, seed)
                 row.append(self._comp(text, fin, j == 0, plen))
             out.append(row)

@@ -20,9 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import test_backends_scorer
 
 from policies import SamplingConfig, VLLMPolicy, derive_seed
 from policies.openai_backend import EndpointError, OpenAIPolicy, normalize_endpoint
+
+# the scorer tests' fixture (a scorer served on 127.0.0.1) and scorer, for the CLI tests below
+served = test_backends_scorer.served
+LengthScorer = test_backends_scorer.LengthScorer
 
 PROBLEMS = [
     "Janet has 3 apples and buys 5 more. How many apples does she have?",
@@ -471,6 +476,52 @@ def test_ray_dead_actor_problems_are_retried_elsewhere(ray_cluster, tmp_path):
     assert s2["last_invocation"]["ran"] == 0 and s2["last_invocation"]["actors_started"] == 0
 
 
+def _check_record(rec: dict, max_tokens: int) -> None:
+    """What every best-of-n record holds within itself, whatever the numerics."""
+    cands, led = rec["candidates"], rec["ledger"]
+    assert led["generated_tokens"] == sum(c["generated_tokens"] for c in cands)
+    assert all(0 < c["generated_tokens"] <= max_tokens for c in cands)
+    assert led["verifier_calls"] == len(cands)  # every candidate graded once
+    assert 0 <= led["cached_tokens"] <= led["prompt_tokens"]
+    chosen = cands[rec["chosen"]]
+    assert rec["answer"] == chosen["answer"] and rec["correct"] == chosen["verdict"]["correct"]
+
+
+def _same_run(a: list[dict], b: list[dict], max_tokens: int, share: float) -> float:
+    """Two runs of one seeded config are the same run: everything that does not depend
+    on floating point is equal, and at least `share` of the candidate texts are.
+
+    The texts are compared as a share because a CPU server's numbers depend on what
+    else is in the batch: near a tie one sampled token, and then the rest of that one
+    candidate (each candidate is its own seeded request), can differ between runs.
+    Returns the share of equal texts.
+    """
+    for run in (a, b):
+        ids = [r["id"] for r in run]
+        assert len(ids) == len(set(ids))  # one record per problem, none twice
+    ra, rb = {r["id"]: r for r in a}, {r["id"]: r for r in b}
+    assert ra.keys() == rb.keys()
+    equal = total = 0
+    for pid, x in ra.items():
+        y = rb[pid]
+        _check_record(x, max_tokens)
+        _check_record(y, max_tokens)
+        for k in ("config", "seed", "problem", "gold"):
+            assert x[k] == y[k], k
+        assert len(x["candidates"]) == len(y["candidates"])
+        for k in ("policy_calls", "policy_requests", "prompt_tokens", "verifier_calls", "policy_params"):
+            assert x["ledger"][k] == y["ledger"][k], k  # same prompts, same requests
+        for cx, cy in zip(x["candidates"], y["candidates"], strict=True):
+            total += 1
+            if cx["steps"] == cy["steps"]:
+                equal += 1  # the same text: the same tokens, answer and verdict
+                for k in ("generated_tokens", "answer", "verdict", "finish_reason"):
+                    assert cx[k] == cy[k], k
+                assert cx["logprob"] == pytest.approx(cy["logprob"], abs=0.05)
+    assert equal >= share * total, f"only {equal} of {total} candidate texts are equal"
+    return equal / total
+
+
 @pytest.mark.engine
 def test_ray_two_actors_give_the_records_of_one_process(ray_cluster, vllm_server, tmp_path):
     from functools import partial
@@ -480,13 +531,142 @@ def test_ray_two_actors_give_the_records_of_one_process(ray_cluster, vllm_server
     from search.runner import run_search
 
     probs = [{"id": f"r{i}", "problem": f"Sam reads {i + 4} pages a day. How many pages in {i + 2} days?",
-              "answer": str((i + 4) * (i + 2))} for i in range(4)]
+              "answer": str((i + 4) * (i + 2))} for i in range(6)]
     cfg = SearchConfig(strategy="best_of_n", n=2, seed=0)
     sampling = SamplingConfig(max_tokens=32, seed=0)
     make = partial(OpenAIPolicy, endpoints=vllm_server.url, sampling=sampling)
     s = run_search_ray(probs, make, None, cfg, out=tmp_path / "ray.jsonl", num_actors=2,
                        batch_problems=2, actor_options={"num_cpus": 1})
-    assert s["problems"] == 4 and s["last_invocation"]["actors_started"] == 2
-    run_search(probs, make(), None, cfg, out=tmp_path / "one.jsonl", batch_problems=2)
-    read = lambda p: {r["id"]: _strip(r) for r in map(json.loads, p.read_text().splitlines())}  # noqa: E731
-    assert read(tmp_path / "ray.jsonl") == read(tmp_path / "one.jsonl")
+    inv = s["last_invocation"]
+    assert s["problems"] == 6 and inv["actors_started"] == 2 and inv["chunks"] == 3 and inv["dead_actors"] == 0
+    one = run_search(probs, make(), None, cfg, out=tmp_path / "one.jsonl", batch_problems=2)
+    read = lambda p: [json.loads(x) for x in p.read_text().splitlines()]  # noqa: E731
+    ray_recs, one_recs = read(tmp_path / "ray.jsonl"), read(tmp_path / "one.jsonl")
+    _same_run(ray_recs, one_recs, max_tokens=32, share=0.75)
+    for k in ("generated_tokens", "prompt_tokens", "verifier_calls"):  # summaries add the same records
+        assert s["totals"][k] == sum(r["ledger"][k] for r in ray_recs)
+        assert one["totals"][k] == sum(r["ledger"][k] for r in one_recs)
+
+
+# ---- the CLI: `cli.py search --backend openai | ray`, `--scorer-endpoint` ------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "gsm8k", "--limit", "2", "--n", "2", "--max-tokens", "32", "--seed", "0", "--quiet"]
+
+
+def _search(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "search", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _resumes(args, out: Path) -> dict:
+    """Rerun a finished command: nothing runs, the file is untouched; the new summary."""
+    from search.runner import summary_path
+
+    before = out.read_bytes()
+    r = _search(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 done, 0 to run" in r.stdout
+    assert out.read_bytes() == before
+    summary = json.loads(summary_path(out).read_text())
+    assert summary["problems"] == 2 and summary["last_invocation"]["ran"] == 0
+    return summary
+
+
+def test_cli_backend_options_that_do_not_fit_fail_before_loading(tmp_path):
+    cases = [
+        (["--backend", "openai"], "needs at least one --endpoint"),
+        (["--endpoint", "http://127.0.0.1:9/v1"], "add --backend openai"),
+        (["--backend", "openai", "--endpoint", "127.0.0.1:8000"], "http(s) URL"),
+        (["--ray-address", "auto"], "need --backend ray"),
+        (["--scorer-endpoint", "127.0.0.1:8100"], "http(s) URL"),
+        (["--scorer-endpoint", "http://127.0.0.1:9", "--scorer-model", "x"], "--scorer-model does not apply"),
+    ]
+    for args, msg in cases:
+        r = _search(*args, *TINY, "--out", tmp_path / "x.jsonl", timeout=120)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr[-2000:])
+        assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.engine
+def test_cli_search_through_a_server_then_resumes(vllm_server, tmp_path):
+    out = tmp_path / "openai.jsonl"
+    args = ["--backend", "openai", "--endpoint", vllm_server.url, *TINY, "--out", out]
+    r = _search(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = _records(out)
+    assert [x["id"] for x in recs] == ["gsm8k-0", "gsm8k-1"]
+    for rec in recs:
+        _check_record(rec, max_tokens=32)
+        assert len(rec["candidates"]) == 2 and rec["config"]["reward"] == {"kind": "none", "model": None}
+        assert rec["ledger"]["policy_params"] > 0 and rec["ledger"]["cached_tokens"] >= 0
+    _resumes(args, out)
+
+
+@pytest.mark.engine
+def test_cli_beam_with_a_served_scorer_then_resumes(vllm_server, served, tmp_path):
+    scorer = LengthScorer(0)
+    srv = served(scorer)
+    out = tmp_path / "beam.jsonl"
+    args = ["--backend", "openai", "--endpoint", vllm_server.url, "--scorer-endpoint", srv.url,
+            "--strategy", "beam", "--beam-width", "2", "--max-steps", "2", "--max-step-tokens", "24",
+            *TINY, "--out", out]
+    r = _search(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = _records(out)
+    assert [x["id"] for x in recs] == ["gsm8k-0", "gsm8k-1"]
+    for rec in recs:
+        # the kind comes from the server; the identity names the served scorer
+        assert rec["config"]["reward"] == {"kind": "prm", "model": None,
+                                           "served": {"name": "prm", "trained": True, "num_parameters": 0}}
+        assert rec["candidates"] and rec["ledger"]["scorer_calls"] > 0
+        for c in rec["candidates"]:  # the served scorer's scores (LengthScorer: len(step) / 100)
+            assert c["scores"] == pytest.approx([min(1.0, len(x) / 100) for x in c["steps"][:len(c["scores"])]])
+    # the records count the server's work: every scored token, in some record
+    assert sum(x["ledger"]["scorer_tokens"] for x in recs) == scorer.stats.tokens_scored > 0
+    served_requests = srv.requests
+    _resumes(args, out)
+    assert srv.requests == served_requests  # a finished run scores nothing
+    # a --reward that is not what the server serves is refused before anything runs
+    r = _search(*args[:-1], tmp_path / "other.jsonl", "--reward", "orm")
+    assert r.returncode == 2 and "serves 'prm'" in r.stderr
+    assert srv.requests == served_requests
+
+
+@pytest.mark.engine
+def test_cli_search_on_ray_actors_then_resumes(ray_cluster, vllm_server, tmp_path):
+    from search.runner import summary_path
+
+    address = ray_cluster.get_runtime_context().gcs_address  # the session's cluster
+    out = tmp_path / "ray.jsonl"
+    args = ["--backend", "ray", "--ray-address", address, "--ray-actors", "2", "--endpoint", vllm_server.url,
+            *TINY, "--out", out]
+    r = _search(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    inv = json.loads(summary_path(out).read_text())["last_invocation"]
+    assert inv["backend"] == "ray" and inv["ran"] == 2 and inv["dead_actors"] == 0
+    assert inv["actors_started"] == 2 and inv["chunks"] == 2  # one problem per actor
+    recs = _records(out)
+    assert sorted(x["id"] for x in recs) == ["gsm8k-0", "gsm8k-1"]
+    for rec in recs:
+        _check_record(rec, max_tokens=32)
+        assert len(rec["candidates"]) == 2
+    inv = _resumes(args, out)["last_invocation"]
+    assert inv["backend"] == "ray" and inv["actors_started"] == 0
+
+
+def test_per_prompt_sample_counts_send_exactly_those_requests(scripted):
+    srv = scripted()
+    pol = OpenAIPolicy(endpoints=srv.url, sampling=SamplingConfig(seed=5, max_tokens=9), concurrency=1)
+    out = pol.extend(PROBLEMS, [["step one"], ["step two"]], k=[3, 1])
+    assert [len(c) for c in out] == [3, 1]
+    prompts = [pol.prefix(p, s) for p, s in zip(PROBLEMS, [["step one"], ["step two"]], strict=True)]
+    want = sorted((prompts[0], derive_seed(5, "extend", prompts[0], j)) for j in range(3))
+    want += [(prompts[1], derive_seed(5, "extend", prompts[1], 0))]
+    assert sorted((b["prompt"], b["seed"]) for b in srv.bodies) == sorted(want)
+    with pytest.raises(ValueError, match="one int or one per prompt"):
+        pol.extend(PROBLEMS, [["a"], ["b"]], k=[1])

@@ -184,3 +184,27 @@ def test_extend_stops_at_delimiter_and_reuses_the_prefix_cache(engine_policy):
     assert all(c[0].cached_tokens <= c[0].prompt_tokens for c in second)
     u = engine_policy.usage
     assert u.generated_tokens > 0 and u.cached_tokens > 0
+
+
+def test_per_prompt_counts_are_checked():
+    from policies.vllm_policy import per_prompt_counts
+
+    assert per_prompt_counts(3, 2, "k") == [3, 3]
+    assert per_prompt_counts([1, 4], 2, "k") == [1, 4]
+    with pytest.raises(ValueError, match="k has 1 counts for 2 prompts"):
+        per_prompt_counts([1], 2, "k")
+    with pytest.raises(ValueError, match="k must be >= 1 for every prompt, got 0"):
+        per_prompt_counts([1, 0], 2, "k")
+    with pytest.raises(ValueError, match=">= 1"):
+        per_prompt_counts(0, 2, "k")
+
+
+@pytest.mark.engine
+def test_extend_takes_one_count_per_prompt(engine_policy):
+    steps = [["First, find the total."], ["First, find the cost."]]
+    gen0 = engine_policy.usage.generated_tokens
+    out = engine_policy.extend(PROBLEMS, steps, k=[1, 3], max_tokens=6, seed=9)
+    assert [len(c) for c in out] == [1, 3]
+    assert engine_policy.usage.generated_tokens - gen0 == sum(c.generated_tokens for row in out for c in row)
+    # prompt work is counted once per prompt, on its first completion
+    assert all(row[0].prompt_tokens > 0 and all(c.prompt_tokens == 0 for c in row[1:]) for row in out)

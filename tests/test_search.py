@@ -350,3 +350,21 @@ def test_on_done_called_once_per_problem_as_each_finishes():
          on_done=lambda r: seen.append((r.problem.id, len(pol.calls))), equal=eq)
     assert seen[0] == ("b", 1) and sorted(s[0] for s in seen) == ["a", "b", "c"]
     assert "What is 0?" not in pol.calls[1].problems  # a done problem leaves the batch
+
+
+def test_common_extend_merges_equal_prefixes_and_asks_each_its_own_count():
+    from search import common
+    from search.ledger import Ledger
+
+    pol = FakePolicy()
+    probs = [Problem(id="a", text="P1"), Problem(id="b", text="P2")]
+    items = [(0, ["s"], 2), (0, ["s"], 1), (1, [], 1)]  # two items share a prefix
+    led = [Ledger(), Ledger()]
+    out = common.extend(pol, probs, items, 7, led)
+    assert [len(o) for o in out] == [2, 1, 1]
+    call = pol.calls[-1]
+    assert call.k == [3, 1] and len(call.steps) == 2  # one request of 3, one of 1: nothing discarded
+    assert len({c.text for c in out[0] + out[1]}) == 3  # merged samples get distinct sample indices
+    assert led[0].generated_tokens == 3 * pol.tps and led[1].generated_tokens == pol.tps
+    common.extend(pol, probs, [(0, [], 2), (1, [], 2)], 7, led)
+    assert pol.calls[-1].k == 2  # equal counts: one int, as before
