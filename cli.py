@@ -14,7 +14,7 @@ import sys
 
 # subcommand -> (module holding add_arguments(parser) and run(args), one-line help)
 COMMANDS = {
-    "search": ("search.cli", "run a search strategy (best-of-n, voting, beam, DVTS, MCTS) on a dataset"),
+    "search": ("search.cli", "run a search strategy (best-of-n, voting, beam, DVTS, MCTS, particle filtering) on a dataset"),
     "sweep": ("eval.sweep_cli", "replay search records under many aggregators; accuracy-vs-compute report"),
     "score": ("rewards.cli", "score the solutions in a JSONL file with a reward model"),
     "train": ("rewards.train_cli", "train an ORM, PRM or TinyRM scorer from labelled data"),

@@ -18,6 +18,7 @@ from search.dvts import dvts
 from search.ledger import Ledger
 from search.majority import majority, weighted_majority
 from search.mcts import mcts
+from search.particle_filter import particle_filter
 from search.select import answer_classes, select
 from search.types import Candidate, Node, Problem, SearchResult, Tree
 
@@ -28,6 +29,7 @@ STRATEGIES = {
     "beam": beam,
     "dvts": dvts,
     "mcts": mcts,
+    "particle_filter": particle_filter,
 }
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "beam",
     "dvts",
     "mcts",
+    "particle_filter",
 ]

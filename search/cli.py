@@ -23,7 +23,7 @@ REWARDS = ("prm", "orm", "tinyrm", "verifier", "none")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("search")
     g.add_argument("--strategy", choices=STRATEGIES, default="best_of_n")
-    g.add_argument("--n", type=int, default=4, help="samples (best-of-n, voting), live beams (beam), total leaves (DVTS)")
+    g.add_argument("--n", type=int, default=4, help="samples (best-of-n, voting), live beams (beam), total leaves (DVTS), particles (particle_filter)")
     g.add_argument("--beam-width", type=int, default=2, help="M: continuations per expanded beam / node")
     g.add_argument("--beam-rule", choices=("top_n_over_m", "expand_all"), default="top_n_over_m",
                    help="beam: N/M best beams get M each (search-and-learn), or every beam gets M and the best N stay")
@@ -37,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="final selection (default: the strategy's own)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
-    g.add_argument("--reward", choices=REWARDS, default="none",
-                   help="scorer; 'none' = no scorer (rank by policy confidence), 'verifier' = oracle from golds")
+    g.add_argument("--reward", choices=REWARDS, default=None,
+                   help="scorer; 'none' (default) = no scorer (rank by policy confidence), 'verifier' = oracle "
+                        "from golds; with --scorer-endpoint: the served kind (checked against the server)")
     g.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="gsm8k", help="gsm8k, math500, gsm8k-train, ... or a JSONL path")
@@ -64,13 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=("inprocess", "openai", "ray"), default="inprocess",
                    help="in-process vLLM engine, OpenAI-compatible servers (--endpoint), or Ray actors")
     g.add_argument("--endpoint", action="append", default=None,
-                   help="completions server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several)")
+                   help="completions server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several); "
+                        "with --backend ray each actor is a client of these servers instead of an engine")
     g.add_argument("--concurrency", type=int, default=64, help="open requests per endpoint (openai)")
-    g.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+    g.add_argument("--ray-address", default=None,
+                   help="Ray cluster address: 'auto' (a cluster started with `ray start` here), HEAD_IP:6379 "
+                        "(default: start a local one)")
     g.add_argument("--ray-actors", type=int, default=2, help="Ray actors, each owning an engine or endpoint client")
-    g.add_argument("--ray-gpus-per-actor", type=float, default=0.0)
+    g.add_argument("--ray-gpus-per-actor", type=float, default=0.0, help="GPUs reserved by each actor's engine")
     g.add_argument("--scorer-endpoint", default=None,
-                   help="URL of a scorer server (python cli.py serve-scorer) used instead of --reward")
+                   help="URL of a scorer server (python cli.py serve-scorer), e.g. http://127.0.0.1:8100, "
+                        "used instead of a local scorer; its kind comes from the server")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output JSONL (default derived from the config, under runs/)")
     g.add_argument("--batch-problems", type=int, default=16, help="problems that advance together")
@@ -89,7 +94,7 @@ def _config(args):
 
 def default_out(args, config) -> Path:
     ds = Path(args.dataset).stem if args.dataset.endswith(".jsonl") else args.dataset
-    parts = [ds, config.strategy, args.reward, config.agg]
+    parts = [ds, config.strategy, resolve_reward(args), config.agg]
     if config.final_agg != config.agg:
         parts.append(f"final-{config.final_agg}")
     parts.append(f"n{config.n}")
@@ -111,9 +116,99 @@ def identity(args, config) -> dict:
             "max_tokens": args.max_tokens, "max_step_tokens": args.max_step_tokens,
             "prompt_style": args.prompt_style,
         },
-        "reward": {"kind": args.reward, "model": args.scorer_model},
+        "reward": reward_identity(args),
         "data": {"dataset": args.dataset, "problem_field": args.problem_field, "answer_field": args.answer_field},
     }
+
+
+def resolve_reward(args) -> str:
+    """The scorer kind of the run: --reward, or with --scorer-endpoint the kind the
+    server serves (asked once from its /info; a --reward that disagrees is an error).
+    Sets args.reward to it; the server's /info is kept in args.scorer_info."""
+    if getattr(args, "scorer_info", None) is not None or not args.scorer_endpoint:
+        args.reward = args.reward or "none"
+        return args.reward
+    if args.scorer_model:
+        raise ValueError("--scorer-model does not apply with --scorer-endpoint: the server loads its model "
+                         "(python cli.py serve-scorer --reward KIND --scorer-model PATH)")
+    from rewards.server import RemoteScorer
+
+    info = RemoteScorer(args.scorer_endpoint).info()
+    kind = info.get("kind")
+    if args.reward is not None and args.reward != kind:
+        raise ValueError(f"--reward {args.reward}, but the scorer at {args.scorer_endpoint} serves {kind!r}; "
+                         "drop --reward (the server's kind is used) or point --scorer-endpoint at the right server")
+    args.reward, args.scorer_info = kind, info
+    return kind
+
+
+def reward_identity(args) -> dict:
+    """The scorer part of the run identity. A served scorer is named by what the
+    server reports (kind, name, trained, parameters), not by its URL, so a run can
+    resume against the same scorer served elsewhere."""
+    kind = resolve_reward(args)
+    ident = {"kind": kind, "model": args.scorer_model}
+    info = getattr(args, "scorer_info", None)
+    if info is not None:
+        ident["served"] = {k: info.get(k) for k in ("name", "trained", "num_parameters")}
+    return ident
+
+
+def check_backend_args(args) -> None:
+    """Backend options that do not fit together: one clear error before anything loads."""
+    from policies.openai_backend import normalize_endpoint  # stdlib-only at import time
+
+    if args.backend == "openai" and not args.endpoint:
+        raise ValueError("--backend openai needs at least one --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
+    if args.endpoint and args.backend == "inprocess":
+        raise ValueError("--endpoint is for --backend openai (or ray: actors as clients of the servers); "
+                         "add --backend openai")
+    if args.backend != "ray" and (args.ray_address or args.ray_gpus_per_actor):
+        raise ValueError("--ray-address / --ray-gpus-per-actor need --backend ray")
+    for url in args.endpoint or ():
+        normalize_endpoint(url)
+    if args.scorer_endpoint and not args.scorer_endpoint.startswith(("http://", "https://")):
+        raise ValueError(f"--scorer-endpoint must be an http(s) URL such as http://127.0.0.1:8100, "
+                         f"got {args.scorer_endpoint!r}")
+
+
+def backends(args):
+    """(make_policy, make_scorer): picklable zero-argument factories of the policy and
+    the scorer the options ask for (make_scorer None: no scorer). Nothing is built
+    here: `search` calls them in this process, or in every Ray actor."""
+    import functools
+
+    from policies import EngineConfig, SamplingConfig, VLLMPolicy
+
+    check_backend_args(args)
+    sampling = SamplingConfig(
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+        max_step_tokens=args.max_step_tokens, seed=args.seed,
+    )
+    if args.endpoint:
+        from policies.openai_backend import OpenAIPolicy
+
+        make_policy = functools.partial(
+            OpenAIPolicy, args.model, endpoints=args.endpoint, sampling=sampling,
+            prompt_style=args.prompt_style, concurrency=args.concurrency,
+        )
+    else:
+        engine = EngineConfig(
+            gpu_memory_utilization=args.gpu_memory_utilization, kv_cache_gib=args.kv_cache_gib,
+            tensor_parallel_size=args.tensor_parallel_size,
+            data_parallel_size=args.data_parallel_size, seed=args.seed,
+        )
+        make_policy = functools.partial(
+            VLLMPolicy, args.model, engine=engine, sampling=sampling, prompt_style=args.prompt_style,
+        )
+    make_scorer = None
+    if args.scorer_endpoint:
+        from rewards.server import RemoteScorer
+
+        make_scorer = functools.partial(RemoteScorer, args.scorer_endpoint)
+    elif resolve_reward(args) != "none":
+        make_scorer = functools.partial(load_scorer, args.reward, args.scorer_model)
+    return make_policy, make_scorer
 
 
 def load_scorer(kind: str, model: str | None):
@@ -138,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from search.runner import RunFile, run_search
 
     console = Console(stderr=False, highlight=False)
+    check_backend_args(args)
     config = _config(args)
     if args.prompt_style is None:
         args.prompt_style = prompt_style(args.dataset)
@@ -155,39 +251,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"resuming {out}: {len(problems) - len(todo)} done, {len(todo)} to run")
     policy = scorer = None
     make_policy = make_scorer = None
-    if args.backend == "openai" and not args.endpoint:
-        raise ValueError("--backend openai needs at least one --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
     if todo:
-        import functools
-
-        from policies import EngineConfig, SamplingConfig, VLLMPolicy
-
-        sampling = SamplingConfig(
-            temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-            max_step_tokens=args.max_step_tokens, seed=args.seed,
-        )
-        if args.backend == "openai" or (args.backend == "ray" and args.endpoint):
-            from policies.openai_backend import OpenAIPolicy
-
-            make_policy = functools.partial(
-                OpenAIPolicy, args.model, endpoints=args.endpoint, sampling=sampling,
-                prompt_style=args.prompt_style, concurrency=args.concurrency,
-            )
-        else:
-            engine = EngineConfig(
-                gpu_memory_utilization=args.gpu_memory_utilization, kv_cache_gib=args.kv_cache_gib,
-                tensor_parallel_size=args.tensor_parallel_size,
-                data_parallel_size=args.data_parallel_size, seed=args.seed,
-            )
-            make_policy = functools.partial(
-                VLLMPolicy, args.model, engine=engine, sampling=sampling, prompt_style=args.prompt_style,
-            )
-        if args.scorer_endpoint:
-            from rewards.server import RemoteScorer
-
-            make_scorer = functools.partial(RemoteScorer, args.scorer_endpoint)
-        elif args.reward != "none":
-            make_scorer = functools.partial(load_scorer, args.reward, args.scorer_model)
+        make_policy, make_scorer = backends(args)
         if args.backend != "ray":
             policy = make_policy()
             scorer = make_scorer() if make_scorer else None
@@ -225,9 +290,11 @@ def run(args: argparse.Namespace) -> int:
         if args.backend == "ray" and todo:
             from search.ray_runner import run_search_ray
 
+            # chunks no larger than an even share, so that every actor gets work
+            chunk = max(1, min(args.batch_problems, -(-len(todo) // args.ray_actors)))
             summary = run_search_ray(
                 problems, make_policy, make_scorer, config, out=out, identity=ident,
-                num_actors=args.ray_actors, address=args.ray_address,
+                num_actors=args.ray_actors, address=args.ray_address, batch_problems=chunk,
                 actor_options={"num_cpus": 1, "num_gpus": args.ray_gpus_per_actor},
                 run_file=rf, on_record=show,
             )

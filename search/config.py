@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts")
+STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter")
 SELECT_RULES = ("argmax", "weighted_vote", "majority")
 BEAM_RULES = ("top_n_over_m", "expand_all")
-STEP_LEVEL = ("beam", "dvts", "mcts")
+STEP_LEVEL = ("beam", "dvts", "mcts", "particle_filter")
 
 # the selection each strategy uses when --select is not given
 _DEFAULT_SELECT = {
@@ -22,6 +22,7 @@ _DEFAULT_SELECT = {
     "beam": "argmax",
     "dvts": "argmax",
     "mcts": "argmax",
+    "particle_filter": "argmax",
 }
 
 
@@ -31,7 +32,8 @@ class SearchConfig:
     """One of STRATEGY_NAMES."""
     n: int = 4
     """Compute width N: samples for best-of-n / voting; live beams for beam search
-    (it generates N continuations per step); total leaves over all DVTS subtrees."""
+    (it generates N continuations per step); total leaves over all DVTS subtrees;
+    particles for particle filtering."""
     beam_width: int = 2
     """M: continuations per expanded beam (beam, DVTS) and children per expanded
     node (MCTS). Beam search and DVTS need N to be a multiple of M."""

@@ -92,7 +92,7 @@ class Node:
     logprob: float = 0.0  # cumulative over the path
     tokens: int = 0  # generated tokens over the path
     group: int | None = None
-    visits: int = 0  # MCTS
+    visits: int = 0  # MCTS: visits; particle filter: particles resampled onto the node
     value_sum: float = 0.0  # MCTS
     children: list[int] = field(default_factory=list)
 

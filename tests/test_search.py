@@ -368,3 +368,62 @@ def test_common_extend_merges_equal_prefixes_and_asks_each_its_own_count():
     assert led[0].generated_tokens == 3 * pol.tps and led[1].generated_tokens == pol.tps
     common.extend(pol, probs, [(0, [], 2), (1, [], 2)], 7, led)
     assert pol.calls[-1].k == 2  # equal counts: one int, as before
+
+
+# ---- particle filtering ----------------------------------------------------------
+def test_systematic_resampling_counts():
+    import random
+
+    from search.particle_filter import systematic_resample
+
+    for seed in range(20):  # n * w_i is whole: every draw gives exactly those counts
+        idx = systematic_resample([0.0, 1.0, 0.0, 3.0], 4, random.Random(seed))
+        assert sorted(idx) == [1, 3, 3, 3]
+    for seed in range(20):  # otherwise floor or ceil of n * w_i
+        idx = systematic_resample([0.1, 0.3, 0.5, 0.7], 4, random.Random(seed))
+        counts = [idx.count(i) for i in range(4)]
+        assert sum(counts) == 4 and counts[0] <= 1 and counts[1] <= 1 and 1 <= counts[2] <= 2 and 1 <= counts[3] <= 2
+    assert sorted(systematic_resample([0.0, 0.0, 0.0], 3, random.Random(0))) == [0, 1, 2]  # no weight: uniform
+
+
+def test_particle_filter_one_call_per_depth_keeps_n_particles_and_favours_high_scores():
+    from search.particle_filter import particle_filter
+
+    pol, sc = FakePolicy(), FakeScorer(digit_scores)
+    cfg = SearchConfig(strategy="particle_filter", n=4, max_steps=6, seed=3)
+    res = particle_filter(PROBS, pol, sc, cfg, equal=eq)
+    ext = [c for c in pol.calls if c.kind == "extend"]
+    assert len(ext) == 4 and pol.count("sample") == 0 and sc.stats.calls == 4  # depths 0..3, all finish at 3
+    for c in ext:
+        assert set(c.problems) == {p.text for p in PROBS}
+        ks = c.k if isinstance(c.k, list) else [c.k] * len(c.problems)
+        for p in PROBS:  # every problem's 4 particles are extended, copies of a node together
+            assert sum(k for k, q in zip(ks, c.problems, strict=True) if q == p.text) == 4
+    assert ext[0].k == 4 and len(ext[0].steps) == 3  # the root holds all N particles
+    r = res[0]
+    depth1 = {n["step"]: n for n in r.tree if n["depth"] == 1}
+    # weights 0.1, 0.3, 0.5, 0.7: s0.2 and s0.3 get 1 or 2 particles each, never 0
+    assert depth1["s0.2"]["visits"] >= 1 and depth1["s0.3"]["visits"] >= 1
+    assert sum(n["visits"] for n in depth1.values()) == 4
+    assert all(n["status"] == "pruned" for n in depth1.values() if n["visits"] == 0)
+    assert r.candidates and all(c.finish_reason == "eos" for c in r.candidates)
+    assert len({c.node for c in r.candidates}) == len(r.candidates)  # distinct finished nodes
+    assert r.ledger.policy_calls == 4 and r.ledger.generated_tokens == 4 * 4 * pol.tps
+    # seeded: the same run twice gives the same tree
+    again = particle_filter(PROBS, FakePolicy(), FakeScorer(digit_scores), cfg, equal=eq)[0]
+    assert again.tree == r.tree
+
+
+def test_particle_filter_repeated_steps_share_a_node_and_step_limit_rolls_out():
+    from search.particle_filter import particle_filter
+
+    def script(problem, steps, j, seed):
+        return ("same", "step") if len(steps) < 5 else ("The answer is 1.", "eos")
+
+    pol, sc = FakePolicy(script), FakeScorer(lambda p, s: [0.5] * len(s))
+    r = particle_filter(PROBS[:1], pol, sc, SearchConfig(strategy="particle_filter", n=3, max_steps=2), equal=eq)[0]
+    assert [n["visits"] for n in r.tree if n["depth"] == 1] == [3]  # 3 draws of one step: one node
+    assert [len(solutions) for _probs, solutions, _golds in sc.log[:2]] == [1, 1]  # one new node scored per depth
+    roll = pol.calls[-1]
+    assert roll.kind == "sample" and len(roll.steps) == 1  # the shared node is rolled out once
+    assert len(r.candidates) == 1 and r.candidates[0].steps[-1] == "The answer is 1."

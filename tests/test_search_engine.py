@@ -74,3 +74,53 @@ def test_seeded_best_of_n_is_reproducible(small_policy, problems):
     a = best_of_n(problems[:1], small_policy, None, cfg)[0]
     b = best_of_n(problems[:1], small_policy, None, cfg)[0]
     assert [c.steps for c in a.candidates] == [c.steps for c in b.candidates]
+
+
+@pytest.fixture(scope="module")
+def default_prm():
+    from rewards import load_scorer
+
+    return load_scorer("prm")  # the shipped default (rewards/defaults/prm) on the policy's backbone
+
+
+STEP_LEVEL = ("beam", "dvts", "mcts", "particle_filter")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter"])
+def test_every_strategy_with_the_default_prm_writes_a_valid_record(strategy, small_policy, problems, default_prm, tmp_path):
+    """The issue's end-to-end check: each strategy, the real engine, the default scorer,
+    2 GSM8K problems, small N; every record complete and consistent."""
+    cfg = SearchConfig(strategy=strategy, n=2, beam_width=2 if strategy == "mcts" else 1, max_steps=2,
+                       node_budget=4, agg="min", seed=7)
+    out = tmp_path / f"{strategy}.jsonl"
+    s = run_search(problems, small_policy, default_prm, cfg, out=out)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in recs) == sorted(p["id"] for p in problems)
+    for r in recs:
+        assert r["config"]["search"]["strategy"] == strategy and r["seed"] == 7
+        assert r["versions"]["vllm"] and r["versions"]["torch"]
+        assert r["candidates"] and r["chosen"] is not None and 0 <= r["chosen"] < len(r["candidates"])
+        assert r["answer"] == r["candidates"][r["chosen"]]["answer"]
+        for c in r["candidates"]:
+            assert c["verdict"]["status"] in ("correct", "wrong", "no_answer", "unparsable")
+            if c["steps"]:
+                # raw per-step PRM scores, one per step, probabilities
+                assert len(c["scores"]) == len(c["steps"]) and all(0.0 <= x <= 1.0 for x in c["scores"])
+        led = r["ledger"]
+        assert led["generated_tokens"] > 0 and led["prompt_tokens"] >= led["computed_prompt_tokens"] > 0
+        assert led["scorer_calls"] >= 1 and led["scorer_tokens"] > 0 and led["scorer_flops"] > 0
+        assert led["flops"] == pytest.approx(led["policy_flops"] + led["scorer_flops"])
+        if strategy in STEP_LEVEL:  # pruned and duplicate steps count too
+            assert led["generated_tokens"] >= max(c["generated_tokens"] for c in r["candidates"])
+        else:
+            assert led["generated_tokens"] == sum(c["generated_tokens"] for c in r["candidates"])
+        if strategy in STEP_LEVEL:
+            ids = {n["id"] for n in r["tree"]}
+            assert all(n["parent"] is None or n["parent"] in ids for n in r["tree"])
+            assert all(c["node"] in ids for c in r["candidates"])
+    assert s["problems"] == 2 and s["graded"] == 2
+    # rerunning the same command resumes: nothing regenerated, nothing duplicated
+    calls = small_policy.usage.calls
+    run_search(problems, small_policy, default_prm, cfg, out=out)
+    assert small_policy.usage.calls == calls and len(out.read_text().splitlines()) == len(recs)

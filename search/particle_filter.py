@@ -1,0 +1,148 @@
+"""Particle filtering over steps, batched across problems.
+
+    particle_filter(problems, policy, prm, SearchConfig(strategy="particle_filter", n=8, agg="last"))
+
+Inference-time scaling read as probabilistic inference (Puri et al., 2025): the
+scorer's per-step value is the likelihood that a partial solution is on track,
+and a population of N particles is moved along the policy's distribution and
+re-weighted by it. The rule (N = config.n particles per problem):
+
+- depth 0: all N particles sit on the root;
+- every depth, each live particle gets one next step; particles sitting on the
+  same node are one request of that many samples (so they draw different
+  continuations); a continuation that repeats a sibling's step text joins that
+  sibling's node instead of making a new one;
+- each new node is scored (the scorer sees the whole path); its weight is its
+  value, `agg` of the per-step scores (the policy's confidence with no scorer;
+  0 for an unscored node);
+- resampling: N particles are drawn from the whole population, live and finished,
+  with probability proportional to the weights, by systematic resampling
+  (seeded by the run seed, the problem and the depth; uniform when every weight
+  is 0). A finished particle that is drawn stays finished and is not extended;
+  nodes no particle is drawn onto are "pruned";
+- a problem stops when every particle has finished; at depth `max_steps` the
+  nodes of live particles are rolled out to the end and scored;
+- candidates: the distinct finished nodes in the final population and the
+  rollouts; the answer is chosen by `select` with `final_agg` (argmax by
+  default; `--select weighted_vote` weighs answers by value).
+
+Each depth is one policy call and one scorer call for all particles of all
+problems; the rollout is one more of each. `Node.visits` counts the particles
+resampled onto a node.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+from search import common
+from search.beam import finish_rollouts, node_candidate, score_nodes
+from search.config import SearchConfig
+from search.types import Candidate, Node, SearchResult, Tree, as_problems
+
+
+def systematic_resample(weights: list[float], n: int, rng: random.Random) -> list[int]:
+    """n indices drawn in proportion to `weights` with one uniform offset (systematic
+    resampling: index i is drawn floor or ceil of n * w_i / sum(w) times). Uniform
+    when the weights sum to 0."""
+    total = sum(weights)
+    if total <= 0:
+        weights, total = [1.0] * len(weights), float(len(weights))
+    u = rng.random() / n
+    out, cum, i = [], weights[0] / total, 0
+    for k in range(n):
+        pos = u + k / n
+        while pos > cum and i < len(weights) - 1:
+            i += 1
+            cum += weights[i] / total
+        out.append(i)
+    return out
+
+
+def _weight(node: Node) -> float:
+    return max(0.0, node.value) if node.value is not None else 0.0
+
+
+def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
+    """Particle filtering over steps (rule in the module docstring)."""
+    t0 = time.perf_counter()
+    probs = as_problems(problems)
+    P, N = len(probs), config.n
+    delim = common.delimiter(policy)
+    ledgers = common.new_ledgers(policy, scorer, P)
+    trees = [Tree() for _ in probs]
+    particles: list[list[Node]] = [[t.root] * N for t in trees]  # one entry per particle
+    results: list[SearchResult | None] = [None] * P
+
+    def close(p: int, extra: list[Candidate] = ()) -> None:
+        final = {n.id: n for n in particles[p] if n.finished}
+        for n in final.values():
+            n.status = "finished"
+        cands = [node_candidate(trees[p], n) for n in sorted(final.values(), key=lambda n: n.id)] + list(extra)
+        results[p] = common.finalize(
+            probs[p], cands, config, ledgers[p], delim=delim,
+            tree=trees[p].as_list(), equal=equal, t0=t0, on_done=on_done,
+        )
+
+    for depth in range(config.max_steps):
+        active = [p for p in range(P) if results[p] is None]
+        if not active:
+            break
+        # extend: every live particle gets one step; copies of a node are one request
+        items, owners = [], []
+        for p in active:
+            copies = Counter(n.id for n in particles[p] if not n.finished)
+            for nid, count in sorted(copies.items()):
+                items.append((p, trees[p].path(trees[p].nodes[nid]), count))
+                owners.append((p, trees[p].nodes[nid]))
+        outs = common.extend(policy, probs, items, common.call_seed(config, "extend", depth), ledgers)
+        moved: dict[int, list[Node]] = {p: [n for n in particles[p] if n.finished] for p in active}
+        new: list[tuple[int, Node]] = []
+        for (p, parent), comps in zip(owners, outs, strict=True):
+            if parent.parent is not None:
+                parent.status = "expanded"
+            by_text = {trees[p].nodes[c].step.strip(): trees[p].nodes[c] for c in parent.children}
+            for c in comps:
+                fin, reason = common.step_outcome(c)
+                text = "" if reason == "empty" else c.text
+                node = by_text.get(text.strip())
+                if node is None:
+                    lp = None if c.cumulative_logprob is None or parent.logprob is None else parent.logprob + c.cumulative_logprob
+                    node = trees[p].add(parent, text, finished=fin, finish_reason=reason, logprob=lp,
+                                        tokens=parent.tokens + c.generated_tokens)
+                    by_text[text.strip()] = node
+                    new.append((p, node))
+                moved[p].append(node)
+        score_nodes(scorer, probs, trees, new, ledgers, config.agg)
+        # resample N particles from the moved population by weight
+        for p in active:
+            pop = moved[p]
+            rng = random.Random(common.call_seed(config, "resample", probs[p].id, depth))
+            drawn = [pop[i] for i in systematic_resample([_weight(n) for n in pop], N, rng)]
+            kept = {n.id for n in drawn}
+            for n in pop:
+                if n.id not in kept:
+                    n.status = "pruned"
+            for n in drawn:
+                n.visits += 1
+                if not n.finished:
+                    n.status = "live"
+            particles[p] = drawn
+            if all(n.finished for n in drawn):
+                close(p)
+    # step limit: roll the nodes of live particles out to the end (once per node)
+    pairs = []
+    for p in range(P):
+        if results[p] is None:
+            pairs += [(p, n) for n in {n.id: n for n in particles[p] if not n.finished}.values()]
+    rolled: dict[int, list[Candidate]] = {}
+    if pairs:
+        seed = common.call_seed(config, "rollout", config.max_steps)
+        for p, r, steps in finish_rollouts(policy, scorer, probs, trees, pairs, ledgers, config, seed, delim):
+            rolled.setdefault(p, []).append(node_candidate(trees[p], r, steps))
+    for p in range(P):
+        if results[p] is None:
+            close(p, rolled.get(p, []))
+    return results
