@@ -59,6 +59,10 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
         ``device`` ("cpu"), ``dtype`` ("float32"), ``backend`` ("transformers" or "vllm"),
         ``token_budget`` (8192), ``max_batch_size`` (64), ``cache_size``,
         ``kv_cache_tokens`` (8192; 0 disables the KV prefix cache).
+        backend "vllm": ``device`` ("auto"; "cpu" or "gpu"/"cuda" pick the engine
+        defaults), ``dtype`` ("auto": the checkpoint's), ``cache_size`` and the fields of
+        ``policies.config.EngineConfig`` (``kv_cache_gib``, ``max_model_len``, ...); see
+        ``rewards.vllm_backend``.
       tinyrm: see ``rewards.tinyrm.TinyRMScorer`` (``prefix``, ``tournament``, ``rounds``,
         ``peft``, ``device``, ``token_budget``, ``max_length``).
       verifier: ``max_workers``. none: ``value`` (0.5).
@@ -90,8 +94,8 @@ def _load_prm_orm(
     *,
     adapter=None,
     peft: str | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
+    device: str | None = None,
+    dtype: str | None = None,
     backend: str = "transformers",
     **scorer_options,
 ) -> Scorer:
@@ -136,6 +140,10 @@ def _load_prm_orm(
 
         if peft:
             raise ValueError("backend 'vllm' does not load peft adapters here; merge the adapter first")
+        if device is not None:  # engine defaults per device; torch-style "cuda:0" means GPU
+            scorer_options["device"] = device if device in ("cpu", "auto") else "gpu"
+        if dtype is not None:
+            scorer_options["dtype"] = dtype
         return VLLMScorer(path, cfg, **scorer_options)
     if backend != "transformers":
         raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
@@ -149,6 +157,8 @@ def _load_prm_orm(
         AutoTokenizer,
     )
 
+    device = device or "cpu"
+    dtype = dtype or "float32"
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"dtype must name a torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
