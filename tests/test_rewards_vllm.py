@@ -34,6 +34,7 @@ ADAPTER = "qwen2.5-math-prm"
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 SECOND = "What is 2x + 3 = 11 for x?"
 CANDIDATES = [(PROBLEM, s) for s in STEPS] + [(SECOND, ["2x = 8.", "x = 4."])]
+INIT_STD = 0.1  # wider than the usual 0.02, so that the context moves the scores at the tags
 _USER_MP = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")  # before any engine starts
 
 MODELING = '''"""Qwen2ForProcessRewardModel for transformers: backbone + 2-layer score head per token."""
@@ -74,18 +75,20 @@ def build_tiny_prm(out: Path) -> str:
         hidden_size=H, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
         num_key_value_heads=1, vocab_size=len(tok), max_position_embeddings=512, num_labels=2,
         tie_word_embeddings=False, bos_token_id=None, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        pad_token_id=tok.pad_token_id, initializer_range=INIT_STD,
     )
     cfg.architectures = ["Qwen2ForProcessRewardModel"]
     cfg.auto_map = {"AutoModel": "modeling_qwen2_rm.Qwen2ForProcessRewardModel"}
     cfg.dtype = torch.float32
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        backbone = Qwen2Model(cfg)
     g = torch.Generator().manual_seed(5)
-    backbone = Qwen2Model(cfg)
     tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in backbone.state_dict().items()}
     # a head of unit-scale weights, so that the step probabilities spread over (0, 1)
     tensors["score.0.weight"] = torch.randn(H, H, generator=g) / H**0.5
     tensors["score.0.bias"] = torch.randn(H, generator=g) * 0.1
-    tensors["score.2.weight"] = torch.randn(2, H, generator=g) * (2 / H**0.5)
+    tensors["score.2.weight"] = torch.randn(2, H, generator=g) * (4 / H**0.5)
     tensors["score.2.bias"] = torch.randn(2, generator=g) * 0.1
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     cfg.save_pretrained(out)
@@ -183,12 +186,15 @@ def test_scores_match_model_card_reference(scorer, tiny_prm, hf_scorer):
     t0 = time.perf_counter()
     got_all = _score_all(scorer)
     print(f"VLLMScorer: {len(CANDIDATES)} candidates in {time.perf_counter() - t0:.2f} s")
+    worst = 0.0
     for (problem, steps), got in zip(CANDIDATES, got_all, strict=True):
         ref_pos, ref = reference(tiny_prm, problem, steps)
         assert list(scorer.encode(problem, steps).tag_positions) == ref_pos and len(got) == len(steps)
         assert got == pytest.approx(ref, abs=1e-4)
+        worst = max([worst] + [abs(a - b) for a, b in zip(got, ref, strict=True)])
         # the transformers backend on the checkpoint's own modelling code agrees too
         assert got == pytest.approx(hf_scorer.score([problem], [steps])[0], abs=1e-4)
+    print(f"VLLMScorer vs plain-torch reference: max |difference| {worst:.2e}")
     flat = [x for sc in got_all for x in sc]
     assert max(flat) - min(flat) > 0.2  # the scores spread: a wrong readout cannot pass by chance
     assert scorer.num_parameters == hf_scorer.num_parameters
