@@ -118,6 +118,31 @@ def prefix_keys(problem: str, steps: list[str], salt: str = "") -> list[bytes]:
     return keys
 
 
+def cached_or_encoded(scorer, i: int, problem: str, steps: list[str], limit: int, limit_source: str):
+    """The step-cache lookup both PRM backends start with, for candidate i (steps non-empty).
+
+    A full hit returns (scores, None, None, None): the keys are refreshed in the LRU and
+    counted in `stats.cache_hits`. Otherwise returns (None, keys, cached, encoded), after
+    checking the encoded length against `limit` (a ValueError naming candidate, length,
+    `limit_source` and the fix)."""
+    keys = prefix_keys(problem, steps, scorer.adapter.name)
+    if scorer.granularity == "outcome":
+        keys = keys[-1:]
+    cached = [scorer._scores.get(k) for k in keys]
+    if all(c is not None for c in cached):
+        for k in keys:
+            scorer._scores.move_to_end(k)
+        scorer.stats.cache_hits += len(keys)
+        return list(cached), None, None, None
+    enc = scorer.encode(problem, steps)
+    if len(enc.ids) > limit:
+        raise ValueError(
+            f"candidate {i} is {len(enc.ids)} tokens, over the limit of {limit} ({limit_source}); "
+            "shorten the solution or raise max_length in the adapter"
+        )
+    return None, keys, cached, enc
+
+
 @dataclass
 class _Item:
     index: int  # candidate index in the score() call
@@ -242,23 +267,11 @@ class TransformersScorer(Scorer):
             if not steps:
                 out[i] = []
                 continue
-            keys = prefix_keys(p, steps, self.adapter.name)
-            if self.granularity == "outcome":
-                keys = keys[-1:]
-            cached = [self._scores.get(k) for k in keys]
-            if all(c is not None for c in cached):
-                for k in keys:
-                    self._scores.move_to_end(k)
-                self.stats.cache_hits += len(keys)
-                out[i] = list(cached)
+            limit = min(self.adapter.max_length, self.max_positions)
+            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, limit, "adapter max_length / model")
+            if hit is not None:
+                out[i] = hit
                 continue
-            enc = self.encode(p, steps)
-            if len(enc.ids) > min(self.adapter.max_length, self.max_positions):
-                raise ValueError(
-                    f"candidate {i} is {len(enc.ids)} tokens, over the limit of "
-                    f"{min(self.adapter.max_length, self.max_positions)} (adapter max_length / model); "
-                    "shorten the solution or raise max_length in the adapter"
-                )
             item = _Item(i, enc, keys, cached)
             if self.kv_cache_tokens:
                 self._attach_prefix(item)

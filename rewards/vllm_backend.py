@@ -62,7 +62,7 @@ from pathlib import Path
 
 from .adapters import AdapterConfig
 from .base import Scorer
-from .hf import Encoded, encode_candidate, prefix_keys, render_prompt
+from .hf import Encoded, cached_or_encoded, encode_candidate, render_prompt
 
 log = logging.getLogger(__name__)
 
@@ -203,24 +203,12 @@ class VLLMScorer(Scorer):
             if not steps:
                 out[i] = []
                 continue
-            keys = prefix_keys(p, steps, self.adapter.name)
-            if self.granularity == "outcome":
-                keys = keys[-1:]
-            cached = [self._scores.get(k) for k in keys]
-            if all(c is not None for c in cached):
-                for k in keys:
-                    self._scores.move_to_end(k)
-                out[i] = cached
-                self.stats.cache_hits += len(keys)
-                continue
-            enc = self.encode(p, steps)
             limit = min(self.adapter.max_length, self.max_length)
-            if len(enc.ids) > limit:
-                raise ValueError(
-                    f"candidate {i} is {len(enc.ids)} tokens, over the limit of {limit} "
-                    "(adapter max_length / engine max_model_len); shorten the solution or raise "
-                    "max_length in the adapter and max_model_len"
-                )
+            hit, keys, cached, enc = cached_or_encoded(
+                self, i, p, steps, limit, "adapter max_length / engine max_model_len")
+            if hit is not None:
+                out[i] = hit
+                continue
             todo.append((i, keys, cached, enc))
         if not todo:
             return out
