@@ -18,6 +18,7 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import test_backends_scorer
@@ -170,6 +171,7 @@ def test_retries_5xx_and_dead_endpoints_then_counts_once(scripted):
 def test_client_errors_fail_fast_and_budget_is_bounded(scripted):
     srv = scripted(fail_first=100, fail_status=400)
     pol = OpenAIPolicy(endpoints=srv.url, served_model="m")
+    pol.format_prompt(PROBLEMS[0])  # the tokenizer loads first (seconds on a busy machine): not timed
     t = time.monotonic()
     with pytest.raises(ValueError, match="400.*scripted failure"):
         pol.sample(PROBLEMS[:1], n=1)
@@ -447,6 +449,77 @@ class DyingPolicy:
         return self.inner.extend(*a, **kw)
 
 
+class _Ref:
+    def __init__(self, fn):
+        self.fn = fn
+
+
+class _FakeRay:
+    """The two calls the driver makes: wait (first submitted first) and get."""
+
+    @staticmethod
+    def wait(refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    @staticmethod
+    def get(ref):
+        return ref.fn()
+
+
+class _Actor:
+    def __init__(self, name, fail_with=None):
+        self.name, self.fail_with, self.chunks = name, fail_with, []
+        self.run = SimpleNamespace(remote=self._run)
+
+    def _run(self, chunk, config, identity, equal):
+        self.chunks.append([p.id for p in chunk])
+
+        def result():
+            if self.fail_with is not None:
+                raise self.fail_with
+            return [{"id": p.id, "by": self.name} for p in chunk]
+
+        return _Ref(result)
+
+
+def test_ray_driver_requeues_the_chunk_of_an_actor_killed_for_memory(tmp_path):
+    """Ray's memory monitor kills an actor's worker: ray.get raises OutOfMemoryError
+    (not an actor error); the chunk goes to another actor and a fresh one replaces it."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray>=2.40'")
+    from ray.exceptions import OutOfMemoryError
+
+    from search.config import SearchConfig
+    from search.ray_runner import _drive
+    from search.runner import RunFile
+    from search.types import as_problems
+
+    doomed = _Actor("a", fail_with=OutOfMemoryError("1 worker(s) were killed due to the node running low on memory"))
+    pool = SimpleNamespace(ray=_FakeRay(), actors=[doomed, _Actor("b")], started=2)
+
+    def replace(actor):
+        pool.started += 1
+        fresh = _Actor(f"fresh{pool.started}")
+        pool.actors[pool.actors.index(actor)] = fresh
+        return fresh
+
+    pool.replace = replace
+    rf = RunFile(tmp_path / "r.jsonl", {"search": {}})
+    stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
+    todo = as_problems([f"problem {i}" for i in range(4)])
+    _drive(pool, todo, SearchConfig(), {}, rf, stats, batch_problems=2, max_attempts=3, on_record=None, equal=None)
+    assert stats == {"chunks": 2, "retried_chunks": 1, "dead_actors": 1, "actors_started": 0}
+    recs = [json.loads(x) for x in rf.path.read_text().splitlines()]
+    assert sorted(r["id"] for r in recs) == sorted(p.id for p in todo)  # all there, once each
+    assert "a" not in {r["by"] for r in recs} and pool.started == 3
+
+    # an actor killed on every attempt: the run stops and says why
+    always = _Actor("x", fail_with=OutOfMemoryError("killed"))
+    pool2 = SimpleNamespace(ray=_FakeRay(), actors=[always], started=1, replace=lambda a: always)
+    with pytest.raises(RuntimeError, match="failed on 2 actors.*OutOfMemoryError"):
+        _drive(pool2, todo[:1], SearchConfig(), {}, RunFile(tmp_path / "x.jsonl", {}), dict(stats),
+               batch_problems=1, max_attempts=2, on_record=None, equal=None)
+
+
 @pytest.mark.slow
 def test_ray_dead_actor_problems_are_retried_elsewhere(ray_cluster, tmp_path):
     from functools import partial
@@ -481,7 +554,7 @@ def _check_record(rec: dict, max_tokens: int) -> None:
     cands, led = rec["candidates"], rec["ledger"]
     assert led["generated_tokens"] == sum(c["generated_tokens"] for c in cands)
     assert all(0 < c["generated_tokens"] <= max_tokens for c in cands)
-    assert led["verifier_calls"] == len(cands)  # every candidate graded once
+    assert led["verifier_calls"] >= len(cands)  # every candidate graded (and answers compared)
     assert 0 <= led["cached_tokens"] <= led["prompt_tokens"]
     chosen = cands[rec["chosen"]]
     assert rec["answer"] == chosen["answer"] and rec["correct"] == chosen["verdict"]["correct"]
@@ -509,7 +582,7 @@ def _same_run(a: list[dict], b: list[dict], max_tokens: int, share: float) -> fl
         for k in ("config", "seed", "problem", "gold"):
             assert x[k] == y[k], k
         assert len(x["candidates"]) == len(y["candidates"])
-        for k in ("policy_calls", "policy_requests", "prompt_tokens", "verifier_calls", "policy_params"):
+        for k in ("policy_calls", "policy_requests", "prompt_tokens", "policy_params"):
             assert x["ledger"][k] == y["ledger"][k], k  # same prompts, same requests
         for cx, cy in zip(x["candidates"], y["candidates"], strict=True):
             total += 1
@@ -542,7 +615,8 @@ def test_ray_two_actors_give_the_records_of_one_process(ray_cluster, vllm_server
     one = run_search(probs, make(), None, cfg, out=tmp_path / "one.jsonl", batch_problems=2)
     read = lambda p: [json.loads(x) for x in p.read_text().splitlines()]  # noqa: E731
     ray_recs, one_recs = read(tmp_path / "ray.jsonl"), read(tmp_path / "one.jsonl")
-    _same_run(ray_recs, one_recs, max_tokens=32, share=0.75)
+    share = _same_run(ray_recs, one_recs, max_tokens=32, share=0.75)
+    print(f"ray vs one process: {share:.2f} of the candidate texts equal")
     for k in ("generated_tokens", "prompt_tokens", "verifier_calls"):  # summaries add the same records
         assert s["totals"][k] == sum(r["ledger"][k] for r in ray_recs)
         assert one["totals"][k] == sum(r["ledger"][k] for r in one_recs)
@@ -570,7 +644,7 @@ def _resumes(args, out: Path) -> dict:
     before = out.read_bytes()
     r = _search(*args)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "2 done, 0 to run" in r.stdout
+    assert "2 done, 0 to run" in " ".join(r.stdout.split())  # rich wraps long paths
     assert out.read_bytes() == before
     summary = json.loads(summary_path(out).read_text())
     assert summary["problems"] == 2 and summary["last_invocation"]["ran"] == 0
@@ -599,7 +673,7 @@ def test_cli_search_through_a_server_then_resumes(vllm_server, tmp_path):
     r = _search(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = _records(out)
-    assert [x["id"] for x in recs] == ["gsm8k-0", "gsm8k-1"]
+    assert sorted(x["id"] for x in recs) == ["gsm8k-0", "gsm8k-1"]
     for rec in recs:
         _check_record(rec, max_tokens=32)
         assert len(rec["candidates"]) == 2 and rec["config"]["reward"] == {"kind": "none", "model": None}
@@ -618,7 +692,7 @@ def test_cli_beam_with_a_served_scorer_then_resumes(vllm_server, served, tmp_pat
     r = _search(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = _records(out)
-    assert [x["id"] for x in recs] == ["gsm8k-0", "gsm8k-1"]
+    assert sorted(x["id"] for x in recs) == ["gsm8k-0", "gsm8k-1"]  # in the order they finished
     for rec in recs:
         # the kind comes from the server; the identity names the served scorer
         assert rec["config"]["reward"] == {"kind": "prm", "model": None,
@@ -627,7 +701,9 @@ def test_cli_beam_with_a_served_scorer_then_resumes(vllm_server, served, tmp_pat
         for c in rec["candidates"]:  # the served scorer's scores (LengthScorer: len(step) / 100)
             assert c["scores"] == pytest.approx([min(1.0, len(x) / 100) for x in c["steps"][:len(c["scores"])]])
     # the records count the server's work: every scored token, in some record
-    assert sum(x["ledger"]["scorer_tokens"] for x in recs) == scorer.stats.tokens_scored > 0
+    # (a record's share is rounded to 0.1 token)
+    assert scorer.stats.tokens_scored > 0
+    assert sum(x["ledger"]["scorer_tokens"] for x in recs) == pytest.approx(scorer.stats.tokens_scored, abs=0.1)
     served_requests = srv.requests
     _resumes(args, out)
     assert srv.requests == served_requests  # a finished run scores nothing
