@@ -16,15 +16,17 @@ if [[ $what == data || $what == all ]]; then
   $PY cli.py train data-import prmbench --input $D/prm_step_labels/prmbench_train --out runs/train/prmbench.jsonl
 fi
 if [[ $what == tinyrm || $what == all ]]; then
-  $PY cli.py -v train tinyrm --data runs/train/ex.jsonl --out runs/train/tinyrm \
-    --max-length 384 --batch-size 8 --lr 5e-4 --head-lr 1e-3 --lora-r 8 --lora-alpha 16 \
-    --max-pairs-per-problem 4 --eval-every 20 --max-eval-examples 40 --patience 3 \
-    --max-steps 120 --max-seconds 2100 --threads 1 --no-progress
+  # shipped TinyRM (second session): LoRA r 16 + the MLM head transform from scratch, 45 min budget
+  $PY cli.py -v train tinyrm --data runs/train/ex.jsonl --out runs/train/tinyrm2 \
+    --max-length 384 --batch-size 8 --lr 3e-4 --head-lr 1e-3 --lora-r 16 --lora-alpha 32 \
+    --max-pairs-per-problem 4 --eval-every 50 --max-eval-examples 80 --patience 4 \
+    --max-steps 300 --max-seconds 2700 --threads 1 --no-progress
 fi
 if [[ $what == orm || $what == all ]]; then
-  $PY cli.py -v train orm --data runs/train/ex.jsonl --out runs/train/orm \
-    --freeze-layers 22 --max-length 512 --batch-size 4 --lr 5e-4 --head-lr 1e-3 --lora-r 8 --lora-alpha 16 \
-    --eval-every 20 --max-eval-examples 40 --patience 3 --max-steps 80 --max-seconds 2100 --threads 1 --no-progress
+  # shipped ORM (second session): value head + LoRA r 16 on layers 22-29, 45 min budget
+  $PY cli.py -v train orm --data runs/train/ex.jsonl --out runs/train/orm2 \
+    --freeze-layers 22 --max-length 512 --batch-size 4 --lr 3e-4 --head-lr 1e-3 --lora-r 16 --lora-alpha 32 \
+    --eval-every 40 --max-eval-examples 80 --patience 4 --max-steps 250 --max-seconds 2700 --threads 1 --no-progress
 fi
 if [[ $what == prm || $what == all ]]; then
   $PY cli.py -v train prm --data runs/train/prmbench.jsonl --out runs/train/prm \

@@ -354,3 +354,27 @@ def test_outcome_builder_on_real_engine(engine_policy, tmp_path):
     s = build_outcome_data(engine_policy, problems, str(tmp_path / "o.jsonl"), n=2)
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert s["problems_done"] == 1 and len(rows) == 2 and all(isinstance(r["correct"], bool) for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["prm", "orm", "tinyrm"])
+def test_shipped_default_reproduces_its_training_time_scores(kind):
+    """`--reward KIND` with no model loads rewards/defaults/KIND and gives exactly the
+    scores the trainer computed in memory before saving (card.json reload_check)."""
+    import json
+
+    from rewards import load_scorer
+
+    card_path = Path(__file__).resolve().parent.parent / "rewards" / "defaults" / kind / "card.json"
+    if not card_path.is_file():
+        pytest.skip(f"no shipped default {kind}")
+    card = json.loads(card_path.read_text())
+    probes = card["training"]["reload_check"]
+    assert card["trained"] and card["kind"] == kind and probes
+    s = load_scorer(kind)
+    assert s.trained
+    for probe in probes:
+        if kind == "tinyrm":
+            assert s.p0([(probe["problem"], probe["a"], probe["b"])])[0] == pytest.approx(probe["p0"], abs=1e-4)
+        else:
+            assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-4)
