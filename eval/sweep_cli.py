@@ -75,6 +75,10 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
     from search import cli as search_cli
     from search.runner import RunFile, run_search
 
+    search_cli.check_backend_args(args)
+    if args.backend == "ray":
+        raise ValueError("sweep --search runs every search on one shared policy: --backend ray is not supported "
+                         "(run `cli.py search --backend ray` per aggregator and pass the files to `cli.py sweep`)")
     if args.prompt_style is None:
         args.prompt_style = prompt_style(args.dataset)
     problems = load_problems(
@@ -93,27 +97,45 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
         plans.append((agg, config, ident, rf, todo))
     policy = scorer = None
     if any(todo for *_, todo in plans):
-        from policies import EngineConfig, SamplingConfig, VLLMPolicy
+        # the same policy and scorer options as `cli.py search`, built once for every search
+        make_policy, make_scorer = search_cli.backends(args)
+        policy = make_policy()
+        scorer = make_scorer() if make_scorer else None
+        getattr(policy, "llm", None)  # start the engine now, so no search's wall time holds its start-up
 
-        policy = VLLMPolicy(
-            args.model,
-            engine=EngineConfig(gpu_memory_utilization=args.gpu_memory_utilization, seed=args.seed),
-            sampling=SamplingConfig(
-                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-                max_step_tokens=args.max_step_tokens, seed=args.seed,
-            ),
-            prompt_style=args.prompt_style,
-        )
-        scorer = search_cli.load_scorer(args.reward, args.scorer_model)
+    def show(rec: dict) -> None:
+        mark = {True: "correct", False: "wrong", None: "ungraded"}[rec["correct"]]
+        led = rec["ledger"]
+        console.print(f"  {rec['id']}: chosen {rec['answer']!r} gold {rec['gold']!r} {mark} "
+                      f"({len(rec['candidates'])} candidates, {led['generated_tokens']} tokens, {led['wall_s']:.1f}s)",
+                      soft_wrap=True)
+
     files = []
     for agg, config, ident, rf, todo in plans:
-        console.print(f"search {config.strategy} agg={agg}: {len(problems) - len(todo)} done, {len(todo)} to run -> {rf.path}")
+        console.print(f"search {config.strategy} agg={agg}: {len(problems) - len(todo)} done, {len(todo)} to run -> {rf.path}",
+                      soft_wrap=True)
+        if todo:
+            cold_start(policy, scorer)
         s = run_search(problems, policy, scorer, config, out=rf.path, identity=ident,
-                       batch_problems=args.batch_problems, run_file=rf)
+                       batch_problems=args.batch_problems, run_file=rf, on_record=None if args.quiet else show)
         acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-        console.print(f"  accuracy {acc} ({s['correct']}/{s['graded']}), {s['totals']['generated_tokens']:,} generated tokens")
+        console.print(f"  accuracy {acc} ({s['correct']}/{s['graded']}), {s['totals']['generated_tokens']:,} generated tokens, "
+                      f"{s['last_invocation']['wall_s']:.1f} s")
         files.append(rf.path)
     return files
+
+
+def cold_start(policy, scorer) -> None:
+    """Empty the caches one search leaves behind (the scorer's step-score and KV caches,
+    the in-process engine's prefix cache), so that each search computes, and its ledger
+    records, what a `cli.py search` run of its own would: without this the second
+    aggregator's search gets the first one's shared prefixes for free. A remote server's
+    prefix cache (--backend openai) is out of reach and stays warm."""
+    if scorer is not None and hasattr(scorer, "clear_cache"):
+        scorer.clear_cache()
+    llm = getattr(policy, "_llm", None)
+    if llm is not None and hasattr(llm, "reset_prefix_cache"):
+        llm.reset_prefix_cache()
 
 
 def run(args: argparse.Namespace) -> int:
