@@ -590,7 +590,8 @@ def _same_run(a: list[dict], b: list[dict], max_tokens: int, share: float) -> fl
                 equal += 1  # the same text: the same tokens, answer and verdict
                 for k in ("generated_tokens", "answer", "verdict", "finish_reason"):
                     assert cx[k] == cy[k], k
-                assert cx["logprob"] == pytest.approx(cy["logprob"], abs=0.05)
+                # a sum over every token: batch-dependent rounding adds up along the text
+                assert cx["logprob"] == pytest.approx(cy["logprob"], rel=0.01, abs=0.05)
     assert equal >= share * total, f"only {equal} of {total} candidate texts are equal"
     return equal / total
 
