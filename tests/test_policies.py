@@ -206,5 +206,5 @@ def test_extend_takes_one_count_per_prompt(engine_policy):
     out = engine_policy.extend(PROBLEMS, steps, k=[1, 3], max_tokens=6, seed=9)
     assert [len(c) for c in out] == [1, 3]
     assert engine_policy.usage.generated_tokens - gen0 == sum(c.generated_tokens for row in out for c in row)
-    # prompt work is counted once per prompt, on its first completion
-    assert all(row[0].prompt_tokens > 0 and all(c.prompt_tokens == 0 for c in row[1:]) for row in out)
+    # seeded: every sample is its own request and carries that request's prompt tokens
+    assert all(c.prompt_tokens > 0 and c.cached_tokens <= c.prompt_tokens for row in out for c in row)

@@ -121,7 +121,10 @@ def reference(path: str, problem: str, steps: list[str]) -> tuple[list[int], lis
 
 
 # ------------------------------------------------------------------ tests
-@pytest.fixture(scope="module")
+# Session scope for the checkpoint and the engine: when a vLLM engine is torn down inside the
+# pytest process it also tears down vLLM's process-wide parallel state, which the session's
+# policy engine (tests/conftest.py) still uses. Kept alive, the two engines coexist.
+@pytest.fixture(scope="session")
 def tiny_prm(tmp_path_factory) -> str:
     return build_tiny_prm(tmp_path_factory.mktemp("tiny_prm") / "ckpt")
 
@@ -137,7 +140,7 @@ def test_label_token_adapters_and_unknown_options_are_rejected(tiny_prm):
         VLLMScorer(tiny_prm, load_adapter(ADAPTER), kv_cache_size=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def vllm_scorer(tiny_prm):
     pytest.importorskip("vllm")
     from rewards import load_scorer
