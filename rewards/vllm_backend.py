@@ -62,7 +62,7 @@ from pathlib import Path
 
 from .adapters import AdapterConfig
 from .base import Scorer
-from .hf import Encoded, cached_or_encoded, encode_candidate, render_prompt
+from .hf import TransformersScorer, cached_or_encoded
 
 log = logging.getLogger(__name__)
 
@@ -177,22 +177,12 @@ class VLLMScorer(Scorer):
             self._n_params = n
         return self._n_params
 
-    def encode(self, problem: str, steps: list[str]) -> Encoded:
-        """The candidate's token ids and tag positions (what the model sees)."""
-        if problem not in self._prompts:
-            if len(self._prompts) > 10_000:
-                self._prompts.clear()
-            self._prompts[problem] = render_prompt(self.adapter, self.tokenizer, problem)
-        return encode_candidate(self.adapter, self.tokenizer, self._prompts[problem], steps)
+    # the same encoding (tag positions) and step-score LRU as the transformers backend
+    encode = TransformersScorer.encode
+    _put_score = TransformersScorer._put_score
 
     def clear_cache(self) -> None:
         self._scores.clear()
-
-    def _put_score(self, key: bytes, value: float) -> None:
-        self._scores[key] = value
-        self._scores.move_to_end(key)
-        while len(self._scores) > self.cache_size:
-            self._scores.popitem(last=False)
 
     def _score(self, problems, solutions, *, golds, references):
         import torch
