@@ -118,8 +118,9 @@ def convert_gguf(gguf: Path, out_root: Path | None = None, *, dtype: str = "bflo
     return target
 
 
-def resolve_model(model: str | os.PathLike | None) -> str:
-    """Turn a `--model` value into something vLLM / transformers can load.
+def resolve_model(model: str | os.PathLike | None, what: str = "--model") -> str:
+    """Turn a `--model` value into something vLLM / transformers can load (`what` names
+    the input in error messages, e.g. "scorer model").
 
     None or "smollm2-135m": the embedded default (converted once). A local directory
     must hold a config.json. A local .gguf file is converted like the default. Any
@@ -131,23 +132,23 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     p = Path(model).expanduser()
     if p.suffix == ".gguf":
         if not p.is_file():
-            raise ModelNotFoundError(f"--model {model}: no such GGUF file")
+            raise ModelNotFoundError(f"{what} {model}: no such GGUF file")
         return str(convert_gguf(p.resolve()))
     if p.exists():
         if not (p / "config.json").is_file():
             raise ModelNotFoundError(
-                f"--model {model}: the directory has no config.json; pass a Hugging Face "
+                f"{what} {model}: the directory has no config.json; pass a Hugging Face "
                 "checkpoint directory, a .gguf file, or a hub id"
             )
         return str(p.resolve())
     if str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
         raise ModelNotFoundError(
-            f"--model {model}: no such local path, and not a hub id of the form owner/name"
+            f"{what} {model}: no such local path, and not a hub id of the form owner/name"
         )
-    return _resolve_hub_id(str(model))
+    return _resolve_hub_id(str(model), what)
 
 
-def _resolve_hub_id(repo_id: str) -> str:
+def _resolve_hub_id(repo_id: str, what: str = "--model") -> str:
     try:
         from huggingface_hub import snapshot_download
 
@@ -161,7 +162,7 @@ def _resolve_hub_id(repo_id: str) -> str:
         return repo_id
     except Exception as e:  # offline, unknown id, gated: all end the same way for the user
         raise ModelNotFoundError(
-            f"--model {repo_id}: cannot reach the Hugging Face hub ({type(e).__name__}) and the "
+            f"{what} {repo_id}: cannot reach the Hugging Face hub ({type(e).__name__}) and the "
             "model is not in the local cache; this machine may be offline. Download the model "
             "elsewhere and pass its local directory: --model /path/to/checkpoint"
         ) from None

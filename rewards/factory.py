@@ -85,7 +85,7 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
 def _resolve_model_path(model: str) -> str:
     from policies.models import resolve_model
 
-    return resolve_model(model)
+    return resolve_model(model, what="scorer model")
 
 
 def _load_prm_orm(
