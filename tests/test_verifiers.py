@@ -308,8 +308,9 @@ def test_grade_many_matches_grade_and_dedupes():
     many = grade_many(golds, sols)
     assert [v.correct for v in many] == [True, True, True, False, True]
     assert many == [grade(g, s) for g, s in zip(golds, sols, strict=True)]
-    same = grade_many("5", ["\\boxed{5}", "#### 5", "5.0", "6", "six"])
-    assert [v.status for v in same] == ["correct", "correct", "correct", "wrong", "no_answer"]
+    same = grade_many("5", ["\\boxed{5}", "#### 5", "5.0", "6", "six", "it is not known"])
+    assert [v.status for v in same] == ["correct", "correct", "correct", "wrong", "wrong",
+                                        "no_answer"]  # a bare word is an answer, prose is not
     answers = grade_many(["x^2"] * 3, ["x^2", "x*x", "x^3"], extract=False, max_workers=2)
     assert [v.correct for v in answers] == [True, True, False]
 

@@ -61,7 +61,8 @@ def test_injection_does_nothing(tmp_path):
     payloads = _payloads(target) + _payloads(Path("/tmp/pwned"))
     pre_existing = Path("/tmp/pwned").exists()
     for p in payloads:
-        for v in (grade("5", p), judge("5", p), judge(p, "5")):
+        # gold 31337: a digit of pytest's tmp path ("pytest-5/") may stand alone in the text
+        for v in (grade("31337", p), judge("31337", p), judge(p, "31337")):
             assert not v.correct, (p, v)
         assert judge(p, p + " ").status in verifiers.STATUSES
     grade_many(["x"] * len(payloads), payloads)

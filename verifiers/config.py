@@ -10,17 +10,26 @@ from dataclasses import dataclass
 class VerifyConfig:
     """How `verify`/`grade` decide equality. Frozen and hashable, so it can key caches."""
 
-    rel_tol: float = 1e-6
-    """Relative tolerance for comparing numbers when at least one side is inexact
-    (a decimal with a fractional part, or a float evaluation). Two exact values
-    (integers, fractions, surds) are compared exactly, so 10**20 != 10**20 + 1."""
+    rel_tol: float = 0.0
+    """Relative part of the one tolerance rule, which applies only when a side is a
+    decimal approximation (a decimal literal with places, like 0.333333 or 1.5e-4):
+    |gold - answer| <= max(rel_tol * max(|gold|, |answer|), abs_tol'), where abs_tol' is
+    `abs_tol` capped at half a unit in the last written place. 0 by default (decimals
+    are judged by their places, as Math-Verify's rounding); e.g. 1e-4 accepts
+    3.1416 for pi. Exact values
+    (integers, fractions, surds, pi, e, factorials...) are never compared with a
+    tolerance: 10^{30} != 10^{30}+1 and e^{60} != e^{60}+1."""
 
-    abs_tol: float = 1e-9
-    """Absolute tolerance used next to `rel_tol`, so that 0 vs 1e-12 compares equal."""
+    abs_tol: float = 5e-7
+    """Absolute part of the tolerance rule: half a unit in the sixth decimal place, so a
+    decimal with 6 places agrees with a value it is the rounding of, as with Math-Verify's
+    default float rounding (1/3 = 0.333333, != 0.33333; 2/3 = 0.666667, != 0.666666).
+    A decimal with more places is held to all of them (1/3 = 0.3333333 != 0.3333334)."""
 
     timeout_s: float = 5.0
-    """Wall-clock limit for one symbolic comparison in a worker process. A worker
-    that overruns is killed and replaced; the verdict is status "timeout"."""
+    """Deadline of one call, all included: extraction, the wait for a free worker
+    process and the symbolic comparison. A worker that overruns is killed and
+    replaced; the verdict is status "timeout"."""
 
     percent: str = "gold"
     """Percent handling. "gold": a `%` on the gold admits both 50 and 0.5 for 50%;
@@ -42,6 +51,11 @@ class VerifyConfig:
 
     max_answer_chars: int = 2000
     """Extracted answers longer than this are not parsed: status "unparsable"."""
+
+    max_solution_chars: int = 1_000_000
+    """Solutions longer than this are not read at all: status "unparsable" with the
+    detail "solution longer than max_solution_chars". Extraction is linear, so even
+    this bound costs well under the deadline."""
 
     max_depth: int = 100
     """Maximum bracket nesting depth accepted by the parser."""
@@ -65,7 +79,7 @@ class VerifyConfig:
         if self.percent not in ("gold", "strip", "value"):
             raise bad("percent", 'one of "gold", "strip", "value"', 'Use "gold" (default).')
         for name, lo in (("numeric_points", 1), ("max_answer_chars", 1), ("max_depth", 1),
-                         ("max_int_bits", 64)):
+                         ("max_int_bits", 64), ("max_solution_chars", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(name, f"an int >= {lo}", "Leave it at its default.")

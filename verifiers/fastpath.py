@@ -14,7 +14,8 @@ from fractions import Fraction
 from .config import VerifyConfig
 from .normalize import KNOWN_WORDS
 
-__all__ = ["Num", "parse_number", "fast_compare", "numbers_equal"]
+__all__ = ["Num", "parse_number", "fast_compare", "numbers_equal", "within_tolerance",
+           "decimal_comma"]
 
 _INT = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _DEC = rf"(?:{_INT}(?:\.\d*)?|\.\d+)"
@@ -33,6 +34,9 @@ _MC_ANS_RE = re.compile(r"^(?:option\s+|choice\s+)?\(?\s*([A-Ja-j])\s*\)?(?:$|[\
 _WORD_RE = re.compile(r"[A-Za-z]{3,}")
 _TEXTY_RE = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 _MAX_DIGITS = 4000
+# 1,22 / 0,111 / 3,14159: a comma that cannot be a thousands separator is a decimal comma
+_DECIMAL_COMMA_RE = re.compile(r"^([-+]?)(\d+),(\d+)(%?)$")
+_THOUSANDS_OK_RE = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+%?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,32 @@ def parse_number(s: str) -> Num | None:
     return Num(-v if neg else v, inexact, percent, places, literal)
 
 
+def decimal_comma(s: str) -> str | None:
+    """`1,22` -> `1.22`, `0,111` -> `0.111`; None when the comma may be a thousands
+    separator (`1,000`, `12,345`) or `s` is not one number with one comma."""
+    m = _DECIMAL_COMMA_RE.match(s)
+    if m is None or _THOUSANDS_OK_RE.match(s):
+        return None
+    return f"{m.group(1)}{m.group(2)}.{m.group(3)}{m.group(4)}"
+
+
+def decimal_abs_tol(cfg: VerifyConfig, places: int):
+    """The absolute part of the tolerance rule for a decimal written with `places`
+    places: `abs_tol`, but never more than half a unit in its last place, so a decimal
+    with more than 6 places must be the value correctly rounded to all of them
+    (.00006721 != .0000672, 0.3333333 == 1/3)."""
+    atol = Fraction(str(cfg.abs_tol))
+    return min(atol, Fraction(1, 2 * 10**places)) if places > 0 else atol
+
+
+def within_tolerance(x, y, cfg: VerifyConfig, places: int = 0) -> bool:
+    """The one tolerance rule, used only when a side is a decimal approximation:
+    |x - y| <= max(rel_tol * max(|x|, |y|), decimal_abs_tol(cfg, places)), where
+    `places` is the most decimal places written on either side. Exact Fractions."""
+    rel = Fraction(str(cfg.rel_tol))
+    return abs(x - y) <= max(rel * max(abs(x), abs(y)), decimal_abs_tol(cfg, places))
+
+
 def numbers_equal(gold: Num, ans: Num, cfg: VerifyConfig) -> bool:
     """Equality of two parsed numbers under `cfg` (exact unless one side is inexact)."""
     g, a = gold.value, ans.value
@@ -117,12 +147,11 @@ def numbers_equal(gold: Num, ans: Num, cfg: VerifyConfig) -> bool:
     else:
         candidates = [g]
     inexact = gold.inexact or ans.inexact
+    places = max(gold.places if gold.inexact else 0, ans.places if ans.inexact else 0)
     for c in candidates:
         if c == a:
             return True
-        if inexact and abs(c - a) <= max(
-            Fraction(cfg.rel_tol) * max(abs(c), abs(a)), Fraction(cfg.abs_tol)
-        ):
+        if inexact and within_tolerance(c, a, cfg, places):
             return True
         if (
             cfg.round_to_gold
@@ -159,6 +188,8 @@ def fast_compare(gold: str, ans: str, cfg: VerifyConfig) -> tuple[str, str] | No
     g = parse_number(gold)
     if g is not None:
         a = parse_number(ans)
+        if a is None and (dc := decimal_comma(ans)) is not None:  # gold is one number
+            a = parse_number(dc)
         if a is None and cfg.strip_equation_lhs and "=" in ans:
             lhs, _, rhs = ans.rpartition("=")
             if re.fullmatch(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*", lhs):

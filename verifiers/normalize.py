@@ -26,7 +26,9 @@ _PERCENT_RE = re.compile(r"\\%|\s*\bper\s*cent\b|\s*\bpercent(?:age)?\b", re.IGN
 _THOUSANDS_BRACE_RE = re.compile(r"(\d)\{,\}(\d)")
 _WS_RE = re.compile(r"\s+")
 _THIN_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\\,|,\\!\s*|\{,\}|\\!,)(?=\d{3}(?!\d))")
-_TRAILING_WORDS_RE = re.compile(r"^(.*?[\d})])\s+((?:[a-zA-Z]{2,}\.?\s*)+)$")
+_UNIT_WORD_RE = re.compile(r"[a-zA-Z]{2,}\.?")
+# digit groups split by spaces: "1 000", "12 345 678" (after \, ~ and \; became spaces)
+_SPACE_THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?![\d,]| \d)")
 _LEADING_WORDS_RE = re.compile(r"^(?:approximately|about|around|roughly|exactly)\s+", re.I)
 # a number followed only by words (units, nouns): "18 eggs", "5 cm", "3 dollars per day"
 _NUM_THEN_WORDS_RE = re.compile(
@@ -70,9 +72,15 @@ def strip_units(s: str) -> str:
     m = _NUM_GLUED_UNIT_RE.match(s)
     if m:
         return m.group(1)
-    m = _TRAILING_WORDS_RE.match(s)  # "\frac{270}7 degrees", "2\sqrt{3} cm"
-    if m and not any(w.rstrip(".").lower() in KNOWN_WORDS for w in m.group(2).split()):
-        return m.group(1)
+    # "\frac{270}7 degrees", "2\sqrt{3} cm": peel plain trailing words (a linear scan;
+    # the regex this replaces backtracked exponentially on long letter runs)
+    words = s.split(" ")
+    k = len(words)
+    while k > 1 and _UNIT_WORD_RE.fullmatch(words[k - 1]) \
+            and words[k - 1].rstrip(".").lower() not in KNOWN_WORDS:
+        k -= 1
+    if k < len(words) and words[k - 1][-1:] in "0123456789})":
+        return " ".join(words[:k])
     return s
 
 
@@ -96,6 +104,7 @@ def normalize(s: str) -> str:
     s = _THOUSANDS_BRACE_RE.sub(r"\1,\2", s)
     s = s.replace("−", "-").replace("–", "-").replace("\u2009", "").replace("\u00a0", " ")
     s = _WS_RE.sub(" ", s).strip()
+    s = _SPACE_THOUSANDS_RE.sub(lambda m: m.group(0).replace(" ", ""), s)
     s = s.rstrip(".").strip()
     s = _LEADING_WORDS_RE.sub("", s)
     s = strip_units(s)

@@ -54,6 +54,7 @@ __all__ = ["Expr", "Rel", "Seq", "Union", "Text", "parse_answer", "parse_express
 class Expr:
     value: sympy.Basic
     inexact: bool = False  # contains a decimal literal with places (a rounded value)
+    places: int = 0  # most decimal places among its decimal literals (1.5e-4: 5)
     percent: bool = False  # written with a % sign
 
 
@@ -270,9 +271,9 @@ def _struct(toks: list[Tok], cfg: VerifyConfig, level: int) -> object:
                        toks[0][1], toks[-1][1])
     rel_toks = [(k, t) for k, t in enumerate(toks) if depth_zero_rel(toks, k)]
     if rel_toks:
-        if len(rel_toks) > 1:
-            raise ParseError("chained relations (a = b = c) are not supported")
-        k, t = rel_toks[0]
+        if len(rel_toks) > 1 and any(t != ("OP", "=") for _, t in rel_toks):
+            raise ParseError("chained inequalities (a < x < b) are not supported")
+        k, t = rel_toks[-1]  # a = b = c: (a = b) = c, whose value side is c
         op = _REL_CMDS.get(t[1], t[1])
         return Rel(op, _struct(toks[:k], cfg, level + 1), _struct(toks[k + 1 :], cfg, level + 1))
     in_pos = [k for k, t in enumerate(toks) if t == ("CMD", "\\in")]
@@ -281,7 +282,7 @@ def _struct(toks: list[Tok], cfg: VerifyConfig, level: int) -> object:
                    _struct(toks[in_pos[0] + 1 :], cfg, level + 1))
     p = _Parser(toks, cfg)
     value = p.parse()
-    return Expr(value, p.inexact, p.percent)
+    return Expr(value, p.inexact, p.percent, p.places)
 
 
 def _flat(items: list) -> list:
@@ -324,6 +325,7 @@ class _Parser:
         self.cfg = cfg
         self.depth = 0
         self.inexact = False
+        self.places = 0
         self.percent = False
 
     # -- helpers
@@ -392,6 +394,10 @@ class _Parser:
             f = Fraction(t)
             if f.denominator != 1 or ("." in t and t.split(".", 1)[1][:1].isdigit()):
                 self.inexact = True
+                mant = re.split("[eE]", t)[0]
+                written = len(mant.split(".", 1)[1]) if "." in mant else 0
+                exp = int(re.split("[eE]", t)[1]) if re.search("[eE]", t) else 0
+                self.places = max(self.places, written - exp)
             return Rational(f.numerator, f.denominator)
         return Integer(int(text))
 

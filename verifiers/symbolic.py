@@ -6,13 +6,15 @@
 Rules, in order:
 - structures must match: sets / bare lists unordered, tuples and intervals ordered
   with the same bracket kinds, unions of intervals unordered, matrices elementwise;
-- `x = 5` vs `5` compares the right-hand side (single-symbol left side);
+- `x = 5` vs `5` compares the right-hand side (single-symbol left side, or a left side
+  without unknowns: `9 \\times 2 = 18`);
   two equations are equal if their sides are, or if lhs - rhs of one is a nonzero
   constant multiple of the other's; inequalities need the same (or flipped) direction;
-- numbers: exact values (no decimal literal on either side) are compared to 25
-  significant digits, which only exact equality passes in practice; with a decimal on
-  either side the relative tolerance `cfg.rel_tol` applies; a rounded decimal gold
-  admits an exact answer that rounds to it (`cfg.round_to_gold`);
+- numbers: exact values (no decimal literal on either side) are compared exactly
+  (`_exact_equal`: sympy's exact arithmetic, then the difference's own digits); with a
+  decimal on either side the tolerance rule |g - a| <= max(rel_tol * scale, abs_tol)
+  applies; a rounded decimal gold admits an exact answer that rounds to it
+  (`cfg.round_to_gold`);
 - expressions with free symbols: equal when they agree at `cfg.numeric_points`
   random points, or (when no point evaluates) when `simplify(gold - answer) == 0`.
 """
@@ -20,23 +22,24 @@ Rules, in order:
 from __future__ import annotations
 
 import logging
+import math
 import random
 from decimal import Decimal
 from fractions import Fraction
 
 import sympy
 from sympy import Float, oo, zoo
+from sympy.core.evalf import PrecisionExhausted
 
 from .config import VerifyConfig
 from .errors import ParseError
-from .fastpath import parse_number
+from .fastpath import decimal_abs_tol, parse_number
 from .parser import Expr, Rel, Seq, Text, Union, parse_answer
 
 __all__ = ["compare", "nodes_equal"]
 
 log = logging.getLogger(__name__)
 
-_EXACT_RTOL = 1e-25
 _PREC = 40
 
 
@@ -69,6 +72,25 @@ def _is_symbol_lhs(node) -> bool:
     return isinstance(node, Expr) and isinstance(node.value, sympy.Symbol)
 
 
+def _value_side(rel: Rel):
+    """The value an equation states, compared with a gold that is a bare value: the
+    right-hand side of an assignment (`k = 1/3`, `x \\in [0, 1]`) or of a computation
+    whose left side has no unknowns (`9 \\times 2 = 18`, `a = 2 + 3 = 5`); else None
+    (`x + 1 = 6` states no value)."""
+    lhs = rel.lhs
+    if rel.op == "in":
+        return rel.rhs if _is_symbol_lhs(lhs) else None
+    if rel.op != "=":
+        return None
+    if _is_symbol_lhs(lhs):
+        return rel.rhs
+    if isinstance(lhs, Expr) and not lhs.value.free_symbols:
+        return rel.rhs
+    if isinstance(lhs, Rel) and _value_side(lhs) is not None:
+        return rel.rhs
+    return None
+
+
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 
@@ -78,8 +100,8 @@ def nodes_equal(g, a, ctx: _Ctx) -> bool:
     if isinstance(g, Rel) != isinstance(a, Rel) and cfg.strip_equation_lhs:
         if isinstance(g, Rel) and g.op in ("=", "in") and _is_symbol_lhs(g.lhs):
             return nodes_equal(g.rhs, a, ctx)
-        if isinstance(a, Rel) and a.op in ("=", "in") and _is_symbol_lhs(a.lhs):
-            return nodes_equal(g, a.rhs, ctx)
+        if isinstance(a, Rel) and (v := _value_side(a)) is not None:
+            return nodes_equal(g, v, ctx)
         return False
     if isinstance(g, Rel):
         return _rels_equal(g, a, ctx)
@@ -166,12 +188,13 @@ def _exprs_equal(g: Expr, a: Expr, ctx: _Ctx) -> bool:
     if gm or am:
         if not (gm and am) or gv.shape != av.shape:
             return False
-        return all(_values_equal(Expr(x, g.inexact), Expr(y, a.inexact), ctx)
+        return all(_values_equal(Expr(x, g.inexact, places=g.places),
+                                 Expr(y, a.inexact, places=a.places), ctx)
                    for x, y in zip(gv, av, strict=True))
     cfg = ctx.cfg
     candidates = [g]
     if cfg.percent == "gold" and g.percent:
-        candidates.append(Expr(gv / 100, g.inexact))
+        candidates.append(Expr(gv / 100, g.inexact, places=g.places + 2))
     return any(_values_equal(c, a, ctx) for c in candidates)
 
 
@@ -189,10 +212,13 @@ def _values_equal(g: Expr, a: Expr, ctx: _Ctx) -> bool:
     if not free:
         if gv.is_infinite or av.is_infinite or gv.has(oo) or av.has(oo):
             return False  # infinities are equal only structurally (handled above)
+        if not inexact:
+            return _exact_equal(gv, av)
         x, y = _num(gv), _num(av)
         if x is None or y is None:
             return _simplifies_to_zero(gv - av)
-        if _close(x, y, cfg.rel_tol if inexact else _EXACT_RTOL, cfg.abs_tol if inexact else 0):
+        places = max(g.places if g.inexact else 0, a.places if a.inexact else 0)
+        if _close(x, y, cfg.rel_tol, decimal_abs_tol(cfg, places)):
             return True
         gn = ctx.gold_num
         if (cfg.round_to_gold and gn is not None and gn.decimal_literal and gn.places >= 2
@@ -200,7 +226,39 @@ def _values_equal(g: Expr, a: Expr, ctx: _Ctx) -> bool:
             rounded = round(Decimal(str(y.real)), gn.places)
             return Fraction(rounded) == gn.value
         return False
-    return _symbolic_equal(gv, av, free, inexact, cfg)
+    places = max(g.places if g.inexact else 0, a.places if a.inexact else 0)
+    return _symbolic_equal(gv, av, free, inexact, cfg, places)
+
+
+def _magnitude_digits(v) -> int:
+    """Decimal digits before the point of |v| (0 for |v| < 10), from a 15-digit estimate."""
+    try:
+        z = abs(complex(sympy.N(v, 15)))
+    except (TypeError, ValueError, ArithmeticError):
+        return 0
+    return int(math.log10(z)) + 1 if math.isfinite(z) and z >= 10 else 0
+
+
+def _exact_equal(gv, av) -> bool:
+    """Two exact constants (no decimal literal, no unknowns) are equal only if their
+    difference is zero: sympy's exact arithmetic decides integers, rationals and
+    everything it simplifies on construction (2^{200}+2^{100} - 2^{200}, e^{60}+1 - e^{60});
+    for the rest the difference is evaluated with sympy's adaptive precision, which
+    returns its digits exactly when it is not zero. A difference that stays zero
+    through 100 digits beyond the terms' own size (cos(pi/5) vs (1+sqrt5)/4) is zero."""
+    d = gv - av
+    if d == 0:
+        return True
+    if d.is_Rational:
+        return False
+    maxn = 100 + min(max(_magnitude_digits(gv), _magnitude_digits(av)), 20_000)
+    try:
+        z = d.evalf(30, strict=True, maxn=maxn)
+    except PrecisionExhausted:
+        return True
+    except (TypeError, ValueError, ArithmeticError, NotImplementedError):
+        return _simplifies_to_zero(d)
+    return bool(z == 0)
 
 
 def _num(v) -> _Z | None:
@@ -234,9 +292,18 @@ def _mp(re_, im_):
 
 
 def _close(x: _Z, y: _Z, rtol: float, atol: float) -> bool:
+    """|x - y| <= max(rtol * max(|x|, |y|), atol), at 40 digits (the tolerance rule);
+    rtol is at least 1e-30, the noise of a 40-digit evaluation."""
     d = abs(_Z(x.real - y.real, x.imag - y.imag))
     scale = max(abs(x), abs(y))
-    return bool(d <= max(Float(rtol, _PREC) * scale, Float(atol, _PREC)))
+    rtol = max(_float(rtol), Float("1e-30", _PREC))
+    return bool(d <= max(rtol * scale, _float(atol)))
+
+
+def _float(v) -> Float:
+    """A tolerance (float or Fraction) as a 40-digit Float, via its decimal text."""
+    f = Fraction(str(v)) if isinstance(v, float) else Fraction(v)
+    return Float(sympy.Rational(f.numerator, f.denominator), _PREC)
 
 
 def _simplifies_to_zero(d) -> bool:
@@ -246,10 +313,11 @@ def _simplifies_to_zero(d) -> bool:
         return False
 
 
-def _symbolic_equal(gv, av, free, inexact: bool, cfg: VerifyConfig) -> bool:
+def _symbolic_equal(gv, av, free, inexact: bool, cfg: VerifyConfig, places: int = 0) -> bool:
     syms = sorted(free, key=lambda s: s.name)
     rng = random.Random(12345)
-    rtol = cfg.rel_tol if inexact else 1e-12
+    # exact expressions agree to 12 digits at every point; with a decimal, the rule
+    rtol, atol = (cfg.rel_tol, decimal_abs_tol(cfg, places)) if inexact else (1e-12, 1e-20)
     valid = 0
     for _ in range(cfg.numeric_points * 2):
         if valid >= cfg.numeric_points:
@@ -264,7 +332,7 @@ def _symbolic_equal(gv, av, free, inexact: bool, cfg: VerifyConfig) -> bool:
             if (x is None) != (y is None) and x is not None:
                 return False  # gold defined, answer undefined at this point
             continue
-        if not _close(x, y, rtol, cfg.abs_tol):
+        if not _close(x, y, rtol, atol):
             return False
         valid += 1
     if valid >= min(2, cfg.numeric_points):
