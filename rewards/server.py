@@ -9,17 +9,20 @@ Protocol (JSON, UTF-8):
     POST /score   {"problems": [str, ...], "solutions": [[step, ...], ...], "golds": [str, ...]?,
                    "references": [str, ...]?}
                   -> 200 {"scores": [[float, ...], ...], "stats": {<ScorerStats delta of this call>}}
-                  -> 400 {"error": "<what is wrong and how to fix it>"}  malformed request
-                  -> 413 body over --max-body-mb;  500 {"error": ...} the scorer failed
+                  -> 400 {"error": "<what is wrong and how to fix it>"}  malformed request (bad
+                     UTF-8 or JSON, nesting too deep, a 5,000-digit number, wrong types)
+                  -> 411 no Content-Length;  413 body over --max-body-mb;  500 {"error": ...} the scorer failed
     GET  /health  -> 200 {"status": "ok"}
     GET  /info    -> 200 {"kind", "name", "granularity", "num_parameters", "trained",
                           "needs_golds", "stats": {<cumulative ScorerStats>}}
 
 One problem per candidate, as in `Scorer.score` (repeat a problem for each of its
-candidates). The server answers many clients at once (one thread per connection)
-and runs their score calls one at a time on the one model, so each response's
-`stats` is exactly that call's work; a search already sends all candidates of a
-step in one request, which is the batch the model wants.
+candidates). The server answers many clients at once (one thread per connection, up
+to --max-workers; a listen backlog of --backlog holds the rest, so a burst of 200
+clients gets no resets: rewards/jsonhttp.py, docs/scale-out.md) and runs their score
+calls one at a time on the one model, so each response's `stats` is exactly that
+call's work; a search already sends all candidates of a step in one request, which is
+the batch the model wants.
 
 Only argparse and the standard library are imported at module top, so `cli.py
 --help` stays cheap; the scorer loads in `run()`.
@@ -36,7 +39,15 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from rewards.jsonhttp import (
+    DEFAULT_BACKLOG,
+    DEFAULT_WORKERS,
+    BadRequest,
+    JSONHandler,
+    JSONHTTPServer,
+    parse_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +55,12 @@ KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
 _FIELDS = ("problems", "solutions", "golds", "references")
 
 
-class BadRequest(ValueError):
-    """A request the server refuses with 400; the message says what to fix."""
-
-
 def parse_request(body: bytes) -> dict:
     """Validate a /score body; returns {"problems", "solutions", "golds", "references"}.
 
     Every error names the field, the constraint and what was received.
     """
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not UTF-8 text; send JSON") from None
-    except json.JSONDecodeError as e:
-        raise BadRequest(f"request body is not valid JSON ({e.msg} at position {e.pos})") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise BadRequest(f"request body must be a JSON object with 'problems' and 'solutions', got {type(data).__name__}")
     unknown = sorted(set(data) - set(_FIELDS))
@@ -100,15 +102,20 @@ class ScorerServer:
         host: address to bind; 127.0.0.1 (default) keeps it on this machine.
         port: 0 picks a free port (read `.port` after construction).
         max_body_mb: larger requests get 413.
+        max_workers: connections served at once; backlog: connections the kernel queues
+            beyond them (see rewards/jsonhttp.py).
     """
 
-    def __init__(self, scorer, *, host: str = "127.0.0.1", port: int = 8100, max_body_mb: float = 64.0) -> None:
+    def __init__(self, scorer, *, host: str = "127.0.0.1", port: int = 8100, max_body_mb: float = 64.0,
+                 max_workers: int = DEFAULT_WORKERS, backlog: int = DEFAULT_BACKLOG) -> None:
+        if not max_body_mb > 0:
+            raise ValueError(f"max_body_mb must be > 0, got {max_body_mb!r}.")
         self.scorer = scorer
         self.max_body = int(max_body_mb * 2**20)
         self._score_lock = threading.Lock()  # one score() at a time on the one model
         self.requests = 0
-        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self.httpd.daemon_threads = True
+        self.httpd = JSONHTTPServer((host, port), _make_handler(self), max_workers=max_workers,
+                                    backlog=backlog, max_body=self.max_body)
         self.host, self.port = self.httpd.server_address[:2]
         self._thread: threading.Thread | None = None
 
@@ -167,52 +174,25 @@ def _stats_dict(scorer) -> dict:
 
 
 def _make_handler(server: ScorerServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
+    class Handler(JSONHandler):
+        def get(self, path):
+            if path == "/health":
+                return 200, {"status": "ok"}
+            if path == "/info":
+                return 200, server.info()
+            raise BadRequest(f"no such path {path!r}; use POST /score, GET /info or GET /health", 404)
 
-        def log_message(self, fmt, *args):  # through logging, not stderr
-            log.debug("%s " + fmt, self.address_string(), *args)
-
-        def _send(self, code: int, obj: dict) -> None:
-            body = json.dumps(obj).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):
-            if self.path == "/health":
-                return self._send(200, {"status": "ok"})
-            if self.path == "/info":
-                return self._send(200, server.info())
-            self._send(404, {"error": f"no such path {self.path!r}; use POST /score, GET /info or GET /health"})
-
-        def do_POST(self):
-            if self.path != "/score":
-                return self._send(404, {"error": f"no such path {self.path!r}; POST to /score"})
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                return self._send(411, {"error": "Content-Length header required"})
-            n = int(length)
-            if n > server.max_body:
-                self.close_connection = True
-                return self._send(413, {"error": f"request body of {n} bytes exceeds the server's "
-                                                 f"limit of {server.max_body} bytes; split it into smaller requests"})
-            body = self.rfile.read(n)
+        def post(self, path):
+            if path != "/score":
+                raise BadRequest(f"no such path {path!r}; POST to /score", 404)
+            req = parse_request(self.read_body())
             try:
-                req = parse_request(body)
-            except BadRequest as e:
-                return self._send(400, {"error": str(e)})
-            try:
-                out = server.score(req)
+                return 200, server.score(req)
             except (TypeError, ValueError) as e:  # the scorer's own input checks (e.g. golds required)
-                return self._send(400, {"error": str(e)})
+                raise BadRequest(str(e)) from None
             except Exception as e:  # a scorer failure: report it, keep serving
                 log.exception("score request failed")
-                return self._send(500, {"error": f"scorer failed: {type(e).__name__}: {e}"})
-            self._send(200, out)
+                return 500, {"error": f"scorer failed: {type(e).__name__}: {e}"}
 
     return Handler
 
@@ -370,14 +350,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--device", default=None, help="prm/orm/tinyrm: torch device (default: the scorer's own)")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="larger requests are refused with 413")
+    p.add_argument("--max-workers", type=int, default=DEFAULT_WORKERS,
+                   help=f"connections served at once (default {DEFAULT_WORKERS}); more wait in the backlog")
+    p.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+                   help=f"listen backlog: connections queued by the kernel (default {DEFAULT_BACKLOG})")
 
 
 def run(args: argparse.Namespace) -> int:
     from rewards import load_scorer
 
     options = {"device": args.device} if args.device and args.reward in ("prm", "orm", "tinyrm") else {}
+    for flag, v in (("--max-workers", args.max_workers), ("--backlog", args.backlog), ("--max-body-mb", args.max_body_mb)):
+        if not v > 0:
+            raise ValueError(f"{flag} must be > 0, got {v}")
     scorer = load_scorer(args.reward, model=args.scorer_model, **options)
-    srv = ScorerServer(scorer, host=args.host, port=args.port, max_body_mb=args.max_body_mb)
+    srv = ScorerServer(scorer, host=args.host, port=args.port, max_body_mb=args.max_body_mb,
+                       max_workers=args.max_workers, backlog=args.backlog)
     print(f"serving {scorer!r} on {srv.url} (POST /score, GET /info, GET /health); Ctrl-C stops", flush=True)
     try:
         srv.serve_forever()

@@ -185,3 +185,102 @@ def test_serve_scorer_cli_arguments():
     server.add_arguments(p)
     a = p.parse_args(["--reward", "none", "--port", "0"])
     assert a.host == "127.0.0.1" and a.reward == "none"
+
+
+# ---- hardening (issue 19): malformed bodies, a burst of clients -------------------------
+
+def raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int | None, dict | None]:
+    """Send bytes on a fresh connection; (status, JSON body) of the reply, (None, None) when
+    the server closed the connection without one."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head + body)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    if not data:
+        return None, None
+    status_line, _, rest = data.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2] if status_line.startswith(b"HTTP/") else data
+    return (int(status_line.split()[1]) if status_line.startswith(b"HTTP/") else None), json.loads(payload)
+
+
+def _post_head(body: bytes, extra: str = "") -> bytes:
+    return (f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+            f"{extra}\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    "body, code, fragment",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),  # closed the connection before
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, 400, "nested too deeply"),
+        (b'{"problems": [' + b"9" * 5000 + b'], "solutions": [[]]}', 400, "more than 4300 digits"),  # same
+        (b'{"problems": [1], "solutions": [["a"]]}', 400, "'problems' must be a list of strings"),
+        (b'{"problems": ["a"], "solutions": [[1]]}', 400, "solutions[0] must be a list of step strings"),
+        (b'{"problems": ["a"], "solutions": {"x": 1}}', 400, "'solutions' must be a list"),
+        (b'{"problems": ["a"], "solutions": [["a"]], "golds": [null]}', 400, "'golds' must be a list"),
+        (b'{"problems": ["\xff\xfe"], "solutions": [["a"]]}', 400, "not UTF-8"),
+        (b"\xef\xbb\xbf{}", 400, "not valid JSON"),
+        (b"", 400, "not valid JSON"),
+        (b" " * (2 * 2**20), 413, "exceeds the server's limit"),
+    ],
+)
+def test_every_malformed_body_gets_a_json_4xx(served, body, code, fragment):
+    srv = ScorerServer(LengthScorer(0), host="127.0.0.1", port=0, max_body_mb=1).start()
+    try:
+        got, out = raw_request(srv.port, _post_head(body), body)
+        assert got == code and fragment in out["error"], (got, out)
+        # and the server still answers
+        ok = b'{"problems": ["a"], "solutions": [["abc"]]}'
+        code2, out2 = raw_request(srv.port, _post_head(ok), ok)
+        assert code2 == 200 and out2["scores"] == [[0.03]]
+    finally:
+        srv.stop()
+
+
+def test_malformed_http_gets_json_errors_too(served):
+    srv = served(LengthScorer(0))
+    assert raw_request(srv.port, b"POST /score HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 411
+    code, out = raw_request(srv.port, b"POST /score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                            b"5\r\nhello\r\n0\r\n\r\n")
+    assert code == 411 and "Content-Length" in out["error"]
+    code, out = raw_request(srv.port, b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"{}")
+    assert code == 400 and "ended after 2 of 100 bytes" in out["error"]
+    code, out = raw_request(srv.port, b"PUT /score HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert code == 501 and "PUT" in out["error"]
+    code, out = raw_request(srv.port, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert code == 404 and "/health" in out["error"]
+
+
+def test_a_burst_of_200_plain_clients_gets_no_resets(served):
+    """200 clients, each on a new connection, released at once (the stdlib's listen
+    backlog of 5 reset 5-32% of them)."""
+    import socket
+
+    srv = served(LengthScorer(0))
+    body = b'{"problems": ["a"], "solutions": [["abc"]]}'
+    n, results = 200, []
+    barrier = threading.Barrier(n)
+
+    def client():
+        try:
+            barrier.wait(30)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as s:
+                s.sendall(_post_head(body) + body)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            results.append(data.split(b" ", 2)[1] if data else b"closed")
+        except OSError as e:
+            results.append(type(e).__name__)
+
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results.count(b"200") == n, {r: results.count(r) for r in set(results)}
+    assert srv.httpd.request_queue_size >= n and srv.httpd.max_workers >= n
