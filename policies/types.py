@@ -24,6 +24,15 @@ class Completion:
     finish_reason: str | None  # "stop" (delimiter or EOS), "length", "abort"
     cumulative_logprob: float | None = None
     stop_reason: str | int | None = None  # the stop string hit, the EOS id, or None
+    token_logprobs: tuple[float, ...] | None = None
+    """Log-probability of each generated token (only with SamplingConfig.logprobs > 0)."""
+    token_confidence: tuple[float, ...] | None = None
+    """Per generated token, minus the mean log-probability of the top-k candidates
+    (k = SamplingConfig.logprobs): DeepConf's token confidence. High when the
+    distribution is peaked, low when the model hesitates."""
+    token_text: tuple[str, ...] | None = None
+    """The text of each generated token (only with logprobs > 0); joined they give `text`
+    up to a stop string, and they locate step boundaries in token positions."""
 
     @property
     def computed_prompt_tokens(self) -> int:

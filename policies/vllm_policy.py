@@ -229,8 +229,10 @@ class VLLMPolicy:
         s = self.sampling
         base = dict(
             temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
-            max_tokens=max_tokens, stop=stop, logprobs=0, ignore_eos=s.ignore_eos,
+            max_tokens=max_tokens, stop=stop, logprobs=s.logprobs, ignore_eos=s.ignore_eos,
         )
+        if s.logprobs and "flat_logprobs" in getattr(vllm.SamplingParams, "__struct_fields__", ()):
+            base["flat_logprobs"] = True  # a constant number of Python objects per request
         # Seeded requests are sent as n single-sample requests, each with its own
         # seed derived from (run seed, prompt, sample index): reproducible whatever
         # shares the batch, and it avoids the per-request generator offset crash that
@@ -262,6 +264,7 @@ class VLLMPolicy:
                         finish_reason=c.finish_reason,
                         cumulative_logprob=c.cumulative_logprob,
                         stop_reason=c.stop_reason,
+                        **(token_stats(c, s.logprobs) if s.logprobs else {}),
                     )
                 )
         self.usage.add(result)
@@ -277,6 +280,34 @@ def per_prompt_counts(n, count: int, name: str) -> list[int]:
     if bad:
         raise ValueError(f"{name} must be >= 1 for every prompt, got {bad[0]!r}.")
     return ns
+
+
+def token_stats(c, k: int) -> dict:
+    """Per-token log-prob, DeepConf confidence and text of one vLLM CompletionOutput.
+
+    Each position's entries are the sampled token (first) and the top-k by rank; the
+    sampled token may appear again among the top k, so the top-k set is taken by rank.
+    Accepts vLLM's FlatLogprobs and its list-of-dicts form.
+    """
+    lps, confs, texts = [], [], []
+    flat = getattr(c.logprobs, "start_indices", None) is not None
+    for i, tid in enumerate(c.token_ids):
+        if flat:
+            lo, hi = c.logprobs.start_indices[i], c.logprobs.end_indices[i]
+            entries = zip(c.logprobs.token_ids[lo:hi], c.logprobs.logprobs[lo:hi],
+                          c.logprobs.ranks[lo:hi], c.logprobs.decoded_tokens[lo:hi], strict=True)
+        else:
+            entries = ((t, x.logprob, x.rank, x.decoded_token) for t, x in (c.logprobs[i] or {}).items())
+        own, top, text = None, {}, ""
+        for t, lp, rank, dec in entries:
+            if t == tid and own is None:
+                own, text = lp, dec or ""
+            if rank is not None and rank <= k:
+                top.setdefault(t, lp)
+        lps.append(float("nan") if own is None else own)
+        confs.append(-sum(top.values()) / len(top) if top else float("nan"))
+        texts.append(text)
+    return {"token_logprobs": tuple(lps), "token_confidence": tuple(confs), "token_text": tuple(texts)}
 
 
 def _count_parameters(llm) -> int:

@@ -112,7 +112,7 @@ def test_datasets_record_shape():
     g = load_problems("gsm8k", limit=3)
     assert [r["answer"] for r in g] == ["18", "3", "70000"]
     m = load_problems("math500", limit=2)
-    assert set(m[0]) == {"id", "problem", "answer", "source"}
+    assert set(m[0]) == {"id", "problem", "answer", "source", "level", "subject"}  # MATH metadata kept
     assert len(load_problems("gsm8k")) == 1319 and len(load_problems("math500")) == 500
 
 
