@@ -172,6 +172,115 @@ def check_backend_args(args) -> None:
                          f"got {args.scorer_endpoint!r}")
 
 
+# options that apply to some strategies only: refused with a value other than the default elsewhere
+_STRATEGY_OPTIONS = {
+    "beam_width": ("--beam-width", ("beam", "dvts", "mcts")),
+    "beam_rule": ("--beam-rule", ("beam",)),
+    "max_steps": ("--max-steps", ("beam", "dvts", "mcts", "particle_filter")),
+    "max_step_tokens": ("--max-step-tokens", ("beam", "dvts", "mcts", "particle_filter")),
+    "node_budget": ("--node-budget", ("mcts",)),
+    "c_puct": ("--c-puct", ("mcts",)),
+    "rollouts": ("--rollouts", ("mcts",)),
+}
+
+
+def _defaults() -> dict:
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    return vars(p.parse_args([]))
+
+
+def check_args(args) -> None:
+    """Every search option checked before anything loads or starts (the run file, the
+    dataset, the engine): one ValueError naming the option, the constraint and the fix.
+    --out is checked by `check_out_file` once the default name is known."""
+    check_backend_args(args)
+    defaults = _defaults()
+    for name, low in (("limit", 1), ("offset", 0), ("batch_problems", 1), ("ray_actors", 1), ("concurrency", 1)):
+        v = getattr(args, name, None)
+        if v is not None and v < low:
+            flag = "--" + name.replace("_", "-")
+            hint = " (omit --limit to run every problem)" if name == "limit" else ""
+            raise ValueError(f"{flag} must be >= {low}, got {v}{hint}")
+    strategy = getattr(args, "strategy", "best_of_n")
+    for name, (flag, strategies) in _STRATEGY_OPTIONS.items():
+        if strategy not in strategies and getattr(args, name, defaults[name]) != defaults[name]:
+            raise ValueError(f"{flag} applies to --strategy {' / '.join(strategies)}, not {strategy}; drop {flag}")
+    check_data_args(args.dataset, args.problem_field, args.answer_field, args.data_dir)
+    if args.scorer_model and not args.scorer_endpoint and (args.reward or "none") in ("none", "verifier"):
+        raise ValueError(f"--scorer-model does not apply to --reward {args.reward or 'none'} (no model to load); "
+                         "drop it, or pass --reward prm / orm / tinyrm")
+    if args.backend == "inprocess" and args.concurrency != defaults["concurrency"]:
+        raise ValueError("--concurrency applies to --backend openai (requests per endpoint); drop it")
+    if args.backend != "ray" and args.ray_actors != defaults["ray_actors"]:
+        raise ValueError("--ray-actors needs --backend ray")
+    if args.endpoint:
+        for name in ("gpu_memory_utilization", "kv_cache_gib", "tensor_parallel_size", "data_parallel_size"):
+            if getattr(args, name) != defaults[name]:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} does not apply with --endpoint: the server runs the engine "
+                                 f"(pass it to `vllm serve`); drop {flag}")
+    if args.prompt_style is not None:
+        from policies.vllm_policy import load_prompt_template  # no vLLM import
+
+        load_prompt_template(args.prompt_style)
+
+
+def check_data_args(dataset: str, problem_field, answer_field, data_dir) -> None:
+    """Dataset options that do not apply to the dataset asked for are refused."""
+    from eval.datasets import BUNDLED, FROM_DATA_DIR  # no heavy imports
+
+    if dataset in BUNDLED or dataset in FROM_DATA_DIR:
+        for flag, v in (("--problem-field", problem_field), ("--answer-field", answer_field)):
+            if v is not None:
+                raise ValueError(f"{flag} applies to JSONL datasets only; {dataset}'s fields are built in (drop {flag})")
+    if data_dir is not None and dataset not in FROM_DATA_DIR:
+        what = "is bundled" if dataset in BUNDLED else "is a file path"
+        raise ValueError(f"--data-dir applies to {', '.join(sorted(FROM_DATA_DIR))} (read from the shared data folder); "
+                         f"{dataset} {what}: drop --data-dir")
+
+
+def check_out_file(flag: str, path) -> None:
+    """An output file that can be written: not a directory, and in a folder that exists
+    or can be created, where files can be made. Nothing is created."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {p} is a directory; pass a file path, e.g. {p / 'run.jsonl'}")
+    if p.exists():
+        if not p.is_file():
+            raise ValueError(f"{flag} {p} is not a regular file; pass a file path")
+        try:
+            open(p, "ab").close()
+        except OSError as e:
+            raise ValueError(f"{flag} {p}: cannot write to it ({e.strerror}); pass another path") from None
+        return
+    _check_creatable(flag, p)
+
+
+def check_out_dir(flag: str, path) -> None:
+    """An output folder that exists or can be created, where files can be made."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {p} is a file, not a folder; pass a folder path")
+    _check_creatable(flag, p / "x")
+
+
+def _check_creatable(flag: str, p: Path) -> None:
+    import tempfile
+
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {p.parent if flag.endswith('dir') else p}: {folder} is a file, not a folder; "
+                         "pass a path in a writable folder")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise ValueError(f"{flag} {p.parent if flag.endswith('dir') else p}: cannot write in {folder} "
+                         f"({e.strerror}); pass a path in a writable folder") from None
+
+
 def backends(args):
     """(make_policy, make_scorer): picklable zero-argument factories of the policy and
     the scorer the options ask for (make_scorer None: no scorer). Nothing is built
@@ -230,25 +339,27 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from eval.datasets import load_problems, prompt_style
-    from search.runner import RunFile, run_search
+    from search.runner import RunFile, open_run, run_search
 
     console = Console(stderr=False, highlight=False)
-    check_backend_args(args)
+    check_args(args)  # every option, before the run file, the dataset or an engine
     config = _config(args)
     if args.prompt_style is None:
         args.prompt_style = prompt_style(args.dataset)
     ident = identity(args, config)
     out = Path(args.out) if args.out else default_out(args, config)
+    check_out_file("--out", out)
     rf = RunFile(out, ident)
     rf.load()  # validates a resumed file before anything heavy starts
     problems = load_problems(
         args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir,
         problem_field=args.problem_field, answer_field=args.answer_field,
     )
-    done = rf.done_ids()
-    todo = [p for p in problems if str(p["id"]) not in done]
-    if len(todo) < len(problems):
-        console.print(f"resuming {out}: {len(problems) - len(todo)} done, {len(todo)} to run")
+    resumed = bool(rf.records)
+    # golds checked (an ungradable one is recorded as invalid_gold, with a warning) before any engine
+    _, _, _, todo, searchable = open_run(problems, config, out, ident, rf)
+    if resumed:
+        console.print(f"resuming {out}: {len(searchable) - len(todo)} done, {len(todo)} to run")
     policy = scorer = None
     make_policy, make_scorer = backends(args)  # factories only: nothing loads or connects yet
     if todo and args.backend != "ray":
@@ -289,8 +400,9 @@ def run(args: argparse.Namespace) -> int:
             from search.ray_runner import run_search_ray
 
             # chunks no larger than an even share, so that every actor gets work, and no
-            # more actors (each maybe an engine to load) than chunks
-            chunk = max(1, min(args.batch_problems, -(-len(todo) // args.ray_actors)))
+            # more actors (each maybe an engine to load) than chunks; sized from the whole
+            # problem list, not what is left, so that a resume forms the same chunks
+            chunk = max(1, min(args.batch_problems, -(-len(searchable) // args.ray_actors)))
             actors = min(args.ray_actors, -(-len(todo) // chunk)) if todo else args.ray_actors
             summary = run_search_ray(
                 problems, make_policy, make_scorer, config, out=out, identity=ident,

@@ -9,7 +9,8 @@
 `SearchPool` keeps the actors (and their engines) alive across runs, e.g. for a
 sweep. Each actor builds its own policy (an in-process vLLM engine, or an `OpenAIPolicy`
 client of a server) and scorer once, from the picklable factories, and runs the
-strategy on chunks of `batch_problems` problems. The driver hands chunks to idle
+strategy on chunks of `batch_problems` problems (blocks of the problem order, the same
+on a resume: `search.runner.plan_batches`). The driver hands chunks to idle
 actors (a work queue, so fast actors take more), grades nothing itself, and
 appends each chunk's records to the run's JSONL as soon as it comes back, through
 the same `RunFile` as `search.runner.run_search`: the file, its identity check,
@@ -239,7 +240,7 @@ def run_search_ray(
     batch_problems: problems per chunk (the unit of streaming and of retry).
     max_attempts: tries per chunk when actors die.
     """
-    from search.runner import close_run, open_run
+    from search.runner import close_run, open_run, plan_batches
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
@@ -247,9 +248,11 @@ def run_search_ray(
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
     if pool is None and make_policy is None:
         raise ValueError("pass make_policy (a factory run in each actor) or pool=SearchPool(...).")
-    identity, rf, ids, todo = open_run(problems, config, out, identity, run_file)
+    identity, rf, ids, todo, searchable = open_run(problems, config, out, identity, run_file)
+    chunks = plan_batches(searchable, {p.id for p in todo}, batch_problems)
     t0 = time.perf_counter()
-    stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
+    stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0,
+             "rerun_for_batches": sum(len(c) for c in chunks) - len(todo)}
     if todo:
         own = pool is None
         if own:
@@ -258,7 +261,7 @@ def run_search_ray(
         started0 = pool.started - (pool.num_actors if own else 0)
         try:
             _drive(pool, todo, config, identity, rf, stats, batch_problems=batch_problems,
-                   max_attempts=max_attempts, on_record=on_record, equal=equal)
+                   max_attempts=max_attempts, on_record=on_record, equal=equal, chunks=chunks)
         finally:
             stats["actors_started"] = pool.started - started0
             if own:
@@ -275,8 +278,10 @@ def run_search_ray(
 
 
 def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
-           batch_problems, max_attempts, on_record, equal) -> None:
-    """The driver's loop: give chunks to idle actors, append results, requeue on death."""
+           batch_problems, max_attempts, on_record, equal, chunks=None) -> None:
+    """The driver's loop: give chunks to idle actors, append results, requeue on death.
+    `chunks` (default: `todo` cut in blocks of batch_problems) may hold problems that are
+    recorded already (`search.runner.plan_batches`); only the records of `todo` are written."""
     from ray.exceptions import (
         ActorDiedError,
         ActorUnavailableError,
@@ -291,9 +296,10 @@ def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
             WorkerCrashedError)
 
     ray = pool.ray
-    queue = collections.deque(
-        (tuple(todo[i : i + batch_problems]), 1) for i in range(0, len(todo), batch_problems)
-    )
+    if chunks is None:
+        chunks = [todo[i : i + batch_problems] for i in range(0, len(todo), batch_problems)]
+    wanted = {p.id for p in todo}
+    queue = collections.deque((tuple(c), 1) for c in chunks)
     stats["chunks"] = len(queue)
     idle = list(pool.actors)
     running: dict = {}  # object ref -> (actor, chunk, attempt)
@@ -323,6 +329,8 @@ def _drive(pool: SearchPool, todo, config, identity, rf, stats, *,
             idle.append(pool.replace(actor))
             continue
         for rec in records:
+            if str(rec["id"]) not in wanted:  # searched again only to re-form its chunk
+                continue
             rf.append(rec)
             if on_record:
                 on_record(rec)

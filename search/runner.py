@@ -3,7 +3,14 @@
     summary = run_search(problems, policy, scorer, config, out="runs/x.jsonl", identity={...})
 
 - Problems advance `batch_problems` at a time (all of a chunk in every policy and
-  scorer call).
+  scorer call). The chunks are blocks of the problem order alone, so a resumed run
+  forms the same ones as an uninterrupted run: a block that was cut short is searched
+  again whole (its recorded problems are not written twice), and every policy and scorer
+  call sees the same batch; with per-request seeds the records are the same (what can
+  still differ on CPU kernels: docs/search.md, "Resume").
+- Golds are checked before anything runs: a problem whose gold the verifier cannot grade
+  ("", "$$$", "\\,", ...) is not searched; it gets a record with status "invalid_gold"
+  and a warning naming it, and the run goes on.
 - Each problem's record is graded and appended to the JSONL file as soon as the
   strategy reports it done (one write + flush + fsync per record), so an
   interrupted run loses at most the problems still in flight.
@@ -12,8 +19,8 @@
   config with seed, policy, scorer, dataset), else `RunMismatchError`. A torn last
   line (killed mid-write) is cut off and that problem is redone.
 - The summary (accuracy, compute totals) covers the problems asked for in this
-  invocation, whether run now or found in the file, and is written beside it
-  as NAME.summary.json.
+  invocation, whether run now or found in the file, one record per problem id (the
+  last), and is written beside it as NAME.summary.json.
 """
 
 from __future__ import annotations
@@ -57,18 +64,26 @@ class RunFile:
             return self.records
         data = self.path.read_bytes()
         good = 0  # bytes up to the end of the last complete record
-        for line in data.splitlines(keepends=True):
+        for n, line in enumerate(data.splitlines(keepends=True), 1):
             if not line.endswith(b"\n"):
                 break
+            if b"\0" in line:
+                if not data[good:].strip(b"\0 \t\r\n"):  # NULs to the end: a crash's zero-filled tail
+                    break
+                raise ValueError(f"{self.path}: line {n} holds NUL bytes (damaged, e.g. by a crash before the "
+                                 "disk caught up); delete that line to resume (its problem is redone), or pass "
+                                 "another --out")
             if line.strip():
                 try:
-                    self.records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ValueError(f"{self.path}: line {len(self.records) + 1} is not JSON; "
+                    self.records.append(json.loads(line.decode("utf-8")))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise ValueError(f"{self.path}: line {n} is not UTF-8 JSON; "
                                      "the file is not a search output (pass another --out)") from None
             good += len(line)
         if good < len(data):
-            log.warning("%s: dropping a torn last line (%d bytes) from an interrupted run", self.path, len(data) - good)
+            tail = data[good:]
+            what = "NUL bytes" if b"\0" in tail and not tail.strip(b"\0 \t\r\n") else "a torn last line"
+            log.warning("%s: dropping %s (%d bytes) from an interrupted run", self.path, what, len(data) - good)
             with open(self.path, "r+b") as fh:
                 fh.truncate(good)
         if self.records:
@@ -86,12 +101,17 @@ class RunFile:
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = json.dumps(record, ensure_ascii=False).translate(_LINE_SAFE) + "\n"
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
         self.records.append(record)
+
+
+# characters str.splitlines() breaks lines at that json.dumps(ensure_ascii=False) leaves
+# raw (they can only occur inside strings, where the escape means the same)
+_LINE_SAFE = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
@@ -105,14 +125,56 @@ def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
     return out
 
 
+INVALID_GOLD = "invalid_gold"
+_warned_golds: set[tuple[str, str]] = set()
+
+
+def gold_problem(gold: str) -> str | None:
+    """Why the verifier cannot grade answers against `gold` (None: it can). Asked of
+    the verifier itself: the gold judged against itself must come out "correct"."""
+    from verifiers import judge
+
+    try:
+        v = judge(gold, gold)
+    except (TypeError, ValueError) as e:
+        return str(e)
+    return None if v.status == "correct" else f"the verifier says {v.status!r} ({v.detail})"
+
+
+def check_golds(problems: Sequence[Problem]) -> dict[str, str]:
+    """{problem id: why its gold cannot be graded} for the problems with such a gold
+    (problems without a gold are fine: they are not graded). Warns once per problem."""
+    bad = {}
+    for p in problems:
+        if p.gold is None:
+            continue
+        why = gold_problem(p.gold)
+        if why is None:
+            continue
+        bad[p.id] = why
+        if (p.id, p.gold) not in _warned_golds:
+            _warned_golds.add((p.id, p.gold))
+            log.warning("problem %s: gold %r cannot be graded (%s); recorded as %s, not searched; "
+                        "fix its answer in the dataset and rerun to search it", p.id, p.gold, why, INVALID_GOLD)
+    return bad
+
+
 def grade_result(res: SearchResult, delim: str) -> None:
-    """Verdict of every candidate against the gold (one grade_many call)."""
+    """Verdict of every candidate against the gold (one grade_many call). A gold the
+    verifier refuses marks every candidate "invalid_gold" (ungraded) instead of
+    failing the batch."""
     gold = res.problem.gold
     if gold is None or not res.candidates:
         return
     from verifiers import grade_many
 
-    verdicts = grade_many(gold, [c.text(delim) for c in res.candidates])
+    try:
+        verdicts = grade_many(gold, [c.text(delim) for c in res.candidates])
+    except ValueError as e:  # a gold check_golds let through: keep the record, ungraded
+        log.warning("problem %s: gold %r cannot be graded (%s); recorded as %s", res.problem.id, gold, e, INVALID_GOLD)
+        for c in res.candidates:
+            c.verdict = {"correct": None, "status": INVALID_GOLD, "extracted": None}
+        return
     res.ledger.verifier_calls += len(verdicts)
     for c, v in zip(res.candidates, verdicts, strict=True):
         c.verdict = {"correct": v.correct, "status": v.status, "extracted": v.extracted}
@@ -150,10 +212,21 @@ def make_record(res: SearchResult, identity: dict, seed: int) -> dict:
     return rec
 
 
+def invalid_gold_record(problem: Problem, why: str, identity: dict, seed: int) -> dict:
+    """The record of a problem not searched because its gold cannot be graded."""
+    rec = make_record(SearchResult(problem=problem, candidates=[], chosen=None, answer=None), identity, seed)
+    rec.update(correct=None, status=INVALID_GOLD, detail=why)
+    return rec
+
+
 def summarize(records: Sequence[dict], identity: dict | None = None, **extra) -> dict:
+    """Accuracy and compute totals, one record per problem id (the last one: a problem
+    redone after its gold was fixed, or a line duplicated by hand, counts once)."""
+    records = list({str(r["id"]): r for r in records}.values())
     total = Ledger()
     graded = correct = 0
     pp = sp = 0
+    invalid = [str(r["id"]) for r in records if r.get("status") == INVALID_GOLD]
     for r in records:
         led = Ledger.from_dict(r["ledger"])
         total.add(led)
@@ -171,6 +244,7 @@ def summarize(records: Sequence[dict], identity: dict | None = None, **extra) ->
         "graded": graded,
         "correct": correct,
         "accuracy": correct / graded if graded else None,
+        "invalid_gold": invalid,
         "totals": led,
         "per_problem": {
             "generated_tokens": total.generated_tokens / n if n else 0,
@@ -200,7 +274,8 @@ def run_search(
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
-    identity, rf, ids, todo = open_run(problems, config, out, identity, run_file)
+    identity, rf, ids, todo, searchable = open_run(problems, config, out, identity, run_file)
+    batches = plan_batches(searchable, {p.id for p in todo}, batch_problems)
     strategy = STRATEGIES[config.strategy]
     delim = common.delimiter(policy) if todo else "\n\n"
     usage = getattr(policy, "usage", None)
@@ -208,18 +283,23 @@ def run_search(
     scorer0 = read_scorer_stats(scorer)["calls"] if scorer is not None else 0
     t0 = time.perf_counter()
 
+    todo_ids = {p.id for p in todo}
+
     def finish(res: SearchResult) -> None:
+        if res.problem.id not in todo_ids:  # recorded already: searched again only to re-form its batch
+            return
         grade_result(res, delim)
         rec = make_record(res, identity, config.seed)
         rf.append(rec)
         if on_record:
             on_record(rec)
 
-    for start in range(0, len(todo), batch_problems):
-        strategy(todo[start : start + batch_problems], policy, scorer, config, on_done=finish, equal=equal)
+    for batch in batches:
+        strategy(batch, policy, scorer, config, on_done=finish, equal=equal)
     invocation = {
         "ran": len(todo),
         "skipped": len(ids) - len(todo),
+        "rerun_for_batches": sum(len(b) for b in batches) - len(todo),
         "wall_s": round(time.perf_counter() - t0, 3),
         "policy_calls": getattr(usage, "calls", 0) - calls0,
         "scorer_calls": (read_scorer_stats(scorer)["calls"] - scorer0) if scorer is not None else 0,
@@ -229,8 +309,10 @@ def run_search(
 
 def open_run(problems, config: SearchConfig, out, identity: dict | None, run_file: RunFile | None):
     """Shared start of every backend's run: the run identity, the output file (loaded,
-    so a different config is refused and a torn line repaired), the problem ids and
-    the problems not yet in it. Returns (identity, run file, ids, todo)."""
+    so a different config is refused and a torn line repaired), the golds checked (a
+    problem with an ungradable gold gets its "invalid_gold" record now), the problem
+    ids, the problems still to search, and the searchable ones in the run's order (the
+    batches form from these). Returns (identity, run file, ids, todo, searchable)."""
     identity = identity if identity is not None else {"search": config.as_dict()}
     rf = run_file or RunFile(out, identity)
     if run_file is None:
@@ -238,12 +320,37 @@ def open_run(problems, config: SearchConfig, out, identity: dict | None, run_fil
     probs = as_problems(problems)
     ids = [p.id for p in probs]
     if len(set(ids)) != len(ids):
-        raise ValueError("problem ids must be unique within a run (resume keys on them)")
-    done = rf.done_ids()
-    todo = [p for p in probs if p.id not in done]
-    if done:
-        log.info("%s: %d problems already done, %d to run", rf.path, len(probs) - len(todo), len(todo))
-    return identity, rf, ids, todo
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"problem ids must be unique within a run (resume keys on them); {dup!r} appears "
+                         f"{ids.count(dup)} times")
+    invalid = check_golds(probs)
+    last = {str(r["id"]): r for r in rf.records}
+    for p in probs:
+        if p.id in invalid and p.id not in last:
+            rf.append(invalid_gold_record(p, invalid[p.id], identity, config.seed))
+    # an "invalid_gold" record whose gold now grades is redone (the dataset was fixed)
+    done = {i for i, r in last.items() if r.get("status") != INVALID_GOLD or i in invalid}
+    searchable = [p for p in probs if p.id not in invalid]
+    todo = [p for p in searchable if p.id not in done]
+    if len(todo) < len(searchable):
+        log.info("%s: %d problems already done, %d to run", rf.path, len(searchable) - len(todo), len(todo))
+    return identity, rf, ids, todo, searchable
+
+
+def plan_batches(problems: Sequence[Problem], todo_ids: set[str], size: int) -> list[list[Problem]]:
+    """The batches of a run: blocks of `size` consecutive problems of the run's order
+    (as an uninterrupted run forms them), those with a problem still to run. A block is
+    kept whole, its recorded problems included, so that every policy and scorer call of
+    a resumed run sees the same batch as the uninterrupted run's."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}.")
+    blocks = [list(problems[i : i + size]) for i in range(0, len(problems), size)]
+    kept = [b for b in blocks if any(p.id in todo_ids for p in b)]
+    again = sum(len(b) for b in kept) - len(todo_ids)
+    if again:
+        log.info("searching %d recorded problems again (not rewritten) so that the batches are the same as "
+                 "an uninterrupted run's", again)
+    return kept
 
 
 def close_run(rf: RunFile, ids: list[str], identity: dict, invocation: dict) -> dict:

@@ -520,6 +520,31 @@ def test_ray_driver_requeues_the_chunk_of_an_actor_killed_for_memory(tmp_path):
                batch_problems=1, max_attempts=2, on_record=None, equal=None)
 
 
+def test_ray_resume_re_forms_the_same_chunks(tmp_path):
+    """Chunks are blocks of the problem order (search.runner.plan_batches): a chunk cut
+    short by an interruption is searched again whole, and its recorded problem is not
+    written twice. Before, the resumed run chunked the problems left over."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray>=2.40'")
+    from search.config import SearchConfig
+    from search.ray_runner import _drive
+    from search.runner import RunFile, plan_batches
+    from search.types import as_problems
+
+    probs = as_problems([f"problem {i}" for i in range(5)])
+    rf = RunFile(tmp_path / "r.jsonl", {"search": {}})
+    rf.append({"id": "2", "by": "before"})  # recorded before the interruption
+    todo = [p for p in probs if p.id != "2" and p.id not in ("0", "1")]
+    chunks = plan_batches(probs, {p.id for p in todo}, 2)
+    actor = _Actor("a")
+    pool = SimpleNamespace(ray=_FakeRay(), actors=[actor], started=1, replace=None)
+    stats = {"chunks": 0, "retried_chunks": 0, "dead_actors": 0, "actors_started": 0}
+    _drive(pool, todo, SearchConfig(), {}, rf, stats, batch_problems=2, max_attempts=1, on_record=None,
+           equal=None, chunks=chunks)
+    assert actor.chunks == [["2", "3"], ["4"]]  # as the uninterrupted run formed them
+    recs = [json.loads(x) for x in rf.path.read_text().splitlines()]
+    assert [r["id"] for r in recs] == ["2", "3", "4"] and recs[0]["by"] == "before"
+
+
 @pytest.mark.slow
 def test_ray_dead_actor_problems_are_retried_elsewhere(ray_cluster, tmp_path):
     from functools import partial
