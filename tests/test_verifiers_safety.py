@@ -154,14 +154,18 @@ def test_slow_input_times_out_and_worker_is_replaced():
 
 
 def test_timeouts_work_in_threads():
-    """No SIGALRM: grading from worker threads (as in a server) honours the deadline."""
-    cfg = VerifyConfig(timeout_s=1.0)
-    jobs = [("1", "\\sin(\\pi e^{e^{e^{3}}})"), ("x^2+2x+1", "(x+1)^2"), ("5", "5.0"),
-            ("\\frac{\\sqrt{2}}{2}", "1/\\sqrt{2}"), ("(1,2]", "(1, 2]"), ("3", "4")] * 3
+    """No SIGALRM: grading from worker threads (as in a server) honours each deadline."""
+    slow, fast = VerifyConfig(timeout_s=1.0), VerifyConfig(timeout_s=30.0)
+    jobs = [("1", "\\sin(\\pi e^{e^{e^{3}}})", slow), ("x^2+2x+1", "(x+1)^2", fast),
+            ("5", "5.0", fast), ("\\frac{\\sqrt{2}}{2}", "1/\\sqrt{2}", fast),
+            ("(1,2]", "(1, 2]", fast), ("3", "4", fast)] * 3
     results: list = [None] * len(jobs)
+    took: list = [0.0] * len(jobs)
 
     def work(i):
-        results[i] = judge(*jobs[i], config=cfg)
+        t0 = time.monotonic()
+        results[i] = judge(jobs[i][0], jobs[i][1], config=jobs[i][2])
+        took[i] = time.monotonic() - t0
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
@@ -173,6 +177,65 @@ def test_timeouts_work_in_threads():
     assert time.monotonic() - t0 < 40
     expect = ["timeout", "correct", "correct", "correct", "correct", "wrong"] * 3
     assert [r.status for r in results] == expect
+    assert all(took[i] < jobs[i][2].timeout_s + 1.0 for i in range(len(jobs))), took
+
+
+def _payload(gold: str, answer: str, cfg: VerifyConfig) -> tuple:
+    from verifiers.normalize import normalize
+
+    return (normalize(gold), normalize(answer), cfg)
+
+
+SLOW = "\\sin(\\pi e^{e^{e^{3}}})"
+
+
+def _warm(pool) -> None:
+    assert pool.run(_payload("x", "x+0", VerifyConfig()), 120.0)[0] == "correct"
+
+
+def test_deadline_counts_the_wait_for_a_worker():
+    """A call queued behind a slow one ends at its own deadline (it waited up to 39 s)."""
+    from verifiers.pool import WorkerPool
+
+    pool = WorkerPool(1, grow_to=1)
+    try:
+        _warm(pool)
+        cfg_slow, cfg_fast = VerifyConfig(timeout_s=4.0), VerifyConfig(timeout_s=1.0)
+        out = {}
+        a = threading.Thread(target=lambda: out.setdefault("a", pool.run(
+            _payload("1", SLOW, cfg_slow), cfg_slow.timeout_s)))
+        a.start()
+        time.sleep(0.3)  # the slow request holds the only worker
+        t0 = time.monotonic()
+        status, detail = pool.run(_payload("5", "5.0", cfg_fast), cfg_fast.timeout_s)
+        waited = time.monotonic() - t0
+        a.join(30)
+        assert status == "timeout" and "no worker free" in detail, (status, detail)
+        assert waited < cfg_fast.timeout_s + 1.0, waited
+        assert out["a"][0] == "timeout"
+    finally:
+        pool.shutdown()
+
+
+def test_pool_grows_for_threaded_callers():
+    """A quick request from another thread gets a new worker instead of queueing."""
+    from verifiers.pool import WorkerPool
+
+    pool = WorkerPool(1, grow_to=3)
+    try:
+        _warm(pool)
+        cfg = VerifyConfig(timeout_s=20.0)
+        a = threading.Thread(target=pool.run, args=(_payload("1", SLOW, VerifyConfig(
+            timeout_s=6.0)), 6.0))
+        a.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert pool.run(_payload("x^2-1", "(x-1)(x+1)", cfg), cfg.timeout_s)[0] == "correct"
+        assert time.monotonic() - t0 < 5.5  # did not wait for the slow one's deadline
+        assert pool.peak >= 2
+        a.join(30)
+    finally:
+        pool.shutdown()
 
 
 def test_thread_pool_executor_and_grade_many_from_thread():

@@ -150,7 +150,12 @@ def is_bare_answer(text: str) -> bool:
         return False
     if "\n" in s and "\\begin" not in s:
         return False
-    return _prose_words(s) <= 1
+    if "$" in s.replace("\\$", ""):
+        return False  # "$5 and $7": money in prose (a wrapped "$x$" is a math span)
+    plain = _CMD_RE.sub(" ", _TEXTARG_RE.sub(" ", s)).rstrip(" .")
+    words = [m for m in _WORD_RE.finditer(plain) if m.group(0).lower() not in _MATH_WORDS]
+    # no plain word, or one that ends the text: a unit ("18 dollars") or a name ("Evelyn")
+    return not words or (len(words) == 1 and words[0].end() == len(plain))
 
 
 def _sentence(rest: str) -> str:

@@ -17,7 +17,7 @@ from .normalize import KNOWN_WORDS
 __all__ = ["Num", "parse_number", "fast_compare", "numbers_equal", "within_tolerance",
            "decimal_comma"]
 
-_INT = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_INT = r"(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)"  # 0,111 is a decimal comma, not a thousands group
 _DEC = rf"(?:{_INT}(?:\.\d*)?|\.\d+)"
 _SCI_RE = re.compile(
     rf"^({_DEC})\s*(?:[eE]([+-]?\d{{1,4}})|(?:\\times|\\cdot|\*|x|×)\s*10\s*\^\s*\{{?\s*([+-]?\d{{1,4}})\s*\}}?)$"

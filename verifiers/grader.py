@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .config import VerifyConfig
-from .extract import extract_answer
+from .extract import extract_answer, extract_gold
 from .fastpath import fast_compare
 from .normalize import normalize
 
@@ -104,6 +105,9 @@ def _prepare(gold: str, answer: str | None, cfg: VerifyConfig):
         return ("no_answer", "no answer found"), None
     if len(answer) > cfg.max_answer_chars:
         return ("unparsable", f"answer longer than max_answer_chars={cfg.max_answer_chars}"), None
+    if len(gold) > cfg.max_solution_chars:
+        return ("unparsable", f"gold longer than max_solution_chars={cfg.max_solution_chars}"), None
+    gold = extract_gold(gold)  # a whole solution as gold: its marked answer
     if len(gold) > cfg.max_answer_chars:
         return ("unparsable", f"gold longer than max_answer_chars={cfg.max_answer_chars}"), None
     ng, na = normalize(gold), normalize(answer)
@@ -120,11 +124,11 @@ def _prepare(gold: str, answer: str | None, cfg: VerifyConfig):
     return None, key
 
 
-def _slow(key) -> tuple[str, str]:
+def _slow(key, deadline: float | None = None) -> tuple[str, str]:
     from .pool import get_pool
 
     ng, na, cfg = key
-    result = get_pool().run((ng, na, cfg), cfg.timeout_s)
+    result = get_pool().run((ng, na, cfg), cfg.timeout_s, deadline=deadline)
     if result[0] != "timeout":
         _cache.put(key, result)
     return result
@@ -135,16 +139,30 @@ def _verdict(answer: str | None, result: tuple[str, str]) -> Verdict:
     return Verdict(answer, status == "correct", status, detail)
 
 
+def _too_long(solution: str, cfg: VerifyConfig) -> Verdict | None:
+    if len(solution) <= cfg.max_solution_chars:
+        return None
+    return Verdict(None, False, "unparsable", f"solution of {len(solution):,} characters is "
+                   f"longer than max_solution_chars={cfg.max_solution_chars:,}; not read")
+
+
+def _judge(gold: str, answer: str | None, cfg: VerifyConfig, deadline: float) -> Verdict:
+    result, key = _prepare(gold, answer, cfg)
+    if result is None:
+        result = _slow(key, deadline)
+    return _verdict(answer, result)
+
+
 def judge(gold: str, answer: str | None, *, config: VerifyConfig | None = None) -> Verdict:
-    """Compare an already-extracted `answer` with `gold`; the Verdict carries the status."""
+    """Compare an already-extracted `answer` with `gold`; the Verdict carries the status.
+
+    One deadline, `config.timeout_s` from the call, covers the whole call."""
     cfg = _check_cfg(config)
+    deadline = time.monotonic() + cfg.timeout_s
     _check_str("gold", gold, "judge")
     if answer is not None:
         _check_str("answer", answer, "judge")
-    result, key = _prepare(gold, answer, cfg)
-    if result is None:
-        result = _slow(key)
-    return _verdict(answer, result)
+    return _judge(gold, answer, cfg, deadline)
 
 
 def verify(gold: str, answer: str, *, config: VerifyConfig | None = None) -> bool:
@@ -160,10 +178,16 @@ def verify(gold: str, answer: str, *, config: VerifyConfig | None = None) -> boo
 
 
 def grade(gold: str, solution: str, *, config: VerifyConfig | None = None) -> Verdict:
-    """Extract the final answer of `solution` and compare it with `gold`."""
+    """Extract the final answer of `solution` and compare it with `gold`.
+
+    One deadline, `config.timeout_s` from the call, covers extraction, the wait for a
+    worker and the comparison. A solution longer than `config.max_solution_chars` is not
+    read (status "unparsable")."""
+    cfg = _check_cfg(config)
+    deadline = time.monotonic() + cfg.timeout_s
     _check_str("gold", gold, "grade")
     _check_str("solution", solution, "grade")
-    return judge(gold, extract_answer(solution), config=config)
+    return _too_long(solution, cfg) or _judge(gold, extract_answer(solution), cfg, deadline)
 
 
 def grade_many(
@@ -179,7 +203,8 @@ def grade_many(
     `golds` is one gold per solution, or a single str shared by all. With
     `extract=False` the solutions are taken as final answers. `max_workers` caps the
     number of worker processes (default: the pool size, `VERIFIERS_WORKERS` or
-    min(4, cpus)).
+    min(4, cpus)). Each symbolic pair has its own deadline of `config.timeout_s`, from
+    the moment a thread of this call takes it up.
     """
     cfg = _check_cfg(config)
     if isinstance(solutions, str):
@@ -193,10 +218,17 @@ def grade_many(
     for i, (g, s) in enumerate(zip(golds, solutions, strict=True)):
         _check_str(f"golds[{i}]", g, "grade_many")
         _check_str(f"solutions[{i}]", s, "grade_many")
-    answers = [extract_answer(s) for s in solutions] if extract else solutions
-    results: list = [None] * len(answers)
+    results: list = [None] * len(solutions)
+    answers: list = []
+    for i, s in enumerate(solutions):
+        long = _too_long(s, cfg) if extract else None
+        if long is not None:
+            results[i] = (long.status, long.detail)
+        answers.append(None if long is not None else extract_answer(s) if extract else s)
     pending: dict = {}
     for i, (g, a) in enumerate(zip(golds, answers, strict=True)):
+        if results[i] is not None:
+            continue
         res, key = _prepare(g, a, cfg)
         if res is not None:
             results[i] = res

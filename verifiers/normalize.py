@@ -25,6 +25,10 @@ _CURRENCY_RE = re.compile(r"\\\$|\$|€|£|¥|\\euro(?![a-zA-Z])|\\pounds(?![a-z
 _PERCENT_RE = re.compile(r"\\%|\s*\bper\s*cent\b|\s*\bpercent(?:age)?\b", re.IGNORECASE)
 _THOUSANDS_BRACE_RE = re.compile(r"(\d)\{,\}(\d)")
 _WS_RE = re.compile(r"\s+")
+# a unit in a text command after a value: 5\text{ cm}, \frac{1}{3}\mbox{ m}, 2\,\mathrm{kg}
+_TEXT_UNIT_RE = re.compile(
+    r"(?<=[\d}])\s*(?:\\[,;: ]\s*)*\\(?:text|mbox|textrm|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]{0,30}\}"
+    r"(?:\s*\^\s*\{?[23]\}?)?\s*$")
 _THIN_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\\,|,\\!\s*|\{,\}|\\!,)(?=\d{3}(?!\d))")
 _UNIT_WORD_RE = re.compile(r"[a-zA-Z]{2,}\.?")
 # digit groups split by spaces: "1 000", "12 345 678" (after \, ~ and \; became spaces)
@@ -88,6 +92,7 @@ def normalize(s: str) -> str:
     """Canonical form of one answer string (idempotent, linear time in practice)."""
     s = _unwrap(s)
     s = _DISPLAY_RE.sub("", s)
+    s = _TEXT_UNIT_RE.sub("", s)
     for _ in range(3):  # \text{\textbf{x}} nests a little
         t = _TEXT_CMD_RE.sub(r" \1 ", s)
         if t == s:

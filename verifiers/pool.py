@@ -1,9 +1,11 @@
-"""A small pool of sandboxed worker processes with per-request deadlines.
+"""A small pool of sandboxed worker processes with one deadline per request.
 
 No signals are used: the caller waits on a Pipe with `poll(timeout)`, which works in
 any thread (servers, thread pools, notebooks). A worker that overruns its deadline is
-killed (SIGKILL) and a fresh one is started on the next request, so the calling process
-never hangs on sympy. Workers are fresh interpreters (`python -m verifiers._worker`),
+killed (SIGKILL) and a fresh one is started in the background, so the calling process
+never hangs on sympy. The deadline of a request covers its wait for a free worker too,
+and the pool grows (up to `VERIFIERS_MAX_WORKERS`, default min(16, 4 x the base size))
+while threaded callers would otherwise queue behind a slow comparison. Workers are fresh interpreters (`python -m verifiers._worker`),
 like the 'spawn' start method but without re-importing the caller's __main__; nothing
 is forked, so this is safe next to torch / vLLM threads. The pool is created lazily on
 first use, never at import.
@@ -99,64 +101,126 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to `max_workers` worker processes; `run` is thread-safe and never hangs."""
+    """Worker processes with one deadline per request; `run` is thread-safe, never hangs.
 
-    def __init__(self, max_workers: int) -> None:
+    `max_workers` processes are kept; when callers in other threads find them all busy,
+    the pool grows up to `grow_to` so that a quick request never queues behind a slow
+    one, and the extra workers exit when they fall idle with nobody waiting. Workers are
+    started by a background thread: a caller waits for one only until its deadline.
+    """
+
+    def __init__(self, max_workers: int, grow_to: int | None = None) -> None:
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}.")
         self.max_workers = max_workers
+        self.grow_to = max(max_workers, grow_to if grow_to is not None else max_workers)
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
-        self._alive = 0
+        self._alive = 0  # started or starting
+        self._starting = 0
+        self._waiting = 0
+        self._spawn_error: str | None = None
         self._closed = False
         self.killed = 0  # workers killed for overrunning (for tests and benchmarks)
+        self.peak = 0  # most workers alive at once (for tests and benchmarks)
 
     def resize(self, max_workers: int) -> None:
         with self._cond:
             self.max_workers = max(1, int(max_workers))
+            self.grow_to = max(self.grow_to, self.max_workers)
             self._cond.notify_all()
 
-    def _acquire(self) -> _Worker:
+    def prestart(self) -> None:
+        """Start one worker in the background now, so the first request finds it warm."""
         with self._cond:
-            while True:
-                if self._closed:
-                    raise RuntimeError("verifiers worker pool is shut down")
-                if self._idle:
-                    return self._idle.pop()
-                if self._alive < self.max_workers:
-                    self._alive += 1
-                    break
-                self._cond.wait()
+            if self._alive == 0 and not self._closed:
+                self._spawn_locked()
+
+    def _spawn_locked(self) -> None:
+        self._alive += 1
+        self._starting += 1
+        self.peak = max(self.peak, self._alive)
+        threading.Thread(target=self._spawn, name="verifiers-spawn", daemon=True).start()
+
+    def _spawn(self) -> None:
         try:
-            return _Worker()
-        except BaseException:
+            w = _Worker()
+        except BaseException as e:  # noqa: BLE001 - reported to the waiting callers
             with self._cond:
                 self._alive -= 1
+                self._starting -= 1
+                self._spawn_error = str(e) or type(e).__name__
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self._starting -= 1
+            self._spawn_error = None
+            if self._closed:
+                self._alive -= 1
+            else:
+                self._idle.append(w)
                 self._cond.notify()
-            raise
+                return
+        w.close()
+
+    def _acquire(self, deadline: float) -> _Worker | None:
+        """An idle worker, or None once `deadline` (time.monotonic) has passed."""
+        with self._cond:
+            self._waiting += 1
+            try:
+                while True:
+                    if self._closed:
+                        raise RuntimeError("verifiers worker pool is shut down")
+                    if self._idle:
+                        return self._idle.pop()
+                    if self._spawn_error is not None and self._alive == 0:
+                        raise RuntimeError(self._spawn_error)
+                    # every live worker is busy or starting: one more per waiting caller
+                    if self._alive < self.grow_to and self._starting < self._waiting:
+                        self._spawn_locked()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+            finally:
+                self._waiting -= 1
 
     def _release(self, w: _Worker) -> None:
         with self._cond:
-            if self._closed or self._alive > self.max_workers:
+            surplus = self._alive > self.max_workers and self._waiting == 0
+            if self._closed or surplus:
                 self._alive -= 1
-                w.close()
             else:
                 self._idle.append(w)
-            self._cond.notify()
+                self._cond.notify()
+                return
+        w.close()
 
     def _discard(self, w: _Worker) -> None:
         w.kill()
         with self._cond:
             self._alive -= 1
+            if not self._closed and self._alive < self.max_workers:
+                self._spawn_locked()  # a warm replacement for the next request
             self._cond.notify()
 
-    def run(self, payload: tuple, timeout_s: float) -> tuple[str, str]:
-        """Send `payload` to a worker; (status, detail), or ("timeout", ...) past the deadline."""
-        w = self._acquire()
+    def run(self, payload: tuple, timeout_s: float, *,
+            deadline: float | None = None) -> tuple[str, str]:
+        """Send `payload` to a worker; (status, detail), or ("timeout", ...) past the deadline.
+
+        `deadline` (a time.monotonic() value, default now + timeout_s) covers everything:
+        the wait for a free or starting worker and the comparison itself.
+        """
         t0 = time.monotonic()
+        if deadline is None:
+            deadline = t0 + timeout_s
+        w = self._acquire(deadline)
+        if w is None:
+            return "timeout", (f"no worker free within the {timeout_s:g}s deadline "
+                               f"(waited {time.monotonic() - t0:.2f}s)")
         try:
             w.tx.send(payload)
-            if w.rx.poll(timeout_s):
+            if w.rx.poll(max(0.0, deadline - time.monotonic())):
                 result = w.rx.recv()
                 self._release(w)
                 return result
@@ -203,12 +267,28 @@ def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _grow_to(base: int) -> int:
+    env = os.environ.get("VERIFIERS_MAX_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"VERIFIERS_MAX_WORKERS must be an integer >= 1, got {env!r}. "
+                             "Unset it or use e.g. 8.")
+        return max(base, n)
+    return max(base, min(16, 4 * base))
+
+
 def get_pool() -> WorkerPool:
     """The process-wide pool, created on first use (never at import)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._closed:
-            _POOL = WorkerPool(_default_workers())
+            base = _default_workers()
+            _POOL = WorkerPool(base, grow_to=_grow_to(base))
+            _POOL.prestart()
             atexit.register(_POOL.shutdown)
         return _POOL
 
