@@ -75,7 +75,9 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
     from search import cli as search_cli
     from search.runner import RunFile, run_search
 
-    search_cli.check_backend_args(args)
+    search_cli.check_args(args)  # every search option, before the dataset or an engine
+    search_cli.check_out_dir("--out", args.out)  # the report is written after the searches
+    search_cli.check_out_dir("--runs-dir", args.runs_dir)
     if args.backend == "ray":
         raise ValueError("sweep --search runs every search on one shared policy: --backend ray is not supported "
                          "(run `cli.py search --backend ray` per aggregator and pass the files to `cli.py sweep`)")

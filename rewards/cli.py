@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         n = next(r["_line"] for r in rows if "answer" not in r)
         raise ValueError(f'{args.file}:{n}: --reward verifier needs an "answer" (gold) on every line')
     out = args.output or args.file.with_suffix(".scored.jsonl")
+    from search.cli import check_out_file  # argparse-only module
+
+    check_out_file("--output", out)  # before the model loads
     done = _done_lines(out)
     todo = [r for r in rows if r["_line"] not in done]
     if done:

@@ -171,7 +171,16 @@ def _run_builder(args) -> int:
     from eval.datasets import load_problems, prompt_style
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from rewards.train.build import Budget, build_outcome_data, build_step_labels, summary_line
+    from search.cli import check_data_args, check_out_file  # argparse-only module
 
+    # every option before the dataset or the engine: one line naming the option
+    check_out_file("--out", args.out)
+    for flag, v, low in (("--limit", args.limit, 1), ("--offset", args.offset, 0), ("--chunk", args.chunk, 1),
+                         ("--n", args.n, 1), ("--k", getattr(args, "k", 1), 1)):
+        if v is not None and v < low:
+            raise ValueError(f"{flag} must be >= {low}, got {v}" + (" (omit --limit for every problem)"
+                                                                    if flag == "--limit" else ""))
+    check_data_args(args.dataset, None, None, args.data_dir)
     problems = load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
     style = args.prompt_style or prompt_style(args.dataset)
     policy = VLLMPolicy(

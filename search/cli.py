@@ -196,7 +196,8 @@ def check_args(args) -> None:
     --out is checked by `check_out_file` once the default name is known."""
     check_backend_args(args)
     defaults = _defaults()
-    for name, low in (("limit", 1), ("offset", 0), ("batch_problems", 1), ("ray_actors", 1), ("concurrency", 1)):
+    for name, low in (("limit", 1), ("offset", 0), ("batch_problems", 1), ("ray_actors", 1), ("concurrency", 1),
+                      ("tensor_parallel_size", 1), ("data_parallel_size", 1)):
         v = getattr(args, name, None)
         if v is not None and v < low:
             flag = "--" + name.replace("_", "-")
