@@ -73,7 +73,7 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
     resumable in its own file. Returns the files."""
     from eval.datasets import load_problems, prompt_style
     from search import cli as search_cli
-    from search.runner import RunFile, run_search
+    from search.runner import RunFile, open_run, run_search
 
     search_cli.check_args(args)  # every search option, before the dataset or an engine
     search_cli.check_out_dir("--out", args.out)  # the report is written after the searches
@@ -95,7 +95,8 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
         out = Path(args.runs_dir) / search_cli.default_out(ns, config).name
         rf = RunFile(out, ident)
         rf.load()  # a mismatching file fails here, before the engine starts
-        todo = [p for p in problems if str(p["id"]) not in rf.done_ids()]
+        # golds checked here too (ungradable ones recorded as invalid_gold, with a warning)
+        todo = open_run(problems, config, out, ident, rf)[3]
         plans.append((agg, config, ident, rf, todo))
     policy = scorer = None
     if any(todo for *_, todo in plans):
