@@ -8,7 +8,8 @@ Order of precedence (the first rule that finds something wins):
 4. the last line starting with "Final Answer:", "Answer:" or "A:";
 5. the last bold `**X**`;
 6. the last math span: `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` (a `$` pair around prose,
-   as in "costs $5 and $7", is money, not math);
+   as in "costs $5 and $7", is money, not math), or a number standing alone after it
+   ("we get $x=3$, so 5 apples": 5), the last answer by position as in Math-Verify;
 7. the whole text, when it is a bare answer rather than prose (`\\frac{10}{9}`, `x^2+1`,
    `1 000`, `(0, 1]`, `Evelyn`);
 8. the last number standing alone in the text (calculator annotations `<<2*3=6>>` ignored;
@@ -45,7 +46,7 @@ _MATH_DELIM_RE = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\)|\\\[|\\\]")
 _CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 # words that make a span or a text prose rather than math (LaTeX command names and the
 # contents of \text{...} are removed first)
-_CMD_RE = re.compile(r"\\[a-zA-Z]+")
+_CMD_RE = re.compile(r"\\(?:begin|end)\s*\{[a-zA-Z*]{0,20}\}|\\[a-zA-Z]+")
 _TEXTARG_RE = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|operatorname)\s*\{[^{}]*\}")
 _WORD_RE = re.compile(r"[A-Za-z]{2,}")
 _MATH_WORDS = frozenset(
@@ -131,14 +132,22 @@ def _math_spans(text: str):
             continue
         opener = ("$", reopen) if reopen is not None else None
         if body.strip():
-            yield body
+            yield body, end
 
 
-def _last_math_span(text: str) -> str | None:
+def _last_math_span(text: str) -> tuple[str, int] | None:
+    """(contents, end position) of the last complete math span, or None."""
     last = None
-    for body in _math_spans(text):
-        last = body
+    for last in _math_spans(text):
+        pass
     return last
+
+
+def _last_number(text: str) -> str | None:
+    last = None
+    for last in _NUMBER_RE.finditer(_CALC_RE.sub(" ", text)):
+        pass
+    return last.group(0).replace(" ", "") if last else None
 
 
 def is_bare_answer(text: str) -> bool:
@@ -223,8 +232,8 @@ def _marked(text: str) -> str | None:
         if got is not None:
             return got
     span = _last_math_span(text)
-    if span is not None:
-        return clean_extracted(span)
+    if span is not None:  # unless a number stands alone after it: "$x=3$ ... so 5 apples"
+        return _last_number(text[span[1]:]) or clean_extracted(span[0])
     return None
 
 
@@ -240,10 +249,7 @@ def extract_answer(text: str) -> str | None:
         return got or None
     if is_bare_answer(text):
         return clean_extracted(text)
-    last = None
-    for last in _NUMBER_RE.finditer(_CALC_RE.sub(" ", text)):
-        pass
-    return last.group(0).replace(" ", "") if last else None
+    return _last_number(text)
 
 
 def extract_gold(gold: str) -> str:

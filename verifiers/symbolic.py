@@ -121,8 +121,9 @@ def nodes_equal(g, a, ctx: _Ctx) -> bool:
 
 def _seqs_equal(g: Seq, a: Seq, ctx: _Ctx) -> bool:
     if g.kind == "bracket":
-        if a.kind == "bracket" and (g.open, g.close) != (a.open, a.close):
-            return False  # (1, 2] vs (1, 2): different intervals
+        if (a.kind == "bracket" and (g.open, g.close) != (a.open, a.close)
+                and len(g.items) == 2):
+            return False  # (1, 2] vs (1, 2): different intervals; (1,2,3) = [1,2,3]
         if a.kind == "set":
             return False
         return len(g.items) == len(a.items) and all(
