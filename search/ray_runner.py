@@ -80,9 +80,10 @@ class SearchWorker:
 
     def run(self, problems: list[Problem], config: SearchConfig, identity: dict, equal=None) -> list[dict]:
         from search import STRATEGIES, common
-        from search.runner import grade_result, make_record
+        from search.runner import cold_batch, grade_result, make_record
 
         delim = common.delimiter(self.policy)
+        cold_batch(self.policy, self.scorer)  # as run_search does before every batch
         records: list[dict] = []
 
         def finish(res) -> None:

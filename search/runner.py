@@ -6,8 +6,9 @@
   scorer call). The chunks are blocks of the problem order alone, so a resumed run
   forms the same ones as an uninterrupted run: a block that was cut short is searched
   again whole (its recorded problems are not written twice), and every policy and scorer
-  call sees the same batch; with per-request seeds the records are the same (what can
-  still differ on CPU kernels: docs/search.md, "Resume").
+  call sees the same batch; each batch starts with empty prefix and scorer caches
+  (`cold_batch`). With per-request seeds the records are then the same (what can still
+  differ: docs/search.md, "Resume").
 - Golds are checked before anything runs: a problem whose gold the verifier cannot grade
   ("", "$$$", "\\,", ...) is not searched; it gets a record with status "invalid_gold"
   and a warning naming it, and the run goes on.
@@ -295,6 +296,7 @@ def run_search(
             on_record(rec)
 
     for batch in batches:
+        cold_batch(policy, scorer)
         strategy(batch, policy, scorer, config, on_done=finish, equal=equal)
     invocation = {
         "ran": len(todo),
@@ -335,6 +337,21 @@ def open_run(problems, config: SearchConfig, out, identity: dict | None, run_fil
     if len(todo) < len(searchable):
         log.info("%s: %d problems already done, %d to run", rf.path, len(searchable) - len(todo), len(todo))
     return identity, rf, ids, todo, searchable
+
+
+def cold_batch(policy, scorer) -> None:
+    """Empty the caches earlier batches left behind: the in-process engine's prefix cache
+    and the scorer's step-score and KV caches. Every batch then computes its numbers
+    from the same state, whatever ran before it in this process, so the first batch of a
+    resumed run (a fresh engine) computes what the uninterrupted run did: a cached
+    prefix is served by other CPU kernels than a computed one, and their rounding differs.
+    The cost is the prompt prefix all problems share, computed once per batch. A remote
+    server's cache (--backend openai) is out of reach and stays warm."""
+    llm = getattr(policy, "_llm", None)
+    if llm is not None and hasattr(llm, "reset_prefix_cache"):
+        llm.reset_prefix_cache()
+    if scorer is not None and hasattr(scorer, "clear_cache"):
+        scorer.clear_cache()
 
 
 def plan_batches(problems: Sequence[Problem], todo_ids: set[str], size: int) -> list[list[Problem]]:

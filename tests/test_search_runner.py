@@ -282,3 +282,26 @@ def test_a_nul_padded_run_file(tmp_path, caplog):
     out.write_bytes(lines[0] + b'{"id": "\xff"}\n')
     with pytest.raises(ValueError, match=r"line 2 is not UTF-8 JSON"):
         RunFile(out, {"search": CFG.as_dict()}).load()
+
+
+def test_every_batch_starts_with_empty_caches(tmp_path):
+    """A cached prefix is computed by other CPU kernels than a fresh one; a resumed run's
+    first batch meets a fresh engine, so every batch starts with empty caches."""
+
+    class Engine:
+        resets = 0
+
+        def reset_prefix_cache(self):
+            Engine.resets += 1
+            return True
+
+    class Scorer(FakeScorer):
+        clears = 0
+
+        def clear_cache(self):
+            Scorer.clears += 1
+
+    pol = FakePolicy()
+    pol._llm = Engine()
+    run_search(PROBS, pol, Scorer(digit_scores), CFG, out=tmp_path / "r.jsonl", batch_problems=2)
+    assert Engine.resets == Scorer.clears == 3  # batches [p0 p1] [p2 p3] [p4]
