@@ -150,13 +150,32 @@ class JSONHandler(BaseHTTPRequestHandler):
         try:
             code, obj = fn(self.path)
         except BadRequest as e:
-            if e.status in (408, 411, 413):  # the body was not read: the connection cannot be reused
-                self.close_connection = True
             code, obj = e.status, {"error": str(e)}
         except Exception as e:
             log.exception("%s %s failed", self.command, self.path)
             code, obj = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+        unread = code in (408, 411, 413)  # the body was not read: the connection cannot be reused
+        if unread:
+            self.close_connection = True
         self.send_json(code, obj)
+        if unread:
+            self._drain()
+
+    def _drain(self, seconds: float = 1.0) -> None:
+        """Read and drop what the client still sends, for up to `seconds`: closing a socket
+        with unread data resets the connection, and the client may lose the error reply."""
+        import socket
+        import time
+
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.2)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and self.connection.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def read_json(self):
         """The request body parsed as JSON (see `read_body` and `parse_json`)."""
