@@ -82,6 +82,13 @@ def run_scorer(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if args.data and not Path(args.data).is_file():
         raise FileNotFoundError(f"--data {args.data}: no such file")
+    from search.cli import check_out_file  # argparse-only module
+
+    out = Path(args.out or f"reports/scorer-{args.bench}-{args.reward}.json")
+    check_out_file("--out", out)  # before the scorer loads: the result is written at the end
+    for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
     scorer = load_scorer(args.reward, model=args.scorer_model)
     res = run_bench(
         args.bench, scorer, path=args.data, data_dir=args.data_dir, limit=args.limit, agg=args.agg,
@@ -89,7 +96,6 @@ def run_scorer(args: argparse.Namespace) -> int:
         n_boot=args.bootstrap, seed=args.seed,
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}
-    out = Path(args.out or f"reports/scorer-{args.bench}-{args.reward}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str) + "\n")
     sc = res["scorer"]

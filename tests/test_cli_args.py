@@ -119,6 +119,8 @@ CASES = [
     ("train data-outcome --dataset gsm8k --out run.jsonl --data-dir DIR", "--data-dir applies to"),
     # score (a scorer model)
     ("score CANDS --output DIR", "is a directory"),
+    ("eval scorer --reward prm --bench gsm8k-pairs --data CANDS --out DIR", "is a directory"),
+    ("eval scorer --reward prm --bench gsm8k-pairs --data CANDS --limit 0", "--limit must be >= 1"),
 ]
 
 
