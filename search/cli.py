@@ -440,6 +440,9 @@ def print_summary(console, s: dict) -> None:
         ("policy + scorer FLOPs", f"{tot['policy_flops']:.3g} + {tot['scorer_flops']:.3g}"),
         ("wall time (this invocation)", f"{s['last_invocation']['wall_s']:.1f} s"),
     ]
+    bad = s.get("invalid_gold") or []
+    if bad:  # not searched: their gold cannot be graded (warned about above)
+        rows.insert(2, ("invalid golds (not searched)", f"{len(bad)}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"))
     for r in rows:
         t.add_row(*r)
     console.print(t)

@@ -146,3 +146,40 @@ def test_the_same_in_a_real_process(tmp_path):
                            text=True, timeout=120)
         err = r.stderr.strip()
         assert r.returncode == 2 and len(err.splitlines()) == 1 and fragment in err, (r.returncode, err)
+
+
+def test_ungradable_golds_are_warned_about_before_the_engine(monkeypatch, tmp_path, capsys, caplog):
+    """`cli.py search` on a JSONL with blank and unparsable golds: a warning per problem
+    before the policy is built, every record written, exit 0."""
+    import json
+
+    import cli
+    import policies
+    from search import cli as search_cli
+    from search.testing import FakePolicy
+
+    warned_at_start = []
+
+    def fake_policy(*a, **kw):
+        warned_at_start.append(sorted(r.getMessage().split(":")[0] for r in caplog.records
+                                      if "cannot be graded" in r.getMessage()))
+        return FakePolicy()
+
+    monkeypatch.setattr(policies, "VLLMPolicy", fake_policy)
+    monkeypatch.setattr(search_cli, "load_scorer", _forbidden)
+    ds = tmp_path / "ds.jsonl"
+    golds = ["1", "", "$$$", "\\,", "°", "\u2028", None, "0"]
+    ds.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"problem {i}", "answer": g}) + "\n"
+                          for i, g in enumerate(golds)))
+    out = tmp_path / "run.jsonl"
+    with caplog.at_level("WARNING"):
+        rc = cli.main(["search", "--dataset", str(ds), "--n", "2", "--out", str(out), "--batch-problems", "3",
+                       "--prompt-style", "plain"])
+    assert rc == 0, capsys.readouterr().err
+    bad = [f"problem q{i}" for i in range(1, 7)]
+    assert warned_at_start == [bad]  # all six, before the one policy was built
+    recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert sorted(recs) == [f"q{i}" for i in range(8)]
+    assert [recs[f"q{i}"]["status"] for i in range(1, 7)] == ["invalid_gold"] * 6
+    assert isinstance(recs["q0"]["correct"], bool) and isinstance(recs["q7"]["correct"], bool)
+    assert "invalid golds (not searched)" in capsys.readouterr().out
