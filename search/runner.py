@@ -322,9 +322,11 @@ def open_run(problems, config: SearchConfig, out, identity: dict | None, run_fil
     probs = as_problems(problems)
     ids = [p.id for p in probs]
     if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+        from collections import Counter
+
+        dup, times = Counter(ids).most_common(1)[0]
         raise ValueError(f"problem ids must be unique within a run (resume keys on them); {dup!r} appears "
-                         f"{ids.count(dup)} times")
+                         f"{times} times")
     invalid = check_golds(probs)
     last = {str(r["id"]): r for r in rf.records}
     for p in probs:
