@@ -33,7 +33,10 @@ def worker_main(rx, tx) -> None:
     _limit_memory()
     from verifiers.symbolic import compare
 
-    tx.send(("ready", os.getpid()))
+    try:
+        tx.send(("ready", os.getpid()))
+    except OSError:  # the pool gave up on us (its process is exiting): nothing to do
+        return
     while True:
         try:
             msg = rx.recv()

@@ -52,10 +52,11 @@ class VerifyConfig:
     max_answer_chars: int = 2000
     """Extracted answers longer than this are not parsed: status "unparsable"."""
 
-    max_solution_chars: int = 1_000_000
-    """Solutions longer than this are not read at all: status "unparsable" with the
-    detail "solution longer than max_solution_chars". Extraction is linear, so even
-    this bound costs well under the deadline."""
+    max_solution_chars: int = 200_000
+    """Solutions (and golds) longer than this are not read at all: status "unparsable",
+    the detail names this field. About 50k tokens, beyond any generation budget here;
+    extraction is linear and runs in the caller, so this bounds its cost (~0.2 s on one
+    busy core for the worst 200 KB text)."""
 
     max_depth: int = 100
     """Maximum bracket nesting depth accepted by the parser."""

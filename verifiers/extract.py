@@ -23,6 +23,7 @@ text of n characters costs O(n); `grade` refuses solutions longer than
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["extract_answer", "extract_gold", "clean_extracted", "is_bare_answer"]
 
@@ -252,6 +253,7 @@ def extract_answer(text: str) -> str | None:
     return _last_number(text)
 
 
+@lru_cache(maxsize=8192)  # golds repeat across samples; pure function of a str
 def extract_gold(gold: str) -> str:
     """The answer a gold field holds: the gold itself when it is a bare answer, else what
     it marks (a MATH `solution` with `\\boxed{}`, a GSM8K answer with `####`). A gold

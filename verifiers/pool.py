@@ -27,6 +27,7 @@ __all__ = ["WorkerPool", "get_pool", "shutdown_pool"]
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 120.0
+_MAX_STARTING = 2
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -78,10 +79,17 @@ class _Worker:
     def exitcode(self) -> int | None:
         return self.proc.poll()
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the worker; with wait=False it is reaped by a background thread, so a
+        caller past its deadline returns at once (a killed process can take seconds to
+        exit on a loaded machine)."""
         try:
             self.proc.kill()
-            self.proc.wait(timeout=5)
+            if wait:
+                self.proc.wait(timeout=5)
+            else:
+                threading.Thread(target=self.proc.wait, name="verifiers-reap",
+                                 daemon=True).start()
         except (OSError, subprocess.TimeoutExpired):
             pass
         for c in (self.__dict__.get("tx"), self.__dict__.get("rx")):
@@ -175,8 +183,11 @@ class WorkerPool:
                         return self._idle.pop()
                     if self._spawn_error is not None and self._alive == 0:
                         raise RuntimeError(self._spawn_error)
-                    # every live worker is busy or starting: one more per waiting caller
-                    if self._alive < self.grow_to and self._starting < self._waiting:
+                    # every live worker is busy or starting: one more per waiting caller,
+                    # at most _MAX_STARTING at a time (a start costs a second of CPU; a
+                    # storm of them starves the callers' own deadlines on a small machine)
+                    if (self._alive < self.grow_to
+                            and self._starting < min(self._waiting, _MAX_STARTING)):
                         self._spawn_locked()
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -194,10 +205,10 @@ class WorkerPool:
                 self._idle.append(w)
                 self._cond.notify()
                 return
-        w.close()
+        threading.Thread(target=w.close, name="verifiers-close", daemon=True).start()
 
     def _discard(self, w: _Worker) -> None:
-        w.kill()
+        w.kill(wait=False)
         with self._cond:
             self._alive -= 1
             if not self._closed and self._alive < self.max_workers:
