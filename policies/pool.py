@@ -145,10 +145,15 @@ def read_pool(path: str | os.PathLike) -> list[dict]:
     recs = list(iter_pool(path))
     if not recs:
         raise PoolFormatError(f"pool {path} holds no record")
-    ids = [r["id"] for r in recs]
-    if len(set(ids)) != len(ids):
-        raise PoolFormatError(f"pool {path} holds problem ids more than once; it was not written by `cli.py pool`")
-    return recs
+    by_id: dict[str, dict] = {}
+    for r in recs:  # a problem written twice (a line copied by hand): the last record wins
+        by_id[str(r["id"])] = r
+    if len(by_id) != len(recs):
+        import logging
+
+        logging.getLogger(__name__).warning("pool %s: %d problem ids appear more than once; keeping the last of each",
+                                            path, len(recs) - len(by_id))
+    return list(by_id.values())
 
 
 def is_pool(path: str | os.PathLike) -> bool:

@@ -41,14 +41,13 @@ def has_gpu() -> bool:
 
 
 def configure_cpu_engine_env() -> None:
-    """Environment vLLM reads at engine start, set before vllm is imported.
+    """Environment vLLM reads at engine start, set before vllm is imported: the CPU
+    choices of `policies.config.ENGINE_ENV` (the reasons are there). Users who set a
+    variable themselves keep their value."""
+    from policies.config import ENGINE_ENV
 
-    On CPU the in-process engine (no separate engine-core process) nearly doubles
-    throughput on a 2-core machine, since the core process otherwise takes one of
-    the cores (bench/policy_overhead.py measures this). Users who set the variable
-    themselves keep their value.
-    """
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    for k, v in ENGINE_ENV.items():
+        os.environ.setdefault(k, v)
 
 
 def set_engine_log_level(verbose: int) -> None:

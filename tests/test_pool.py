@@ -117,3 +117,20 @@ def test_read_pool_refuses_other_files(tmp_path):
     with pytest.raises(PoolFormatError, match="expected 'tts-math-pool/1'"):
         read_pool(p)
     assert not is_pool(p)
+
+
+def test_sweep_skips_invalid_golds_keeps_the_last_duplicate_and_reads_u2028(tmp_path):
+    from eval.sweep import load_runs, sweep
+
+    out = tmp_path / "pool.jsonl"
+    probs = _problems(2) + [{"id": "bad", "problem": "p\u2028q", "answer": ""}]
+    generate_pool(probs, FakePolicy(_script), n=4, out=out, identity=IDENT)
+    lines = out.read_text(encoding="utf-8").split("\n")[:-1]
+    dup = json.loads(lines[0])
+    for s in dup["samples"]:
+        s["verdict"]["correct"] = False  # the later copy of p0 says every sample is wrong
+    out.write_text("\n".join(lines + [json.dumps(dup, ensure_ascii=False)]) + "\n", encoding="utf-8")
+    res = sweep(load_runs([out]), rules=["majority"], n_boot=20)["runs"][0]
+    assert res["problems"] == 2 and res["ungraded"] == 1
+    base = {(b["metric"], b["k"]): b["acc"] for b in res["baselines"]}
+    assert base[("pass@n", 4)] == 0.5  # p0 now has no correct sample, p1 has
