@@ -10,7 +10,11 @@
     cache cleared), and p50/p99 latency of symbolic MATH-500 judges (each non-numeric,
     non-text gold vs a re-spaced copy, so both go through the worker: sequential,
     cache cleared, worker already started);
-(c) worst case: wall time for 1,000 adversarial inputs through `grade_many`.
+(c) worst case: wall time for 1,000 adversarial inputs through `grade_many`;
+(d) deadlines: extraction time of 40 KB and 200 KB adversarial texts (linear, in the
+    caller), and the slowest of 2-ms judges made from 8 threads while slow inputs
+    (killed at their 1 s deadline) hold workers: the wait for a worker counts.
+The 10,000-case seeded fuzz run is bench/verifier_fuzz.py.
 """
 
 from __future__ import annotations
@@ -180,11 +184,49 @@ def part_c() -> None:
     print(f"    slowest single adversarial judge (first 50 templates): {worst:.2f}s")
 
 
+def part_d() -> None:
+    pieces = ["\\boxed{", "$", "\\(", "answer is ", "1,", "**", "a", "{", "$5 and "]
+    for size in (40_000, 200_000):
+        worst, name = 0.0, ""
+        for p in pieces:
+            text = p * (size // len(p))
+            t0 = time.perf_counter()
+            extract_answer(text)
+            dt = time.perf_counter() - t0
+            if dt > worst:
+                worst, name = dt, p
+        print(f"(d) extraction of {size // 1000} KB adversarial texts ({len(pieces)} kinds): "
+              f"slowest {worst * 1e3:.0f} ms ({name!r} repeated)")
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = VerifyConfig(timeout_s=1.0)
+    fast = VerifyConfig(timeout_s=5.0)
+    get_pool()
+    judge("x", "x+0")
+    clear_cache()
+    jobs = [("1", "\\sin(\\pi e^{e^{e^{3}}})", slow)] * 8 + [
+        (f"{k}", f"{k}.0 + 0x", fast) for k in range(200)]
+    random.Random(0).shuffle(jobs)
+
+    def one(job):
+        t0 = time.monotonic()
+        v = judge(job[0], job[1], config=job[2])
+        return time.monotonic() - t0, v.status, job[2] is slow
+
+    with ThreadPoolExecutor(8) as ex:
+        out = list(ex.map(one, jobs))
+    quick = [o for o in out if not o[2]]
+    print(f"(d) 200 quick judges (timeout_s=5) + 8 slow ones (timeout_s=1) from 8 threads: slowest quick "
+          f"{max(o[0] for o in quick):.2f}s, slowest call {max(o[0] for o in out):.2f}s; "
+          f"quick statuses {dict(Counter(o[1] for o in quick))}; "
+          f"peak workers {get_pool().peak}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["a", "b", "c"], action="append")
+    ap.add_argument("--part", choices=["a", "b", "c", "d"], action="append")
     args = ap.parse_args()
-    parts = args.part or ["a", "b", "c"]
+    parts = args.part or ["a", "b", "c", "d"]
     d = data_dir()
     print(f"python {sys.version.split()[0]}, cpus {os.cpu_count()}, data {d}")
     if "a" in parts:
@@ -193,6 +235,8 @@ def main() -> None:
         part_b(d)
     if "c" in parts:
         part_c()
+    if "d" in parts:
+        part_d()
 
 
 if __name__ == "__main__":

@@ -238,6 +238,26 @@ def test_pool_grows_for_threaded_callers():
         pool.shutdown()
 
 
+def test_threads_are_served_first_come_first_served():
+    """Threads that hand a worker back and ask again at once do not starve the others."""
+    from verifiers.pool import WorkerPool
+
+    pool = WorkerPool(1, grow_to=1)
+    try:
+        _warm(pool)
+        cfg = VerifyConfig(timeout_s=10.0)
+
+        def calls(k):
+            return [pool.run(_payload(f"{k}", f"{k} + 0x", cfg), cfg.timeout_s)[0]
+                    for _ in range(15)]
+
+        with ThreadPoolExecutor(6) as ex:
+            out = [s for r in ex.map(calls, range(6)) for s in r]
+        assert out == ["correct"] * 90, out
+    finally:
+        pool.shutdown()
+
+
 def test_thread_pool_executor_and_grade_many_from_thread():
     with ThreadPoolExecutor(4) as ex:
         out = list(ex.map(lambda a: verify("2\\sqrt{2}", a), ["\\sqrt{8}", "2.8284271", "3"] * 4))

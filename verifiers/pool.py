@@ -14,6 +14,7 @@ first use, never at import.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
 import subprocess
@@ -126,7 +127,8 @@ class WorkerPool:
         self._idle: list[_Worker] = []
         self._alive = 0  # started or starting
         self._starting = 0
-        self._waiting = 0
+        self._queue: collections.deque[int] = collections.deque()  # tickets of waiting callers
+        self._next_ticket = 0
         self._spawn_error: str | None = None
         self._closed = False
         self.killed = 0  # workers killed for overrunning (for tests and benchmarks)
@@ -167,43 +169,51 @@ class WorkerPool:
                 self._alive -= 1
             else:
                 self._idle.append(w)
-                self._cond.notify()
+                self._cond.notify_all()
                 return
         w.close()
 
     def _acquire(self, deadline: float) -> _Worker | None:
-        """An idle worker, or None once `deadline` (time.monotonic) has passed."""
+        """An idle worker, or None once `deadline` (time.monotonic) has passed.
+
+        First come, first served: a caller takes a free worker only when nobody who
+        arrived earlier is still waiting, so a thread that returns a worker and asks
+        again at once cannot starve the others."""
         with self._cond:
-            self._waiting += 1
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._queue.append(ticket)
             try:
                 while True:
                     if self._closed:
                         raise RuntimeError("verifiers worker pool is shut down")
-                    if self._idle:
+                    if self._idle and self._queue[0] == ticket:
                         return self._idle.pop()
                     if self._spawn_error is not None and self._alive == 0:
                         raise RuntimeError(self._spawn_error)
                     # every live worker is busy or starting: one more per waiting caller,
                     # at most _MAX_STARTING at a time (a start costs a second of CPU; a
                     # storm of them starves the callers' own deadlines on a small machine)
+                    waiting = len(self._queue) - len(self._idle)
                     if (self._alive < self.grow_to
-                            and self._starting < min(self._waiting, _MAX_STARTING)):
+                            and self._starting < min(waiting, _MAX_STARTING)):
                         self._spawn_locked()
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
                     self._cond.wait(remaining)
             finally:
-                self._waiting -= 1
+                self._queue.remove(ticket)
+                self._cond.notify_all()  # the next in line may take a free worker now
 
     def _release(self, w: _Worker) -> None:
         with self._cond:
-            surplus = self._alive > self.max_workers and self._waiting == 0
+            surplus = self._alive > self.max_workers and not self._queue
             if self._closed or surplus:
                 self._alive -= 1
             else:
                 self._idle.append(w)
-                self._cond.notify()
+                self._cond.notify_all()
                 return
         threading.Thread(target=w.close, name="verifiers-close", daemon=True).start()
 
@@ -213,7 +223,7 @@ class WorkerPool:
             self._alive -= 1
             if not self._closed and self._alive < self.max_workers:
                 self._spawn_locked()  # a warm replacement for the next request
-            self._cond.notify()
+            self._cond.notify_all()
 
     def run(self, payload: tuple, timeout_s: float, *,
             deadline: float | None = None) -> tuple[str, str]:
