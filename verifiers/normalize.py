@@ -88,8 +88,13 @@ def strip_units(s: str) -> str:
     return s
 
 
+_PLAIN_NUMBER_RE = re.compile(r"[-+]?\d{1,30}(?:\.\d{1,30})?")
+
+
 def normalize(s: str) -> str:
     """Canonical form of one answer string (idempotent, linear time in practice)."""
+    if _PLAIN_NUMBER_RE.fullmatch(s):
+        return s  # most GSM8K answers: nothing to rewrite
     s = _unwrap(s)
     s = _DISPLAY_RE.sub("", s)
     s = _TEXT_UNIT_RE.sub("", s)
