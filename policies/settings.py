@@ -4,6 +4,7 @@ TTS_MATH_CACHE   where converted models and other derived files go
                  (default: $XDG_CACHE_HOME/tts-math or ~/.cache/tts-math)
 TTS_MATH_DATA    folder of the shared training data (default: ../shared/data
                  beside the repository, when it exists)
+TTS_MATH_API_KEY bearer token `cli.py serve` requires when --api-key is not given
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def shared_data_dir() -> Path | None:
         return Path(os.environ["TTS_MATH_DATA"]).expanduser()
     p = REPO_ROOT.parent / "shared" / "data"
     return p if p.is_dir() else None
+
+
+def api_key() -> str | None:
+    """The key `cli.py serve` requires (None: no key), kept out of the process list."""
+    return os.environ.get("TTS_MATH_API_KEY") or None
 
 
 def has_gpu() -> bool:

@@ -18,7 +18,9 @@ What it holds, and why (the stdlib defaults failed each of these; docs/scale-out
   integers over Python's 4,300-digit conversion limit are all a 400 with one line saying
   why (the last two used to close the connection with no reply);
 - every error, the stdlib's own too (a garbled request line, an unknown method), and any
-  exception a handler raises are answered as JSON {"error": "..."}; the server keeps serving.
+  exception a handler raises are answered as JSON {"error": "..."} (a subclass reshapes it
+  with `error_body`, e.g. OpenAI's {"error": {"message", "type", ...}}); the server keeps
+  serving. A handler may answer with `RawBody` (bytes and a content type) instead of JSON.
 
 Standard library only, so importing it is cheap.
 """
@@ -29,6 +31,7 @@ import json
 import logging
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,14 @@ def parse_json(body: bytes):
     except ValueError:  # int('9' * 5000): over sys.get_int_max_str_digits()
         raise BadRequest(f"request body holds a number of more than {sys.get_int_max_str_digits()} digits; "
                          "send such numbers as strings") from None
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A reply that is not JSON (e.g. a text/event-stream), sent as is with a Content-Length."""
+
+    data: bytes
+    content_type: str
 
 
 class JSONHTTPServer(ThreadingHTTPServer):
@@ -151,14 +162,17 @@ class JSONHandler(BaseHTTPRequestHandler):
         try:
             code, obj = fn(self.path)
         except BadRequest as e:
-            code, obj = e.status, {"error": str(e)}
+            code, obj = e.status, self.error_body(e.status, str(e), e)
         except Exception as e:
             log.exception("%s %s failed", self.command, self.path)
-            code, obj = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+            code, obj = 500, self.error_body(500, f"internal error: {type(e).__name__}: {e}", e)
         unread = code in (408, 411, 413)  # the body was not read: the connection cannot be reused
         if unread:
             self.close_connection = True
-        self.send_json(code, obj)
+        if isinstance(obj, RawBody):
+            self.send_bytes(code, obj.data, obj.content_type)
+        else:
+            self.send_json(code, obj)
         if unread:
             self._drain()
 
@@ -201,10 +215,16 @@ class JSONHandler(BaseHTTPRequestHandler):
             raise BadRequest(f"request body ended after {len(body)} of {n} bytes (Content-Length)", 400)
         return body
 
+    def error_body(self, code: int, message: str, exc: BaseException | None = None):
+        """The JSON object of an error reply (override to reshape it)."""
+        return {"error": message}
+
     def send_json(self, code: int, obj) -> None:
-        body = json.dumps(obj).encode()
+        self.send_bytes(code, json.dumps(obj).encode(), "application/json")
+
+    def send_bytes(self, code: int, body: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -218,7 +238,7 @@ class JSONHandler(BaseHTTPRequestHandler):
         text = message or short
         if explain:
             text += f": {explain}"
-        body = json.dumps({"error": text}).encode()
+        body = json.dumps(self.error_body(code, text)).encode()
         self.send_response(code, short)
         self.send_header("Content-Type", "application/json")
         self.send_header("Connection", "close")
