@@ -33,16 +33,27 @@ from itertools import combinations
 import numpy as np
 
 from search.common import value_of
-from search.select import answer_classes, select
+from search.select import RULES as _RULES
+from search.select import answer_classes, check_rule, rule_label, select
 from search.types import Candidate
 
-RULES = ("argmax", "weighted_vote", "majority")
-# report names of the selection rules (the literature's)
-RULE_LABELS = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n"}
+RULES = tuple(_RULES)  # the default rules of a sweep; search.select also has topP_majority / topP_weighted
+# report names of the selection rules (the literature's); rule_label covers the filtered ones too
+RULE_LABELS = dict(_RULES)
+CONF_PREFIX = "conf:"  # value source "conf:NAME": search.confidence summary NAME of the token confidences
+
+__all__ = ["check_rule", "rule_label"]
 
 
 def candidate_values(cands: Sequence[dict], agg: str) -> list[float | None]:
-    """Value of each candidate record under `agg`, exactly as the search computes it."""
+    """Value of each candidate record under `agg`, exactly as the search computes it;
+    "conf:NAME" is the token-confidence summary NAME (search.confidence) of the
+    candidate's `token_conf` (None when it has none)."""
+    if agg.startswith(CONF_PREFIX):
+        from search.confidence import summary
+
+        f = summary(agg[len(CONF_PREFIX):])
+        return [f(c["token_conf"]) if c.get("token_conf") else None for c in cands]
     return [
         value_of(c.get("scores"), agg, c.get("logprob"), int(c.get("generated_tokens") or 0))
         for c in cands

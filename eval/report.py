@@ -64,9 +64,9 @@ def tables(run: dict) -> list[dict]:
     kmax = run["ks"][-1]
     by = {(c["agg"], c["rule"], c["k"]): c for c in run["cells"]}
     base = {(b["metric"], b["k"]): b for b in run["baselines"]}
-    from eval.metrics import RULE_LABELS
+    from eval.metrics import rule_label
 
-    header = ["aggregator", *[f"{RULE_LABELS[r]} ({r})" for r in run["rules"]]]
+    header = ["aggregator", *[f"{rule_label(r)} ({r})" for r in run["rules"]]]
     rows, bold = [], []
     for i, a in enumerate(run["aggs"]):
         row = [a]
@@ -87,7 +87,7 @@ def tables(run: dict) -> list[dict]:
         rows, bold = [], []
         for a in run["aggs"]:
             for r in run["rules"]:
-                rows.append([a, RULE_LABELS[r], *[fmt_cell(by[(a, r, k)], mark=(k == kmax)) for k in run["ks"]]])
+                rows.append([a, rule_label(r), *[fmt_cell(by[(a, r, k)], mark=(k == kmax)) for k in run["ks"]]])
                 if by[(a, r, kmax)].get("best"):
                     bold.append((len(rows) - 1, len(header) - 1))
         for metric in ("pass@n", "maj@n"):
@@ -117,7 +117,7 @@ def plot_acc_vs_n(run: dict, path: Path) -> Path:
     """One panel per selection rule, one line per aggregator with its 95% band;
     pass@n and maj@n dashed."""
     plt = _plt()
-    from eval.metrics import RULE_LABELS
+    from eval.metrics import rule_label
 
     ks = run["ks"]
     by = {(c["agg"], c["rule"], c["k"]): c for c in run["cells"]}
@@ -134,7 +134,7 @@ def plot_acc_vs_n(run: dict, path: Path) -> Path:
             ax.plot(ks, [b["acc"] for b in bs], color="gray" if metric == "maj@n" else "black", ls=style, label=metric)
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set_title(f"{RULE_LABELS[rule]} ({rule})", fontsize=10)
+        ax.set_title(f"{rule_label(rule)} ({rule})", fontsize=10)
         ax.set_xlabel("n (candidates)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (95% CI band)")

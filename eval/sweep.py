@@ -104,7 +104,8 @@ def pool_as_records(pool: Sequence[dict]) -> list[dict]:
         cfg = r["config"]
         cands = [{"steps": s["steps"], "scores": s.get("scores"), "value": None,
                   "finish_reason": s.get("finish_reason"), "generated_tokens": s.get("generated_tokens", 0),
-                  "logprob": s.get("logprob"), "answer": s.get("answer"), "verdict": s.get("verdict")}
+                  "logprob": s.get("logprob"), "answer": s.get("answer"), "verdict": s.get("verdict"),
+                  "token_conf": s.get("token_conf")}
                  for s in r["samples"]]
         prompt = sum(s.get("prompt_tokens", 0) for s in r["samples"])
         cached = sum(s.get("cached_tokens", 0) for s in r["samples"])
@@ -250,8 +251,12 @@ def sweep(
     level: float = 0.95,
     seed: int = 0,
     equal: Callable[[str, str], bool] | None = None,
+    conf: Sequence[str] = (),
 ) -> dict:
     """Replay every run; return {"settings", "runs": [per-run result]}.
+
+    `conf`: token-confidence summaries (search.confidence names, e.g. group32) replayed
+    as extra value rows "conf:NAME" for runs whose candidates carry `token_conf` (pools).
 
     Per run: "cells" [{agg, rule, k, acc, ci, seed_mean, seed_sd, best, near_best}],
     "baselines" [{metric: pass@n|maj@n, k, acc, ci, ...}], "compute" [{k, per-problem
@@ -265,20 +270,28 @@ def sweep(
 
         get(a)  # unknown names fail here with the valid list
     for r in rules:
-        if r not in metrics.RULES:
-            raise ValueError(f"select rule must be one of {', '.join(metrics.RULES)}, got {r!r}.")
+        metrics.check_rule(r)  # unknown names fail with the valid list
+    from search.confidence import check as check_conf
+
+    for c in conf:
+        check_conf(c)
     if max_subsets < 1:
         raise ValueError(f"max_subsets must be >= 1, got {max_subsets}.")
     settings = {
         "aggs": list(aggs), "rules": list(rules), "ks": list(ks) if ks else None,
-        "max_subsets": max_subsets, "n_boot": n_boot, "level": level, "seed": seed,
+        "max_subsets": max_subsets, "n_boot": n_boot, "level": level, "seed": seed, "conf": list(conf),
     }
-    return {"settings": settings, "runs": [_sweep_run(r, aggs, rules, ks, max_subsets, n_boot, level, seed, equal) for r in runs]}
+    return {"settings": settings,
+            "runs": [_sweep_run(r, aggs, rules, ks, max_subsets, n_boot, level, seed, equal, conf) for r in runs]}
 
 
-def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equal) -> dict:
+def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equal, conf=()) -> dict:
     all_recs = [r for recs in run.seeds.values() for r in recs]
     eff, note = effective_aggs(all_recs, aggs)
+    if conf and all(c.get("token_conf") is not None for r in all_recs for c in r["candidates"]):
+        eff = eff + [(metrics.CONF_PREFIX + c, metrics.CONF_PREFIX + c) for c in conf]
+    elif conf:
+        log.warning("%s: not every candidate carries token confidences; --conf rows skipped", run.label)
     n = run.n or max((len(r["candidates"]) for r in all_recs), default=1)
     sampling = run.strategy in SAMPLING
     if not sampling:
@@ -323,7 +336,7 @@ def _sweep_run(run: Run, aggs, rules, ks, max_subsets, n_boot, level, seed, equa
     for name, _ in eff:
         for rule in rules:
             for k in run_ks:
-                cells.append({"agg": name, "rule": rule, "metric": metrics.RULE_LABELS[rule], "k": k,
+                cells.append({"agg": name, "rule": rule, "metric": metrics.rule_label(rule), "k": k,
                               **stat((name, rule, k))})
     baselines = []
     for k in run_ks:

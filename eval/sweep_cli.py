@@ -44,8 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sweep")
     g.add_argument("--agg", default="min,last,prod,mean",
                    help="comma-separated aggregators to replay (rewards.aggregators names; default: min,last,prod,mean)")
+    from search.select import PATTERNS, RULES  # plain data
+
     g.add_argument("--select", default="argmax,weighted_vote,majority",
-                   help="comma-separated selection rules: argmax (RM@n), weighted_vote, majority")
+                   help=f"comma-separated selection rules: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
+                        "(keep the top P%% by value, then vote; e.g. top10_weighted = DeepConf-low)")
+    g.add_argument("--conf", default=None,
+                   help="comma-separated token-confidence summaries (search.confidence: mean, groupW, tailK, "
+                        "bottomP) replayed as extra value rows on pools, e.g. mean,group32,tail32,bottom10")
     g.add_argument("--n-values", default=None, help="comma-separated n' to report (default: 1, 2, 4, ... n)")
     g.add_argument("--subsets", type=int, default=100,
                    help="most random subsets per n' and problem (all subsets when fewer exist; default 100)")
@@ -157,6 +163,20 @@ def run(args: argparse.Namespace) -> int:
             get(a)
         except ValueError as e:
             raise ValueError(f"--agg: {e}") from None
+    from search.confidence import check as check_conf
+    from search.select import check_rule
+
+    for r in rules:
+        try:
+            check_rule(r)
+        except ValueError as e:
+            raise ValueError(f"--select: {e}") from None
+    conf = _csv(args.conf, "conf") if args.conf else []
+    for c in conf:
+        try:
+            check_conf(c)
+        except ValueError as e:
+            raise ValueError(f"--conf: {e}") from None
     ks = [int(x) for x in _csv(args.n_values, "n-values")] if args.n_values else None
     files = [Path(f) for f in args.runs]
     if args.search:
@@ -165,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no run files given; pass JSONL files written by `cli.py search`, or --search to run them")
     runs = load_runs(files)
     result = sweep(runs, aggs=aggs, rules=rules, ks=ks, max_subsets=args.subsets,
-                   n_boot=args.bootstrap, seed=args.replay_seed)
+                   n_boot=args.bootstrap, seed=args.replay_seed, conf=conf)
     command = "python cli.py " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("sweep"):]) \
         if "sweep" in sys.argv else None
     paths = write_report(result, args.out, command=command, title=args.title or "Sweep report")

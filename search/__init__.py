@@ -11,6 +11,7 @@ output, resume and grading; `python cli.py search` is its command line.
 Importing this package imports neither vLLM nor torch.
 """
 
+from search.adaptive import adaptive
 from search.beam import beam
 from search.best_of_n import best_of_n
 from search.config import SELECT_RULES, STRATEGY_NAMES, SearchConfig
@@ -30,6 +31,7 @@ STRATEGIES = {
     "dvts": dvts,
     "mcts": mcts,
     "particle_filter": particle_filter,
+    "adaptive": adaptive,
 }
 
 __all__ = [
@@ -52,4 +54,5 @@ __all__ = [
     "dvts",
     "mcts",
     "particle_filter",
+    "adaptive",
 ]

@@ -33,8 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rollouts", action="store_true", help="MCTS: value new nodes by a rollout to the end")
     g.add_argument("--agg", default="min", help="aggregator used during search (rewards.aggregators: min, prod, last, mean, ...)")
     g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
-    g.add_argument("--select", choices=("argmax", "weighted_vote", "majority"), default=None,
-                   help="final selection (default: the strategy's own)")
+    g.add_argument("--select", type=_select_rule, default=None,
+                   help="final selection: argmax, weighted_vote, majority, or topP_majority / topP_weighted "
+                        "(keep the top P%% by value, then vote); default: the strategy's own")
+    g.add_argument("--stop", default="beta0.95",
+                   help="adaptive: stop rule (betaT, cbetaT, agreeT, cagreeT, never; search/adaptive.py); --n is the cap")
+    g.add_argument("--first-round", type=int, default=2, help="adaptive: samples per problem in the first round")
+    g.add_argument("--round-size", type=_round_size, default=1,
+                   help="adaptive: samples added per later round, or 'double' (double the total each round)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
     g.add_argument("--reward", choices=REWARDS, default=None,
@@ -82,6 +88,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no per-problem lines")
 
 
+def _select_rule(text: str) -> str:
+    from search.select import check_rule  # pure Python
+
+    try:
+        return check_rule(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _round_size(text: str) -> int | None:
+    if text == "double":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--round-size must be an int >= 1 or 'double', got {text!r}") from None
+
+
 def _config(args):
     from search.config import SearchConfig
 
@@ -89,6 +113,8 @@ def _config(args):
         strategy=args.strategy, n=args.n, beam_width=args.beam_width, max_steps=args.max_steps,
         agg=args.agg, final_agg=args.final_agg, select=args.select, beam_rule=args.beam_rule,
         node_budget=args.node_budget, c_puct=args.c_puct, rollouts=args.rollouts, seed=args.seed,
+        stop=getattr(args, "stop", "beta0.95"), first_round=getattr(args, "first_round", 2),
+        round_size=getattr(args, "round_size", 1),
     )
 
 
@@ -102,6 +128,8 @@ def default_out(args, config) -> Path:
         parts.append(f"m{config.beam_width}")
     if config.strategy == "mcts":
         parts.append(f"b{config.node_budget}")
+    if config.strategy == "adaptive":
+        parts.append(f"{config.stop}-r{config.first_round}+{config.round_size or 'x2'}")
     parts.append(f"seed{config.seed}")
     return Path("runs") / ("-".join(parts) + ".jsonl")
 
@@ -181,6 +209,9 @@ _STRATEGY_OPTIONS = {
     "node_budget": ("--node-budget", ("mcts",)),
     "c_puct": ("--c-puct", ("mcts",)),
     "rollouts": ("--rollouts", ("mcts",)),
+    "stop": ("--stop", ("adaptive",)),
+    "first_round": ("--first-round", ("adaptive",)),
+    "round_size": ("--round-size", ("adaptive",)),
 }
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter")
-SELECT_RULES = ("argmax", "weighted_vote", "majority")
+STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter", "adaptive")
+SELECT_RULES = ("argmax", "weighted_vote", "majority")  # plus topP_majority / topP_weighted (search.select)
 BEAM_RULES = ("top_n_over_m", "expand_all")
+ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")
 STEP_LEVEL = ("beam", "dvts", "mcts", "particle_filter")
 
 # the selection each strategy uses when --select is not given
@@ -23,6 +24,7 @@ _DEFAULT_SELECT = {
     "dvts": "argmax",
     "mcts": "argmax",
     "particle_filter": "argmax",
+    "adaptive": "majority",
 }
 
 
@@ -60,6 +62,12 @@ class SearchConfig:
     rollouts: bool = False
     """MCTS: value a new node by rolling it out to the end and scoring the rollout
     (one more policy and scorer call per iteration) instead of scoring its prefix."""
+    stop: str = "beta0.95"
+    """adaptive: stop rule (search.adaptive: betaT, cbetaT, agreeT, cagreeT, never); `n` is the cap."""
+    first_round: int = 2
+    """adaptive: samples per problem in the first round."""
+    round_size: int | None = 1
+    """adaptive: samples added per later round; None doubles the total each round."""
     seed: int = 0
     """Run seed; every policy call gets a seed derived from it and the call's place
     in the search, so a seeded run is reproducible."""
@@ -83,8 +91,24 @@ class SearchConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}.")
-        if self.select not in SELECT_RULES:
-            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)}, got {self.select!r}.")
+        from search.select import PATTERNS, check_rule  # pure Python
+
+        try:
+            check_rule(self.select)
+        except ValueError:
+            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)} or {' / '.join(PATTERNS)} "
+                             f"(0 < P <= 100, e.g. top10_weighted), got {self.select!r}.") from None
+        if not isinstance(self.first_round, int) or isinstance(self.first_round, bool) or self.first_round < 1:
+            raise ValueError(f"first_round must be an int >= 1, got {self.first_round!r}; e.g. --first-round 2.")
+        if self.round_size is not None and (not isinstance(self.round_size, int) or self.round_size < 1):
+            raise ValueError(f"round_size must be an int >= 1 or None (doubling), got {self.round_size!r}; "
+                             "e.g. --round-size 1 or --round-size double.")
+        from search.adaptive import stop_rule
+
+        try:
+            stop_rule(self.stop)
+        except ValueError as e:
+            raise ValueError(f"stop: {e}") from None
         if self.beam_rule not in BEAM_RULES:
             raise ValueError(f"beam_rule must be one of {', '.join(BEAM_RULES)}, got {self.beam_rule!r}.")
         if self.strategy in ("beam", "dvts") and self.n % self.beam_width:
@@ -114,4 +138,10 @@ class SearchConfig:
         return self.strategy in STEP_LEVEL
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; the adaptive-only fields only for strategy adaptive, so the
+        identity of every other run (and the resume check against its file) is unchanged."""
+        d = asdict(self)
+        if self.strategy != "adaptive":
+            for name in ADAPTIVE_FIELDS:
+                d.pop(name)
+        return d

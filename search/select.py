@@ -17,6 +17,14 @@ Rules (ties always go to the class / candidate that appeared first):
 When no candidate has an answer, every rule returns the argmax candidate (or the
 first one) with answer None.
 
+Filtered rules ("topP_majority", "topP_weighted", P a percentage in (0, 100]): keep the
+ceil(P% of n) candidates with the highest values (at least one; None ranks last, ties go
+to the earlier candidate), then vote among them by "majority" or "weighted_vote". With
+token-confidence values this is DeepConf's offline filtering (Fu et al. 2025):
+top10_weighted is DeepConf-low, top90_weighted DeepConf-high. `RULES` and `PATTERNS`
+are the one registry of rule names; `check_rule` validates a name, `rule_label` gives
+its report label, and the CLIs build their choices from them.
+
 Values come from the strategy: `final_agg` of the candidate's per-step scores,
 or, when the run has no scorer (`--reward none`), the policy's confidence
 exp(mean token log-probability); a candidate without a log-probability then has
@@ -25,9 +33,48 @@ value None, so "argmax" falls back to majority and ties go to the first sample.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Sequence
 
 from search.types import Candidate
+
+# the one registry of selection rules: name -> report label (the literature's)
+RULES = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n"}
+PATTERNS = ("topP_majority", "topP_weighted")  # keep the top P% by value, then vote
+_TOP = re.compile(r"^top(\d+(?:\.\d+)?)_(majority|weighted)$")
+
+
+def parse_rule(rule: str) -> tuple[float | None, str]:
+    """(kept percentage or None, base rule) of a rule name; unknown names list the valid ones."""
+    if rule in RULES:
+        return None, rule
+    m = _TOP.match(rule or "") if isinstance(rule, str) else None
+    if m and 0 < float(m.group(1)) <= 100:
+        return float(m.group(1)), {"majority": "majority", "weighted": "weighted_vote"}[m.group(2)]
+    raise ValueError(f"select rule must be one of {', '.join(RULES)} or {' / '.join(PATTERNS)} with "
+                     f"0 < P <= 100 (e.g. top10_weighted), got {rule!r}.")
+
+
+def check_rule(rule: str) -> str:
+    parse_rule(rule)
+    return rule
+
+
+def rule_label(rule: str) -> str:
+    keep, base = parse_rule(rule)
+    return RULES[rule] if keep is None else f"top{keep:g}%+{RULES[base]}"
+
+
+def keep_top(values: Sequence[float | None], keep: float) -> list[int]:
+    """Indices (in pool order) of the ceil(keep% of n) highest values, at least one;
+    None ranks last, ties go to the earlier index."""
+    n = len(values)
+    if n == 0:
+        return []
+    m = max(1, math.ceil(n * keep / 100.0 - 1e-9))
+    order = sorted(range(n), key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
+    return sorted(order[:m])
 
 
 def _default_equal(a: str, b: str) -> bool:
@@ -79,10 +126,15 @@ def select(
     equal: Callable[[str, str], bool] | None = None,
 ) -> tuple[int | None, str | None, list[dict], int]:
     """(chosen index, chosen answer, vote table, verifier calls) under `rule`."""
-    if rule not in ("argmax", "weighted_vote", "majority"):
-        raise ValueError(f"select rule must be argmax, weighted_vote or majority, got {rule!r}.")
+    keep, base = parse_rule(rule)
     if not candidates:
         return None, None, [], 0
+    if keep is not None:
+        kept = keep_top([c.value for c in candidates], keep)
+        i, answer, votes, calls = select([candidates[j] for j in kept], base, equal=equal)
+        for t in votes:
+            t["members"] = [kept[j] for j in t["members"]]
+        return (None if i is None else kept[i]), answer, votes, calls
     labels, reps, calls = answer_classes([c.answer for c in candidates], equal)
     table = [{"answer": r, "count": 0, "weight": 0.0, "members": []} for r in reps]
     for i, (c, lab) in enumerate(zip(candidates, labels, strict=True)):

@@ -47,7 +47,8 @@ def test_config_resolves_defaults():
     assert (c.final_agg, c.select) == ("prod", "weighted_vote")
     assert SearchConfig(strategy="majority").select == "majority"
     assert SearchConfig(strategy="beam", final_agg="last").final_agg == "last"
-    assert set(STRATEGIES) == {"best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter"}
+    assert set(STRATEGIES) == {"best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter",
+                               "adaptive"}
 
 
 # ---- selection ----------------------------------------------------------------------
