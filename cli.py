@@ -1,4 +1,4 @@
-"""Command line: `python cli.py {search,pool,sweep,score,train,eval,serve-scorer,models} ...`.
+"""Command line: `python cli.py {search,pool,sweep,score,train,eval,serve,view,serve-scorer,models} ...`.
 
 Each subcommand's arguments and handler live in the package that does the work
 (`search/cli.py`, `eval/cli.py`, `rewards/cli.py`, `policies/cli.py`); those modules
@@ -20,6 +20,8 @@ COMMANDS = {
     "score": ("rewards.cli", "score the solutions in a JSONL file with a reward model"),
     "train": ("rewards.train_cli", "train an ORM, PRM or TinyRM scorer from labelled data"),
     "eval": ("eval.cli", "benchmarks: scorers on ProcessBench / pairs, verifier agreement"),
+    "serve": ("search.server", "serve test-time search as an OpenAI-compatible model (/v1/chat/completions)"),
+    "view": ("eval.view", "write a self-contained HTML page of a run's search trees (scores, pruning, votes)"),
     "serve-scorer": ("rewards.server", "serve a scorer over HTTP (POST /score) for other agents and nodes"),
     "models": ("policies.cli", "prepare and inspect policy models (convert the embedded default)"),
 }
