@@ -193,7 +193,7 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
                conf: str = "group32", window: int = 32, keep_low: float = 10.0, keep_high: float = 90.0,
                warmup: int = 4, stops: Sequence[str] = ("beta0.95", "cbeta0.95", "agree0.75", "cagree0.95"),
                first: int = 2, step: int | None = 1, agree_first: int = 4, alloc_first: int = 2,
-               alloc_ks: Sequence[int] = (4, 6, 8), alloc_weighting: str = "conf", draws: int = 2000) -> dict:
+               alloc_ks: Sequence[int] = (4, 6, 8, 12), alloc_weighting: str = "conf", draws: int = 2000) -> dict:
     """Every row of the module docstring on `probs`; a JSON-able dict (arrays dropped)."""
     from search.adaptive import weighted
     from search.confidence import summary
@@ -211,7 +211,7 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
         return m[:, 0], m[:, 1], m[:, 2]
 
     rows = []
-    ks = metrics.k_values(n)
+    ks = sorted(set(metrics.k_values(n)) | {k for k in alloc_ks if 1 <= k <= n})
     for k in ks:
         for rule, label in (("majority", "maj"), ("weighted_vote", f"weighted({conf})"),
                             (f"top{keep_low:g}_weighted", f"top{keep_low:g}%+weighted({conf})"),
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--step", default="1", help="adaptive beta rules: samples per later round, or 'double'")
     p.add_argument("--agree-first", type=int, default=4, help="adaptive agree rules: first round (then doubling)")
     p.add_argument("--alloc-first", type=int, default=2, help="allocation: first-round samples per problem")
-    p.add_argument("--alloc-k", default="4,6,8", help="allocation: budgets equal to maj@k's total tokens")
+    p.add_argument("--alloc-k", default="4,6,8,12", help="allocation: budgets equal to maj@k's total tokens")
     p.add_argument("--alloc-weighting", choices=("conf", "none"), default="conf")
     p.add_argument("--limit", type=int, default=None, help="first N graded problems only")
     args = p.parse_args(argv)
