@@ -443,3 +443,16 @@ def test_search_cli_select_choices_come_from_the_registry():
     assert p.parse_args(["--round-size", "double"]).round_size is None
     with pytest.raises(SystemExit):
         p.parse_args(["--select", "top0_weighted"])
+
+
+def test_adaptive_through_the_runner_writes_every_sample(tmp_path):
+    from search.runner import run_search
+
+    policy = FakePolicy(_answer_script({"easy": ["7"], "split": ["1", "2"]}))
+    cfg = SearchConfig(strategy="adaptive", n=6, stop="beta0.95")
+    probs = [{"id": "e", "problem": "easy", "answer": "7"}, {"id": "s", "problem": "split", "answer": "2"}]
+    s = run_search(probs, policy, None, cfg, out=tmp_path / "a.jsonl")
+    recs = {r["id"]: r for r in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines())}
+    assert len(recs["e"]["candidates"]) == 4 and len(recs["s"]["candidates"]) == 6
+    assert recs["e"]["config"]["search"]["stop"] == "beta0.95"
+    assert s["totals"]["generated_tokens"] == 10 * 5
