@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from verifiers import VerifyConfig, grade  # noqa: E402
+from verifiers.extract import extract_gold  # noqa: E402
 from verifiers.normalize import normalize  # noqa: E402
 
 GOLDS = ["5", "-3", "\\frac{1}{2}", "0.25", "x^2+1", "(1,2]", "\\{1,2,3\\}", "2\\sqrt{2}",
@@ -115,7 +116,7 @@ def _case(rng: random.Random) -> tuple[str, str]:
     if family == "boxed":
         return gold, f"We compute it.\nSo the answer is $\\boxed{{{_mutate(rng, gold)}}}$."
     bad_gold = rng.choice([_bomb, _nest, _soup, _unicode])(rng)
-    if not normalize(bad_gold[:2000]).strip():
+    if not normalize(extract_gold(bad_gold)[:2000]).strip():
         bad_gold = "1" + bad_gold  # a gold that normalises to nothing is another issue's case
     return bad_gold, f"The answer is $\\boxed{{{rng.choice(GOLDS)}}}$."
 

@@ -134,6 +134,14 @@ WHOLE_SOLUTION_GOLDS = [  # golds that are whole solutions: their marked answer 
 ]
 
 
+def test_gold_whose_mark_reads_as_nothing_stays_whole():
+    """Fuzz case: a gold marking only `\\$` extracted to a blank gold, and grade raised."""
+    gold = "991\\[$+\\right)y^\\circ\\frac&\\{^\\circ\\infty\\,~y.5%\\]\\right)x"
+    assert grade(gold, "The answer is $\\boxed{(1,2]}$.").status in ("wrong", "unparsable")
+    assert grade("The answer is \\fbox{\\$} and 5", "5").status in ("correct", "wrong",
+                                                                    "unparsable")
+
+
 def test_unmarked_prose_gold_stays_whole():
     from verifiers.extract import extract_gold
 

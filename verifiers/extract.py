@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .normalize import normalize
+
 __all__ = ["extract_answer", "extract_gold", "clean_extracted", "is_bare_answer"]
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
@@ -261,4 +263,4 @@ def extract_gold(gold: str) -> str:
     if is_bare_answer(gold) and "\\boxed" not in gold and "\\fbox" not in gold:
         return gold
     got = _marked(gold)
-    return got or gold
+    return got if got and normalize(got) else gold  # never a mark that reads as nothing

@@ -17,6 +17,7 @@ import atexit
 import collections
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -81,16 +82,13 @@ class _Worker:
         return self.proc.poll()
 
     def kill(self, wait: bool = True) -> None:
-        """SIGKILL the worker; with wait=False it is reaped by a background thread, so a
-        caller past its deadline returns at once (a killed process can take seconds to
-        exit on a loaded machine)."""
+        """SIGKILL the worker. With wait=False the caller does not wait for the exit (a
+        killed process can take a while to go on a loaded machine): subprocess reaps it
+        at a later Popen, so a caller past its deadline returns at once."""
         try:
             self.proc.kill()
             if wait:
                 self.proc.wait(timeout=5)
-            else:
-                threading.Thread(target=self.proc.wait, name="verifiers-reap",
-                                 daemon=True).start()
         except (OSError, subprocess.TimeoutExpired):
             pass
         for c in (self.__dict__.get("tx"), self.__dict__.get("rx")):
@@ -99,6 +97,19 @@ class _Worker:
                     c.close()
                 except OSError:
                     pass
+
+    def retire(self) -> None:
+        """Ask the worker to exit and return at once (it exits on reading None)."""
+        try:
+            self.tx.send(None)
+        except (OSError, ValueError):
+            self.kill(wait=False)
+            return
+        for c in (self.tx, self.rx):
+            try:
+                c.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
         try:
@@ -115,7 +126,9 @@ class WorkerPool:
     `max_workers` processes are kept; when callers in other threads find them all busy,
     the pool grows up to `grow_to` so that a quick request never queues behind a slow
     one, and the extra workers exit when they fall idle with nobody waiting. Workers are
-    started by a background thread: a caller waits for one only until its deadline.
+    started by (at most _MAX_STARTING) background threads and killed workers are not
+    waited for: a caller waits for a worker only until its deadline, and returns as
+    soon as it passes.
     """
 
     def __init__(self, max_workers: int, grow_to: int | None = None) -> None:
@@ -130,6 +143,8 @@ class WorkerPool:
         self._queue: collections.deque[int] = collections.deque()  # tickets of waiting callers
         self._next_ticket = 0
         self._spawn_error: str | None = None
+        self._spawn_q: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._starters = 0
         self._closed = False
         self.killed = 0  # workers killed for overrunning (for tests and benchmarks)
         self.peak = 0  # most workers alive at once (for tests and benchmarks)
@@ -150,7 +165,16 @@ class WorkerPool:
         self._alive += 1
         self._starting += 1
         self.peak = max(self.peak, self._alive)
-        threading.Thread(target=self._spawn, name="verifiers-spawn", daemon=True).start()
+        # a long-lived starter thread picks the request up: the caller only enqueues
+        # (Thread.start() itself can block a starved caller for a long time)
+        self._spawn_q.put(True)
+        if self._starters < _MAX_STARTING:
+            self._starters += 1
+            threading.Thread(target=self._starter, name="verifiers-start", daemon=True).start()
+
+    def _starter(self) -> None:
+        while self._spawn_q.get():
+            self._spawn()
 
     def _spawn(self) -> None:
         try:
@@ -215,7 +239,7 @@ class WorkerPool:
                 self._idle.append(w)
                 self._cond.notify_all()
                 return
-        threading.Thread(target=w.close, name="verifiers-close", daemon=True).start()
+        w.retire()
 
     def _discard(self, w: _Worker) -> None:
         w.kill(wait=False)
@@ -265,6 +289,8 @@ class WorkerPool:
             idle, self._idle = self._idle, []
             self._alive -= len(idle)
             self._cond.notify_all()
+            for _ in range(self._starters):
+                self._spawn_q.put(False)  # the starter threads exit after pending starts
         for w in idle:
             w.close()
 
