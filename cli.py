@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 # subcommand -> (module holding add_arguments(parser) and run(args), one-line help)
@@ -58,12 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from policies.logs import setup_logging
     from policies.settings import set_engine_log_level
 
+    # our messages and library errors on the terminal; library warnings in runs/logs/ (-v: all)
+    hidden = setup_logging(args.verbose, log_file=f"runs/logs/{args.command}.log")
     set_engine_log_level(args.verbose)
     if getattr(args, "_missing", None):
         print(f"cli.py {args.command}: not available in this build ({args._missing} is missing)", file=sys.stderr)
@@ -78,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; results written so far are kept (rerun the same command to resume)", file=sys.stderr)
         return 130
+    finally:
+        hidden.report()
 
 
 if __name__ == "__main__":

@@ -57,5 +57,16 @@ def configure_cpu_engine_env() -> None:
 
 
 def set_engine_log_level(verbose: int) -> None:
-    """vLLM logs every engine detail at INFO; the CLI shows them only with -v."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    """Engine and library output, set before they are imported (policies/logs.py does
+    the Python-logging side). With -v: vLLM's own logging at INFO, everything on screen.
+    By default: vLLM's records go through Python logging (VLLM_CONFIGURE_LOGGING=0), where
+    the terminal shows their errors only and the log file everything; transformers shows
+    errors only; library progress bars (tqdm: weight loading, datasets) are off. A
+    variable the user set keeps its value."""
+    if verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        return
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
