@@ -181,9 +181,10 @@ def resolve_options(model: str, overrides, defaults: dict, served: Sequence[str]
         opts.update({k: v for k, v in overrides.items() if k != "tree"})
     reward = opts.pop("reward")
     if reward not in served:
+        by_body = overrides is not None and "reward" in overrides
         raise APIError(f"reward {reward!r} is not served here; this server serves {', '.join(served)} "
-                       "(start it with --rewards to add kinds)", param="model", code="model_not_found",
-                       status=404 if overrides is None or "reward" not in overrides else 400)
+                       "(start it with --rewards to add kinds)", 400 if by_body else 404,
+                       param="search" if by_body else "model", code=None if by_body else "model_not_found")
     try:
         config = SearchConfig(**{k: v for k, v in opts.items() if k in SEARCH_FIELDS})
     except (TypeError, ValueError) as e:

@@ -135,7 +135,8 @@ def test_streaming_returns_the_answer_in_one_chunk(client):
     ({"model": "beam", "messages": [{"role": "assistant", "content": "hi"}]}, "BadRequestError", "messages"),
     ({"model": "beam", "messages": PROBLEM, "n": 2}, "BadRequestError", "n"),
     ({"model": "beam-n3", "messages": PROBLEM}, "BadRequestError", "search"),
-    ({"model": "beam", "messages": PROBLEM, "extra_body": {"search": {"reward": "orm"}}}, "BadRequestError", "model"),
+    ({"model": "beam", "messages": PROBLEM, "extra_body": {"search": {"reward": "orm"}}}, "BadRequestError", "search"),
+    ({"model": "beam-orm", "messages": PROBLEM}, "NotFoundError", "model"),
     ({"model": "beam", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "BadRequestError",
      "messages[0].content"),
 ])
@@ -241,6 +242,16 @@ def test_serve_help_and_bad_options_without_an_engine():
                          (["--backend", "ray", "--rewards", "prm"], "one reward kind")):
         r = subprocess.run([sys.executable, "cli.py", "serve", *argv], cwd=root, capture_output=True, text=True)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_build_runner_builds_nothing_until_warm():
+    import cli
+    from search.server import build_runner
+
+    args = cli.build_parser().parse_args(["serve", "--reward", "none", "--rewards", "prm,none"])
+    runner = build_runner(args)
+    assert isinstance(runner, LocalSearch) and runner.rewards == ("none", "prm")
+    assert runner._policy is None and runner._scorers == {}  # no engine, no scorer loaded
 
 
 @pytest.mark.engine
