@@ -12,7 +12,7 @@
     cache cleared, worker already started);
 (c) worst case: wall time for 1,000 adversarial inputs through `grade_many`;
 (d) deadlines: extraction time of 40 KB and 200 KB adversarial texts (linear, in the
-    caller), and the slowest of 2-ms judges made from 8 threads while slow inputs
+    caller; best of 3), and the slowest of 2-ms judges made from 8 threads while slow inputs
     (killed at their 1 s deadline) hold workers: the wait for a worker counts.
 The 10,000-case seeded fuzz run is bench/verifier_fuzz.py.
 """
@@ -190,9 +190,11 @@ def part_d() -> None:
         worst, name = 0.0, ""
         for p in pieces:
             text = p * (size // len(p))
-            t0 = time.perf_counter()
-            extract_answer(text)
-            dt = time.perf_counter() - t0
+            dt = 1e9
+            for _ in range(3):  # best of 3: the machine is shared
+                t0 = time.perf_counter()
+                extract_answer(text)
+                dt = min(dt, time.perf_counter() - t0)
             if dt > worst:
                 worst, name = dt, p
         print(f"(d) extraction of {size // 1000} KB adversarial texts ({len(pieces)} kinds): "
