@@ -141,15 +141,15 @@ def _math_spans(text: str):
 def _last_math_span(text: str) -> tuple[str, int] | None:
     """(contents, end position) of the last complete math span, or None."""
     last = None
-    for last in _math_spans(text):
-        pass
+    for span in _math_spans(text):
+        last = span
     return last
 
 
 def _last_number(text: str) -> str | None:
     last = None
-    for last in _NUMBER_RE.finditer(_CALC_RE.sub(" ", text)):
-        pass
+    for m in _NUMBER_RE.finditer(_CALC_RE.sub(" ", text)):
+        last = m
     return last.group(0).replace(" ", "") if last else None
 
 
