@@ -1,4 +1,4 @@
-# make demo   - set up .venv (idempotent) and run a small search on 4 GSM8K problems
+# make demo   - set up .venv (idempotent); majority vote of 4 samples on 4 GSM8K problems with the 0.5B policy
 # make test   - set up .venv (idempotent) and run the test suite
 # make bench  - the benchmarks in bench/ (minutes to hours on CPU; see README)
 #
@@ -24,7 +24,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 
-DEMO_ARGS ?= --dataset gsm8k --limit 4 --strategy majority --reward none --n 4 --seed 0 --out runs/demo.jsonl
+DEMO_ARGS ?= --model qwen2.5-coder-0.5b --dataset gsm8k --limit 4 --strategy majority --reward none --n 4 --max-tokens 400 --seed 0 --out runs/demo.jsonl
 
 .PHONY: install install-1.5b demo test lint bench clean
 

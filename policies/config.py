@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 
 from policies import settings
 
-
 # Environment vLLM reads at import, set on CPU before vllm is imported (users who set a
 # variable themselves keep their value).
 # - VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine runs in-process; the separate
@@ -21,9 +20,14 @@ from policies import settings
 #   attribute 'finalize_loading'", vllm/compilation/decorators.py), so every start
 #   compiled again. The per-graph AOT artifacts load; bench/engine_start.py measures
 #   cold and warm starts and tok/s of each setting (README "Benchmarks").
+# - VLLM_CPU_NUM_OF_RESERVED_CPU=0: vLLM's automatic OpenMP binding keeps one core per
+#   worker free for an engine-core process; in-process there is none, so on 2 cores
+#   the model ran on one core (OpenMP threads and the scheduler all on CPU 1). With
+#   no reserved core the forward pass uses both (bench/engine_start.py, tok/s column).
 ENGINE_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_USE_MEGA_AOT_ARTIFACT": "0",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
 }
 
 

@@ -10,7 +10,14 @@ import shutil
 import pytest
 
 from policies import Completion
-from policies.pool import FORMAT, PoolFormatError, is_pool, read_pool, sample_record, step_token_ends
+from policies.pool import (
+    FORMAT,
+    PoolFormatError,
+    is_pool,
+    read_pool,
+    sample_record,
+    step_token_ends,
+)
 from search.pool import generate_pool
 from search.testing import FakePolicy
 
