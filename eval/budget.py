@@ -203,10 +203,10 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
     n = min(p.n for p in probs)
     f = summary(conf)
     W = [[f(c) if c else None for c in p.conf] for p in probs]
-    O = [orders(p, n_orders, seed) for p in probs]
+    ords = [orders(p, n_orders, seed) for p in probs]
 
     def per(fn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        res = np.array([[fn(j, p, o) for o in O[j]] for j, p in enumerate(probs)], dtype=float)  # (P, orders, 3)
+        res = np.array([[fn(j, p, o) for o in ords[j]] for j, p in enumerate(probs)], dtype=float)  # (P, orders, 3)
         m = res.mean(axis=1)
         return m[:, 0], m[:, 1], m[:, 2]
 
@@ -238,7 +238,7 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
             continue
         res = []
         for r in range(n_orders):
-            order_of = [O[j][r] for j in range(len(probs))]
+            order_of = [ords[j][r] for j in range(len(probs))]
             budget = float(sum(p.tokens[i] for p, o in zip(probs, order_of, strict=True) for i in o[:k]))
             res.append(replay_allocation(probs, order_of, budget=budget, first=alloc_first,
                                          weights_of=W if alloc_weighting == "conf" else None, draws=draws,
