@@ -456,3 +456,22 @@ def test_adaptive_through_the_runner_writes_every_sample(tmp_path):
     assert len(recs["e"]["candidates"]) == 4 and len(recs["s"]["candidates"]) == 6
     assert recs["e"]["config"]["search"]["stop"] == "beta0.95"
     assert s["totals"]["generated_tokens"] == 10 * 5
+
+
+def test_sweep_cli_conf_rows_and_rule_errors(tmp_path, capsys):
+    import cli
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in toy_pool()))
+    rc = cli.main(["sweep", str(path), "--conf", "group2,mean", "--select", "majority,top10_weighted",
+                   "--bootstrap", "100", "--out", str(tmp_path / "rep")])
+    assert rc == 0
+    summary_ = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary_["runs"][0]["aggs"] == ["confidence", "conf:group2", "conf:mean"]
+    assert "top10%+weighted@n" in (tmp_path / "rep" / "report.md").read_text()
+    capsys.readouterr()
+    for argv, msg in ((["--select", "top0_weighted"], "--select: select rule must be one of"),
+                      (["--conf", "group0"], "--conf: unknown confidence summary 'group0'")):
+        rc = cli.main(["sweep", str(path), *argv, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1
