@@ -9,8 +9,9 @@ orders) and charges exactly the generated tokens of what it drew. Stopped traces
 count up to and including the token at which they stopped. Answers are grouped and
 chosen by `search.select.select`, as in a search run. Rows:
 
-- ``maj@k`` / ``weighted@k`` / ``topP%+weighted@k``: the first k samples of each order
-  under majority, confidence-weighted vote, DeepConf filtering (the fixed-N curve);
+- ``maj@k`` / ``best-of@k`` / ``weighted@k`` / ``topP%+weighted@k``: the first k samples of
+  each order under majority, the most confident sample, the confidence-weighted vote,
+  DeepConf filtering (the fixed-N curves);
 - ``early-stop``: DeepConf online: `warmup` traces in full set the threshold
   (search.confidence.warmup_threshold, keep%), the other n - warmup traces stop when
   their sliding-window confidence falls below it; the surviving traces (warm-up ones
@@ -213,7 +214,7 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
     rows = []
     ks = sorted(set(metrics.k_values(n)) | {k for k in alloc_ks if 1 <= k <= n})
     for k in ks:
-        for rule, label in (("majority", "maj"), ("weighted_vote", f"weighted({conf})"),
+        for rule, label in (("majority", "maj"), ("argmax", f"best-of({conf})"), ("weighted_vote", f"weighted({conf})"),
                             (f"top{keep_low:g}_weighted", f"top{keep_low:g}%+weighted({conf})"),
                             (f"top{keep_high:g}_weighted", f"top{keep_high:g}%+weighted({conf})")):
             w = None if rule == "majority" else W
