@@ -275,6 +275,11 @@ def markdown(result: dict, title: str, command: str | None) -> str:
              f"results averaged over {result['settings']['n_orders']} sample orders (the stored one first). "
              "Accuracy [95% bootstrap interval over problems]; diff = accuracy minus the reference, with the "
              "paired bootstrap 95% interval.", ""]
+    if result.get("pool"):
+        pool = result["pool"]
+        model = ((pool.get("config") or {}).get("policy") or {}).get("model")
+        lines += [f"pool `{pool['path']}` ({model}): {pool['records']} problem records when measured, "
+                  f"{pool['graded']} graded.", ""]
     if command:
         lines += ["```bash", command, "```", ""]
     lines += ["| rule | accuracy | gen. tokens / problem | share of maj@n tokens | samples | vs | diff [95% CI] |",
@@ -358,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "config": pool[0].get("config")}
     command = "python -m eval.budget " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     result["command"] = command
+    import datetime
+
+    result["measured_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=1))
