@@ -178,11 +178,27 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _cached_sha256(path: Path, root: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) in `root`: a 0.5 GB GGUF is
+    hashed once, not at every engine start."""
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo = root / ".sha256" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = _sha256(path)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(digest)
+    os.replace(tmp, memo)
+    return digest
+
+
 def convert_gguf(gguf: Path, out_root: Path | None = None, *, dtype: str = "bfloat16") -> Path:
     """Dequantise a GGUF file into a safetensors HF checkpoint, once; return its directory."""
     out_root = Path(out_root or settings.cache_dir() / "models")
     out_root.mkdir(parents=True, exist_ok=True)
-    digest = _sha256(gguf)
+    digest = _cached_sha256(gguf, out_root)
     target = out_root / f"{gguf.stem}-{digest[:12]}-{dtype}"
     marker = target / "tts_math_source.json"
     if marker.exists():
