@@ -298,7 +298,7 @@ def plot(result: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     fixed = {}
     for r in result["rows"]:
         if r["kind"] == "fixed":
@@ -315,7 +315,7 @@ def plot(result: dict, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem")
     ax.set_ylabel("accuracy")
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
