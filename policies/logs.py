@@ -100,5 +100,11 @@ def setup_logging(verbose: int = 0, log_file: str | Path | None = None, stream=N
         h._tts_math = True
         root.addHandler(h)
     root.setLevel(min(level, logging.INFO) if path else level)
+    vl = logging.getLogger("vllm")
+    if vl.handlers:  # vLLM set up its own logging when it was imported before us: take it over
+        for h in list(vl.handlers):
+            vl.removeHandler(h)
+        vl.propagate = True
+        vl.setLevel(logging.NOTSET)
     logging.captureWarnings(True)
     return Hidden(flt, path)
