@@ -615,8 +615,10 @@ def _same_run(a: list[dict], b: list[dict], max_tokens: int, share: float) -> fl
                 equal += 1  # the same text: the same tokens, answer and verdict
                 for k in ("generated_tokens", "answer", "verdict", "finish_reason"):
                     assert cx[k] == cy[k], k
-                # a sum over every token: batch-dependent rounding adds up along the text
-                assert cx["logprob"] == pytest.approx(cy["logprob"], rel=0.01, abs=0.05)
+                # a sum over every token: batch-dependent rounding adds up along the text, and
+                # prompts served from the server's prefix cache (computed in other batches) shift
+                # it further: -50.20 vs -49.40 (1.6%) was seen for one equal 32-token text
+                assert cx["logprob"] == pytest.approx(cy["logprob"], rel=0.04, abs=0.1)
     assert equal >= share * total, f"only {equal} of {total} candidate texts are equal"
     return equal / total
 
