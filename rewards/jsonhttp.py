@@ -132,6 +132,35 @@ class JSONHTTPServer(ThreadingHTTPServer):
         super().server_close()
 
 
+class ServedApp:
+    """serve_forever / start on a thread / stop for an app that holds `self.httpd` (a
+    JSONHTTPServer); shared by the scorer and search servers. `close_resources` runs
+    after the listener is closed and before the serving thread is joined."""
+
+    httpd: JSONHTTPServer
+    _thread: threading.Thread | None = None
+    thread_name = "json-http-server"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self):
+        """Serve on a background thread (tests, embedding in another program)."""
+        self._thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def close_resources(self) -> None:
+        """What the app must close beside the listener (nothing by default)."""
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.close_resources()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
 class JSONHandler(BaseHTTPRequestHandler):
     """Request handler base: subclasses define `get(path)` and/or `post(path)`, each
     returning (status, JSON-able object); `self.read_json()` reads the body

@@ -46,6 +46,7 @@ from rewards.jsonhttp import (
     BadRequest,
     JSONHandler,
     JSONHTTPServer,
+    ServedApp,
     parse_json,
 )
 
@@ -93,7 +94,7 @@ def parse_request(body: bytes) -> dict:
     return out
 
 
-class ScorerServer:
+class ScorerServer(ServedApp):
     """Serve one scorer over HTTP (see the module docstring for the protocol).
 
     Args:
@@ -105,6 +106,8 @@ class ScorerServer:
         max_workers: connections served at once; backlog: connections the kernel queues
             beyond them (see rewards/jsonhttp.py).
     """
+
+    thread_name = "scorer-server"
 
     def __init__(self, scorer, *, host: str = "127.0.0.1", port: int = 8100, max_body_mb: float = 64.0,
                  max_workers: int = DEFAULT_WORKERS, backlog: int = DEFAULT_BACKLOG) -> None:
@@ -146,20 +149,6 @@ class ScorerServer:
         delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
         return {"scores": [[float(x) for x in s] for s in scores], "stats": delta}
 
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
-
-    def start(self) -> ScorerServer:
-        """Serve on a background thread (tests, embedding in another program)."""
-        self._thread = threading.Thread(target=self.serve_forever, name="scorer-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 def _stats_dict(scorer) -> dict:

@@ -66,6 +66,7 @@ from rewards.jsonhttp import (
     JSONHandler,
     JSONHTTPServer,
     RawBody,
+    ServedApp,
 )
 from search.config import SELECT_RULES, STRATEGY_NAMES
 
@@ -509,7 +510,7 @@ def as_stream(reply: dict, include_usage: bool) -> RawBody:
 
 # ---- the server ------------------------------------------------------------------------
 
-class SearchServer:
+class SearchServer(ServedApp):
     """Serve test-time search behind the OpenAI API (see the module docstring).
 
     Args:
@@ -524,6 +525,8 @@ class SearchServer:
         request_timeout_s: a request waiting longer for its search gets 504.
         max_workers, backlog, max_body_mb: see rewards/jsonhttp.py.
     """
+
+    thread_name = "search-server"
 
     def __init__(self, runner, *, defaults: dict, host: str = "127.0.0.1", port: int = 8000,
                  api_key: str | None = None, batch_window_s: float = 0.02, max_batch_problems: int = 64,
@@ -598,21 +601,8 @@ class SearchServer:
         records, delim, exts = self.search(texts, body, _COMPLETION_FIELDS, [])
         return _maybe_stream(completion_reply(body["model"], records, delim, exts), body)
 
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
-
-    def start(self) -> SearchServer:
-        """Serve on a background thread (tests, embedding in another program)."""
-        self._thread = threading.Thread(target=self.serve_forever, name="search-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def close_resources(self) -> None:
         self.batcher.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 def _object(body) -> dict:
