@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from policies.pool import FORMAT, sample_record
-from search.runner import INVALID_GOLD, RunFile, gold_problem, package_versions
+from search.runner import INVALID_GOLD, RunFile, check_golds, package_versions
 from search.types import Problem, as_problems
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ def generate_pool(
     log.info("pool %s: %d problems to sample (%d already in the file)", out, len(todo), len(problems) - len(todo))
     for b in range(0, len(todo), batch_problems):
         batch = todo[b : b + batch_problems]
-        gradable = [p for p in batch if p.gold is None or gold_problem(p.gold) is None]
+        bad = check_golds(batch)  # {id: why} for golds the verifier cannot grade (warned once each)
+        gradable = [p for p in batch if p.id not in bad]
         t0 = time.perf_counter()
         outs = policy.sample([p.text for p in gradable], n=n, seed=seed) if gradable else []
         wall = time.perf_counter() - t0
@@ -101,7 +102,7 @@ def generate_pool(
             rec = {"format": FORMAT, "id": p.id, "problem": p.text, "gold": p.gold,
                    "source": (sources or {}).get(p.id), "config": identity}
             if comps is None:
-                rec.update(samples=[], status=INVALID_GOLD, detail=gold_problem(p.gold))
+                rec.update(samples=[], status=INVALID_GOLD, detail=bad[p.id])
             else:
                 samples = [sample_record(c, delim) for c in comps]
                 grade_samples(p.gold, samples)
