@@ -21,7 +21,7 @@ BACKENDS = ("inprocess", "openai", "ray")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from policies.datasets import NAMES as DATASETS  # the registries: plain data, no heavy imports
     from rewards.aggregators import names as agg_names
-    from rewards.kinds import SCORER_KINDS
+    from rewards.kinds import SCORER_KINDS, kinds_help
     from search.select import PATTERNS, RULES
     from search.stopping import PATTERNS as STOP_PATTERNS
     from search.stopping import STOP_RULES
@@ -51,8 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
     g.add_argument("--reward", choices=SCORER_KINDS, default=None,
-                   help="scorer; 'none' (default) = no scorer (rank by policy confidence), 'verifier' = oracle "
-                        "from golds; with --scorer-endpoint: the served kind (checked against the server)")
+                   help=f"scorer (default none). {kinds_help()}. With --scorer-endpoint: the served kind "
+                        "(checked against the server)")
     g.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="gsm8k", help=f"{', '.join(DATASETS)} or a JSONL path")

@@ -97,8 +97,8 @@ class APIError(BadRequest):
 
 # ---- model names ------------------------------------------------------------------
 
-_ALIASES = {"best-of-n": "best_of_n", "weighted-majority": "weighted_majority",
-            "particle-filter": "particle_filter", "weighted-vote": "weighted_vote"}
+# "-" separates a name's parts, so names with "_" are also read with "-" (best-of-n)
+_ALIASES = {name.replace("_", "-"): name for name in (*STRATEGY_NAMES, *RULES) if "_" in name}
 _NUMBERS = {"n": "n", "m": "beam_width", "steps": "max_steps", "b": "node_budget", "seed": "seed"}
 NAME_GRAMMAR = ("STRATEGY[-REWARD][-AGG][-nN][-mM][-stepsS][-bB][-seedS][-SELECT][-final_AGG], e.g. "
                 "beam-prm-min-n8; STRATEGY: " + ", ".join(STRATEGY_NAMES) + "; REWARD: " + ", ".join(REWARDS)

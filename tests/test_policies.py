@@ -116,6 +116,37 @@ def test_datasets_record_shape():
     assert len(load_problems("gsm8k")) == 1319 and len(load_problems("math500")) == 500
 
 
+def test_heldout_slices_are_registry_entries():
+    from policies.datasets import HELDOUT, DatasetError, is_heldout, load_problems
+
+    assert HELDOUT == ("gsm8k-heldout200", "math500-heldout100")
+    g = load_problems("gsm8k-heldout200")
+    assert g == load_problems("gsm8k", offset=1000, limit=200)  # ids and source of the dataset itself
+    assert load_problems("gsm8k-heldout200", offset=10, limit=3) == g[10:13]
+    with pytest.raises(DatasetError, match="past the end of gsm8k-heldout200 \\(200 problems\\)"):
+        load_problems("gsm8k-heldout200", offset=200)
+    m = load_problems("math500-heldout100")
+    assert len(m) == 100 and sorted({r["level"] for r in m}) == [1, 2, 3, 4, 5]
+    assert all(sum(r["level"] == lvl for r in m) == 20 for lvl in range(1, 6))
+    assert is_heldout(g[0]["problem"]) and not is_heldout(load_problems("gsm8k", limit=1)[0]["problem"])
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("math500", "q", None, None), "--problem-field applies to JSONL datasets only"),
+    (("gsm8k-heldout200", None, "a", None), "--answer-field applies to JSONL datasets only"),
+    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, math-train .* gsm8k is bundled"),
+    (("gsm8k-heldout200", None, None, "/d"), "gsm8k-heldout200 is a held-out slice of bundled data"),
+    (("my.jsonl", None, None, "/d"), "my.jsonl is a file path"),
+])
+def test_dataset_options_that_do_not_apply_are_refused(args, msg):
+    from policies.datasets import check_options
+
+    with pytest.raises(ValueError, match=msg):
+        check_options(*args)
+    check_options("gsm8k-train", data_dir="/d")  # read from the shared folder: --data-dir applies
+    check_options("my.jsonl", "q", "a")
+
+
 def test_train_splits_read_from_a_path(shared_data_dir):
     from policies.datasets import load_problems
 
