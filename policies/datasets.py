@@ -139,6 +139,13 @@ class Slice:
     heldout: bool = True
     """Reports are measured on it and no training may use it."""
 
+    def __post_init__(self) -> None:
+        if self.per_level is not None and (self.offset or self.limit is not None):
+            raise ValueError(f"Slice of {self.of!r}: per_level or offset/limit, not both")
+        for name, v, low in (("offset", self.offset, 0), ("limit", self.limit, 1), ("per_level", self.per_level, 1)):
+            if v is not None and (not isinstance(v, int) or v < low):
+                raise ValueError(f"Slice of {self.of!r}: {name} must be an int >= {low}, got {v!r}")
+
     @property
     def dataset(self) -> Dataset:
         return _dataset(self.of)

@@ -42,6 +42,11 @@ class Strategy:
     width_multiple: bool = False
     """n must be a multiple of beam_width."""
 
+    def __post_init__(self) -> None:
+        module, sep, attr = self.function.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f'function must read "module:function", e.g. "search.beam:beam", got {self.function!r}')
+
     @property
     def step_level(self) -> bool:
         """It grows solutions step by step (policy.extend) rather than sampling them whole."""
