@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def workload(n_problems: int):
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     return [r["problem"] for r in load_problems("gsm8k", limit=n_problems)]
 

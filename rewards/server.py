@@ -52,7 +52,6 @@ from rewards.jsonhttp import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
 _FIELDS = ("problems", "solutions", "golds", "references")
 
 
@@ -332,7 +331,9 @@ def _error_message(e) -> str:
 # ---- `python cli.py serve-scorer` ----------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reward", choices=KINDS, default="prm", help="scorer kind (as `search --reward`)")
+    from rewards.kinds import SCORER_KINDS, kinds_help  # plain data
+
+    p.add_argument("--reward", choices=SCORER_KINDS, default="prm", help=f"scorer kind: {kinds_help()}")
     p.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 serves other nodes)")
@@ -347,8 +348,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rewards import load_scorer
+    from rewards.kinds import MODEL_KINDS
 
-    options = {"device": args.device} if args.device and args.reward in ("prm", "orm", "tinyrm") else {}
+    options = {"device": args.device} if args.device and args.reward in MODEL_KINDS else {}
     for flag, v in (("--max-workers", args.max_workers), ("--backlog", args.backlog), ("--max-body-mb", args.max_body_mb)):
         if not v > 0:
             raise ValueError(f"{flag} must be > 0, got {v}")

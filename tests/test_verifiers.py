@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest -q tests/test_verifiers.py
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -25,13 +24,12 @@ from verifiers import (
 
 
 def data_dir() -> Path | None:
-    """shared/data next to the repo (or $TTS_DATA_DIR); None skips the data tests."""
-    env = os.environ.get("TTS_DATA_DIR")
-    here = Path(__file__).resolve()
-    for c in ([Path(env)] if env else []) + [p / "shared" / "data" for p in here.parents[:3]]:
-        if (c / "gsm8k").is_dir():
-            return c
-    return None
+    """The shared data folder ($TTS_MATH_DATA, else ../shared/data: policies.settings);
+    None skips the data tests."""
+    from policies import settings
+
+    d = settings.shared_data_dir()
+    return d if d is not None and (d / "gsm8k").is_dir() else None
 
 
 # ------------------------------------------------------------------ extraction
@@ -340,7 +338,7 @@ def test_config_is_hashable_and_frozen():
 # ------------------------------------------------------------------ real data
 
 DATA = data_dir()
-needs_data = pytest.mark.skipif(DATA is None, reason="shared/data not found (set TTS_DATA_DIR)")
+needs_data = pytest.mark.skipif(DATA is None, reason="shared/data not found (set TTS_MATH_DATA)")
 GSM_KEYS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
 
