@@ -9,18 +9,18 @@
 A drop-in for `VLLMPolicy`: both subclass `Policy` (policies/base.py), so prompts,
 argument checks and per-request seeds are identical (a seeded run sends the same
 requests); the same `Completion` records and the same `usage` ledger, read from each
-response's `usage` fields
-(`prompt_tokens`, `prompt_tokens_details.cached_tokens`; vLLM reports the latter
-only when started with `--enable-prompt-tokens-details`, else cached is 0).
+response's `usage` fields (`prompt_tokens`, `prompt_tokens_details.cached_tokens`;
+vLLM reports the latter only when started with `--enable-prompt-tokens-details`,
+else cached is 0).
 Prompts are chat-formatted locally with the model's tokenizer and sent as plain
 strings to `/v1/completions`.
 
 Transport: the project's JSON client (policies/jsonclient.py: async httpx on its own
-event-loop thread), at most `concurrency` requests in flight per endpoint. Requests of one problem go to one
-endpoint (its "home", assigned to the least-loaded endpoint when the problem is
-first seen), and requests are issued grouped by prompt, so a server's prefix
-cache holds each problem's prompt and steps. Connection errors, timeouts, 429 and
-5xx are retried with exponential backoff, moving to the next endpoint on each
+event-loop thread), at most `concurrency` requests in flight per endpoint. Requests of
+one problem go to one endpoint (its "home", assigned to the least-loaded endpoint when
+the problem is first seen), and requests are issued grouped by prompt, so a server's
+prefix cache holds each problem's prompt and steps. Connection errors, timeouts, 408,
+425, 429 and 5xx are retried with exponential backoff, moving to the next endpoint on each
 retry, until `retry_timeout_s` has passed; other 4xx answers raise at once with
 the server's message. Only a successful response's usage is counted, so a retry
 never counts twice. Generation with a seed is reproducible across retries and
@@ -97,8 +97,6 @@ class OpenAIPolicy(Policy):
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
             raise ValueError("endpoints must name at least one server, e.g. http://127.0.0.1:8000/v1.")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
         if retry_timeout_s < 0 or timeout_s <= 0:
             raise ValueError("timeout_s must be > 0 and retry_timeout_s >= 0.")
         super().__init__(model, sampling=sampling, prompt_style=prompt_style, system_prompt=system_prompt,
