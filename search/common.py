@@ -235,6 +235,8 @@ def finalize(
 
 
 def new_ledgers(policy, scorer, count: int) -> list[Ledger]:
+    if not count:  # no problems: the parameter counts (an engine start) are not needed
+        return []
     pp = int(getattr(policy, "num_parameters", 0) or 0)
     sp = int(getattr(scorer, "num_parameters", 0) or 0) if scorer is not None else 0
     return [Ledger(policy_params=pp, scorer_params=sp) for _ in range(count)]
