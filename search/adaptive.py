@@ -17,13 +17,12 @@ cagreeT, never): Adaptive-Consistency's Beta rule and DeepConf's consensus rule.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from search import common
 from search.config import SearchConfig
 from search.stopping import stop_rule
-from search.types import Candidate, as_problems
+from search.types import Candidate
 
 
 def schedule(first: int, step: int | None, n_max: int) -> list[int]:
@@ -46,46 +45,26 @@ def adaptive(problems, policy, scorer, config: SearchConfig, *, on_done=None, eq
     if config.strategy != "adaptive":
         config = replace(config, strategy="adaptive")
     rule = stop_rule(config.stop)
-    t0 = time.perf_counter()
-    probs = as_problems(problems)
-    if not probs:
+    run = common.SearchRun(problems, policy, scorer, config, on_done=on_done, equal=equal)
+    if not run.probs:
         return []
-    ledgers = common.new_ledgers(policy, scorer, len(probs))
-    delim = common.delimiter(policy)
-    cands: list[list[Candidate]] = [[] for _ in probs]
-    results: list = [None] * len(probs)
-    open_ = list(range(len(probs)))
+    cands: list[list[Candidate]] = [[] for _ in run.probs]
     have = 0
     for r, total in enumerate(schedule(config.first_round, config.round_size, config.n)):
-        m = total - have
+        open_ = run.open()
+        rows = run.sample_candidates(open_, total - have, run.seed("round", r))
         have = total
-        sub = [probs[p] for p in open_]
-        outs = common.sample(policy, sub, m, common.call_seed(config, "round", r), [ledgers[p] for p in open_])
-        items = []
-        for p, comps in zip(open_, outs, strict=True):
-            for c in comps:
-                reason = "eos" if c.finish_reason == "stop" else (c.finish_reason or "unknown")
-                cand = Candidate(steps=common.split_steps(c.text, delim), finish_reason=reason,
-                                 generated_tokens=c.generated_tokens, logprob=c.cumulative_logprob)
-                cands[p].append(cand)
-                items.append((p, cand))
-        scores = common.score(scorer, probs, [(p, c.steps) for p, c in items], ledgers)
-        for (_, c), s in zip(items, scores, strict=True):
-            c.scores = s
-        still = []
+        for p, row in zip(open_, rows, strict=True):
+            cands[p] += row
         for p in open_:
             row = cands[p]
             for c in row:
-                c.answer = extract_answer(c.text(delim)) if c.steps else None
+                c.answer = extract_answer(c.text(run.delim)) if c.steps else None
                 c.value = common.value_of(c.scores, config.final_agg, c.logprob, c.generated_tokens)
             labels, _reps, calls = answer_classes([c.answer for c in row], equal)
-            ledgers[p].verifier_calls += calls
+            run.ledgers[p].verifier_calls += calls
             if total >= config.n or rule(labels, [c.value for c in row]):
-                results[p] = common.finalize(probs[p], row, config, ledgers[p], delim=delim, equal=equal,
-                                             t0=t0, on_done=on_done)
-            else:
-                still.append(p)
-        open_ = still
-        if not open_:
+                run.close(p, row)
+        if not run.open():
             break
-    return results
+    return run.results

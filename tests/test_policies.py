@@ -217,6 +217,16 @@ def test_extend_stops_at_delimiter_and_reuses_the_prefix_cache(engine_policy):
     assert u.generated_tokens > 0 and u.cached_tokens > 0
 
 
+def test_both_policies_share_one_base_with_one_hook():
+    from policies import Policy, VLLMPolicy
+    from policies.openai_backend import OpenAIPolicy
+
+    assert Policy.__abstractmethods__ == {"_generate"}
+    assert issubclass(VLLMPolicy, Policy) and issubclass(OpenAIPolicy, Policy)
+    for name in ("sample", "extend", "format_prompt", "prefix", "num_parameters"):
+        assert name not in vars(OpenAIPolicy) and name not in vars(VLLMPolicy)
+
+
 def test_per_prompt_counts_are_checked():
     from policies.vllm_policy import per_prompt_counts
 

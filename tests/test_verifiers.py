@@ -450,3 +450,32 @@ def test_agreement_report_with_injected_grader(tmp_path):
     except ImportError:
         with pytest.raises(ImportError, match="pip install"):
             main([str(f)])
+
+
+def test_lru_cache_bounds_by_count_or_weight_and_get_refreshes():
+    from verifiers.lru import LRUCache
+
+    c = LRUCache(2)
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.get("a") == 1  # a is now the most recently used
+    c.put("c", 3)  # drops b
+    assert "b" not in c and c.peek("a") == 1 and len(c) == 2
+    assert c.peek("b", "gone") == "gone"
+    c.peek("c")  # peek does not refresh: a, c -> c is still the newest
+    c.put("d", 4)  # drops a
+    assert "a" not in c and [c.peek(k) for k in "cd"] == [3, 4]
+    kv = LRUCache(10, weigh=len)  # bounded by total weight (e.g. tokens held)
+    kv.put("x", "123456")
+    kv.put("y", "1234")
+    assert kv.weight == 10
+    kv.put("z", "12")  # drops x, the oldest
+    assert "x" not in kv and kv.weight == 6
+    kv.put("huge", "x" * 11)  # heavier than the capacity: not kept, nothing dropped
+    assert "huge" not in kv and kv.weight == 6
+    kv.put("y", "1")  # replacing an entry re-weighs it
+    assert kv.weight == 3
+    kv.clear()
+    assert len(kv) == 0 and kv.weight == 0
+    with pytest.raises(ValueError, match="capacity must be an int >= 0"):
+        LRUCache(-1)
