@@ -5,6 +5,8 @@
     python cli.py eval scorer --reward orm --bench gsm8k-pairs --limit 200
     python cli.py eval scorer --reward prm --agg min --bench bon-pool --data runs/x.jsonl
     python cli.py eval verifier-agreement FILE.jsonl [--limit N] [--show 50] [--json OUT]
+    python cli.py eval score-pool --reward probe --pool pools/x.jsonl.gz --out runs/scored/x-probe.jsonl
+    python cli.py eval pool-table runs/scored/x-probe.jsonl runs/scored/x-orm.jsonl --out reports/x-table
 
 `eval scorer` prints a table and writes the full result (data file, limit,
 threshold and how it was chosen, scorer metadata, intervals) as JSON to --out.
@@ -43,6 +45,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--out", default=None, help="result JSON (default reports/scorer-BENCH-REWARD.json)")
+    sp = sub.add_parser("score-pool", help="score every sample of a stored pool once (resumable)",
+                        description="Write the pool again with each sample's scores (eval/score_pool.py); "
+                                    "`sweep` and `eval pool-table` then read them without any model.")
+    sp.add_argument("--reward", choices=SCORER_KINDS, required=True, help="scorer kind")
+    sp.add_argument("--scorer-model", default=None, help="scorer checkpoint (default: the kind's default)")
+    sp.add_argument("--pool", required=True, help="pool file written by `cli.py pool` (.jsonl or .jsonl.gz)")
+    sp.add_argument("--out", required=True, help="scored pool (.jsonl; rerun to resume)")
+    sp.add_argument("--limit", type=int, default=None, help="first N problems")
+    sp.add_argument("--batch-problems", type=int, default=2, help="problems per score() call (default 2)")
+    pt = sub.add_parser("pool-table", help="scorers against pass@1 and maj@N on scored pools",
+                        description="RM@N and weighted@N per scorer and aggregator, with paired bootstrap "
+                                    "intervals against maj@N and pass@1 (eval/score_pool.py).")
+    pt.add_argument("pools", nargs="+", help="scored pools of the same problems")
+    pt.add_argument("--agg", default="min,last,mean,prod", help="aggregators for step scores (default "
+                                                                 "min,last,mean,prod)")
+    pt.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    pt.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
     v = sub.add_parser("verifier-agreement", help="our grader vs Math-Verify on (gold, prediction) JSONL",
                        description="Grade JSONL (gold, prediction) pairs with ours and with Math-Verify.")
     v.add_argument("file", help="JSONL with gold/answer and prediction/solution fields")
@@ -72,7 +92,65 @@ def run(args: argparse.Namespace) -> int:
         if args.json_out:
             argv += ["--json", args.json_out]
         return main(argv)
+    if args.eval_command == "score-pool":
+        return run_score_pool(args)
+    if args.eval_command == "pool-table":
+        return run_pool_table(args)
     return run_scorer(args)
+
+
+def run_score_pool(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from eval.score_pool import score_pool
+    from rewards import load_scorer
+
+    if not Path(args.pool).is_file():
+        raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
+    for flag, v in (("--limit", args.limit), ("--batch-problems", args.batch_problems)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    if Path(args.out).suffix == ".gz":
+        raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    scorer = load_scorer(args.reward, model=args.scorer_model)
+    reward = {**scorer.describe(), "model": args.scorer_model}
+    t0 = time.perf_counter()
+
+    def show(done, total):
+        el = time.perf_counter() - t0
+        print(f"score-pool: {done}/{total} problems, {el:.0f} s", file=sys.stderr, flush=True)
+
+    n = score_pool(args.pool, scorer, args.out, reward=reward, batch_problems=args.batch_problems,
+                   limit=args.limit, on_batch=show)
+    print(f"scored {n} problems into {args.out} ({time.perf_counter() - t0:.0f} s; "
+          f"{scorer.stats.tokens_scored} tokens through the scorer)")
+    return 0
+
+
+def run_pool_table(args: argparse.Namespace) -> int:
+    from eval.score_pool import pool_table, table_markdown
+    from rewards.aggregators import get
+
+    aggs = [a for a in args.agg.split(",") if a]
+    for a in aggs:
+        get(a)
+    for p in args.pools:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p}: no such file; score a pool with `cli.py eval score-pool`")
+    t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed)
+    import shlex
+    import sys
+
+    cmd = "python cli.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    md = table_markdown(t, cmd)
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps({**t, "command": cmd}, indent=1) + "\n")
+        out.with_suffix(".md").write_text(md)
+    return 0
 
 
 def run_scorer(args: argparse.Namespace) -> int:

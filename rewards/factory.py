@@ -65,6 +65,8 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
         ``rewards.vllm_backend``.
       tinyrm: see ``rewards.tinyrm.TinyRMScorer`` (``prefix``, ``tournament``, ``rounds``,
         ``peft``, ``device``, ``token_budget``, ``max_length``).
+      probe: ``token_budget`` (8192), ``dtype`` ("bfloat16"); `model` is a probe directory
+        (default: the shipped one, see ``rewards.probe``).
       verifier: ``max_workers``. none: ``value`` (0.5).
     """
     if kind not in SCORER_KINDS:
@@ -75,6 +77,10 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
         from .oracle import VerifierScorer
 
         return VerifierScorer(**options)
+    if kind == "probe":
+        from .probe import ProbeScorer, default_probe
+
+        return ProbeScorer(model or default_probe(), **options)
     if kind == "tinyrm":
         from .tinyrm import load_tinyrm
 

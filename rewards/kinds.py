@@ -34,6 +34,8 @@ SCORER_KINDS: dict[str, ScorerKind] = {
                       train="train an outcome reward model (value head at the last token)"),
     "tinyrm": ScorerKind("TinyRM: a small encoder that judges solutions against each other", model=True,
                          train="train a TinyRM cloze judge (MLM '0'/'1' at the mask, both orders)"),
+    "probe": ScorerKind("a logistic head on the frozen policy's own hidden states (PRM or ORM by its card)",
+                        model=True),
     "verifier": ScorerKind("oracle: 1 when the answer equals the gold, else 0", needs_golds=True),
     "none": ScorerKind("no model (search ranks by the policy's confidence; `score` gives 0.5)"),
 }

@@ -44,7 +44,7 @@ from rewards.steps import join_steps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBE_FORMAT", "ProbeHead", "PolicyFeatures", "ProbeScorer", "is_probe_dir"]
+__all__ = ["PROBE_FORMAT", "ProbeHead", "PolicyFeatures", "ProbeScorer", "default_probe", "is_probe_dir"]
 
 PROBE_FORMAT = "tts-math-probe/1"
 
@@ -265,6 +265,17 @@ def _decoder_layers(model):
         raise ValueError(f"{type(model).__name__}: no decoder layer list (.layers); the probe reads "
                          "decoder-only models (Llama, Qwen2, ...)")
     return layers
+
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "defaults" / "probe"
+
+
+def default_probe() -> Path:
+    """The shipped probe (rewards/defaults/probe), or a one-line error naming the fix."""
+    if not is_probe_dir(DEFAULT_DIR):
+        raise FileNotFoundError(f"no shipped probe at {DEFAULT_DIR}; pass --scorer-model DIR (a directory "
+                                "written by `cli.py train probe`)")
+    return DEFAULT_DIR
 
 
 class ProbeScorer(Scorer):

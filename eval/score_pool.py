@@ -1,0 +1,210 @@
+"""Score a stored sample pool once, then compare selection rules without any model.
+
+    python cli.py eval score-pool --reward probe --scorer-model rewards/defaults/probe \\
+        --pool pools/gsm8k-heldout200-n16.jsonl.gz --out runs/scored/heldout-probe.jsonl
+    python cli.py eval pool-table runs/scored/heldout-probe.jsonl [runs/scored/heldout-orm.jsonl ...]
+
+`score_pool` writes the pool's records again with every sample's raw scores
+(`samples[i]["scores"]`, one per step or one per solution) and the scorer's
+description (`record["reward"]`), appending as problems finish, so a rerun resumes.
+The output is still a pool (`tts-math-pool/1`): `cli.py sweep` reads it and replays
+every aggregator and selection rule on the stored scores.
+
+`pool_table` is the scorer table: per scored pool and aggregator, at N = the pool's n,
+RM@N (the highest-valued sample) and weighted@N (votes weighted by value) against
+pass@1 and maj@N on the same problems, with paired bootstrap intervals of the
+differences (resampling problems), and the outcome AUC and calibration error (ECE) of
+the aggregated value as P(correct).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eval import metrics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["score_pool", "pool_table", "table_markdown"]
+
+
+def _done_ids(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    done = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                done.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError):
+                continue  # a torn last line from an interrupted run: that problem is redone
+    return done
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line an interrupted run left without its newline."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: dict, batch_problems: int = 2,
+               limit: int | None = None, on_batch: Callable[[int, int], None] | None = None) -> int:
+    """Write the pool with every sample's scores to `out_path` (plain JSONL); resumes.
+
+    reward: what the records' `reward` field says (kind, model, ...). Returns the
+    number of problems scored by this call."""
+    from policies.pool import read_pool
+
+    if batch_problems < 1:
+        raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
+    out = Path(out_path)
+    if out.suffix == ".gz":
+        raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
+    done = _done_ids(out)
+    todo = [r for r in rows if r["id"] not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(out)
+    with open(out, "a", encoding="utf-8") as f:
+        for b in range(0, len(todo), batch_problems):
+            chunk = todo[b : b + batch_problems]
+            flat = [(r, s) for r in chunk for s in r["samples"]]
+            with_steps = [(r, s) for r, s in flat if s.get("steps")]
+            scores = scorer.score([r["problem"] for r, _ in with_steps], [s["steps"] for _, s in with_steps])
+            for (_, s), sc in zip(with_steps, scores, strict=True):
+                s["scores"] = [round(float(x), 6) for x in sc]
+            for _, s in flat:
+                s.setdefault("scores", [])
+            for r in chunk:
+                r["reward"] = reward
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            if on_batch:
+                on_batch(len(done) + b + len(chunk), len(rows))
+    return len(todo)
+
+
+def _problem_rows(pool: Sequence[dict], agg: str) -> list[dict]:
+    from eval.sweep import pool_as_records
+
+    out = []
+    for rec in pool_as_records(pool):
+        cands = rec["candidates"]
+        correct = [bool((c.get("verdict") or {}).get("correct")) for c in cands]
+        if any((c.get("verdict") or {}).get("status") == "invalid_gold" for c in cands):
+            continue
+        out.append({"id": rec["id"], "correct": correct, "values": metrics.candidate_values(cands, agg),
+                    "labels": metrics.answer_labels([c.get("answer") for c in cands])})
+    return out
+
+
+def _ci(x, n_boot, seed):
+    lo, hi = metrics.bootstrap_ci(x, n_boot=n_boot, seed=seed)
+    return [round(lo, 4), round(hi, 4)]
+
+
+def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = ("min", "last", "mean", "prod"),
+               n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None) -> dict:
+    """The scorer table over scored pools of the same problems (see module docstring).
+
+    ids: restrict to these problem ids (e.g. the problems every pool holds)."""
+    from policies.pool import read_pool
+
+    pools = {str(p): read_pool(p) for p in paths}
+    common = set.intersection(*({r["id"] for r in rows} for rows in pools.values()))
+    if ids is not None:
+        common &= set(ids)
+    if not common:
+        raise ValueError("the scored pools share no problem; score the same pool with each scorer")
+    base_rows = None
+    out_rows = []
+    for path, rows in pools.items():
+        rows = [r for r in rows if r["id"] in common]
+        rows.sort(key=lambda r: r["id"])
+        reward = rows[0].get("reward") or {"kind": "none"}
+        gran = "outcome" if all(len(s.get("scores") or []) <= 1 for r in rows for s in r["samples"]) else "step"
+        for agg in aggs if gran == "step" else ("last",):
+            probs = _problem_rows(rows, agg)
+            if base_rows is None:
+                base_rows = probs
+                n = len(probs[0]["correct"])
+                pass1 = [sum(p["correct"]) / len(p["correct"]) for p in probs]
+                maj = [metrics.select_correct(p["correct"], [None] * len(p["correct"]), p["labels"], "majority")
+                       for p in probs]
+                oracle = [float(any(p["correct"])) for p in probs]
+                base = {"problems": len(probs), "n": n,
+                        "pass@1": {"acc": float(np.mean(pass1)), "ci": _ci(pass1, n_boot, seed)},
+                        f"maj@{n}": {"acc": float(np.mean(maj)), "ci": _ci(maj, n_boot, seed)},
+                        f"pass@{n}": {"acc": float(np.mean(oracle)), "ci": _ci(oracle, n_boot, seed)}}
+            row = {"pool": path, "reward": reward, "agg": agg}
+            vals = np.array([v if v is not None else np.nan for p in probs for v in p["values"]])
+            ys = np.array([c for p in probs for c in p["correct"]], float)
+            ok = ~np.isnan(vals)
+            row["auc"] = _auc(vals[ok], ys[ok])
+            row["ece"] = _ece(vals[ok], ys[ok])
+            for rule, name in (("argmax", "rm"), ("weighted_vote", "weighted")):
+                x = [metrics.select_correct(p["correct"], p["values"], p["labels"], rule) for p in probs]
+                row[name] = {"acc": float(np.mean(x)), "ci": _ci(x, n_boot, seed),
+                             "minus_maj": _diff(x, maj, n_boot, seed), "minus_pass1": _diff(x, pass1, n_boot, seed)}
+            out_rows.append(row)
+    return {"baseline": base, "rows": out_rows, "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95},
+            "ids": sorted(common)}
+
+
+def _diff(x, y, n_boot, seed) -> dict:
+    lo, hi = metrics.paired_bootstrap(x, y, n_boot=n_boot, seed=seed)
+    return {"mean": round(float(np.mean(np.asarray(x) - np.asarray(y))), 4), "ci": [round(lo, 4), round(hi, 4)]}
+
+
+def _auc(s: np.ndarray, y: np.ndarray) -> float | None:
+    pos, neg = s[y == 1], s[y == 0]
+    if not len(pos) or not len(neg):
+        return None
+    # P(score of a correct sample > score of a wrong one), ties counted half
+    order = np.sort(neg)
+    lt = np.searchsorted(order, pos, side="left")
+    le = np.searchsorted(order, pos, side="right")
+    return round(float(((lt + le) / 2).sum() / (len(pos) * len(neg))), 4)
+
+
+def _ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float | None:
+    if not len(p) or p.min() < 0 or p.max() > 1:
+        return None  # values that are not probabilities (log-probs, confidences)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    return round(float(sum((idx == k).mean() * abs(p[idx == k].mean() - y[idx == k].mean())
+                           for k in range(bins) if (idx == k).any())), 4)
+
+
+def table_markdown(t: dict, command: str | None = None) -> str:
+    b = t["baseline"]
+    n = b["n"]
+
+    def acc(d):
+        return f"{d['acc']:.3f} [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}]"
+
+    def diff(d):
+        return f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+
+    lines = [f"{b['problems']} problems, N = {n}: pass@1 {acc(b['pass@1'])}, maj@{n} {acc(b[f'maj@{n}'])}, "
+             f"pass@{n} {acc(b[f'pass@{n}'])}", "",
+             f"| scorer | agg | RM@{n} | weighted@{n} | weighted - maj@{n} | RM - pass@1 | AUC | ECE |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in t["rows"]:
+        name = r["reward"].get("name") or r["reward"].get("kind")
+        lines.append(f"| {name} | {r['agg']} | {acc(r['rm'])} | {acc(r['weighted'])} | "
+                     f"{diff(r['weighted']['minus_maj'])} | {diff(r['rm']['minus_pass1'])} | "
+                     f"{r['auc'] if r['auc'] is not None else '-'} | {r['ece'] if r['ece'] is not None else '-'} |")
+    if command:
+        lines += ["", f"`{command}`"]
+    return "\n".join(lines) + "\n"

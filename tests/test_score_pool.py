@@ -1,0 +1,74 @@
+"""eval/score_pool.py: scoring a stored pool once (resumable) and the scorer table."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from eval.score_pool import pool_table, score_pool, table_markdown
+from rewards.base import Scorer
+
+
+class LengthScorer(Scorer):
+    """Step score = 0.9 when the step names the answer 7, else 0.2 (a perfect judge here)."""
+
+    kind = "fake"
+
+    def _score(self, problems, solutions, *, golds, references):
+        return [[0.9 if "7" in s else 0.2 for s in sol] for sol in solutions]
+
+
+def _pool(path, problems=5, n=4):
+    rows = []
+    for i in range(problems):
+        samples = []
+        for j in range(n):
+            good = j == n - 1  # one correct sample in four, the last; the three wrong ones agree on 9
+            steps = ["Add.", f"So it is {7 if good else 9}."]
+            samples.append({"text": "\n\n".join(steps), "steps": steps, "answer": "7" if good else "9",
+                            "generated_tokens": 10, "logprob": -1.0,
+                            "verdict": {"correct": good, "status": "ok"}})
+        rows.append({"format": "tts-math-pool/1", "id": f"p{i}", "problem": f"Problem {i}", "gold": "7",
+                     "config": {"policy": {"model": "m"}, "n": n, "seed": 0}, "samples": samples})
+    with gzip.open(path, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_score_pool_resumes_and_writes_a_pool(tmp_path):
+    pool = _pool(tmp_path / "pool.jsonl.gz")
+    out = tmp_path / "scored.jsonl"
+    sc = LengthScorer()
+    assert score_pool(pool, sc, out, reward={"kind": "fake"}, limit=2) == 2
+    with open(out, "a") as f:
+        f.write('{"id": "torn')  # an interrupted write: that problem is redone
+    assert score_pool(pool, sc, out, reward={"kind": "fake"}) == 3
+    assert sc.stats.candidates == 20
+    from policies.pool import read_pool
+
+    rows = [json.loads(x) for x in out.read_text().splitlines() if x.endswith("}")]
+    assert [r["id"] for r in rows] == ["p0", "p1", "p2", "p3", "p4"]
+    assert rows[0]["samples"][3]["scores"] == [0.2, 0.9] and rows[0]["reward"] == {"kind": "fake"}
+    with pytest.raises(ValueError, match="plain .jsonl"):
+        score_pool(pool, sc, tmp_path / "x.jsonl.gz", reward={})
+    assert len(read_pool(pool)) == 5
+
+
+def test_pool_table_puts_the_scorer_beside_majority(tmp_path):
+    pool = _pool(tmp_path / "pool.jsonl.gz")
+    out = tmp_path / "scored.jsonl"
+    score_pool(pool, LengthScorer(), out, reward={"kind": "fake", "name": "judge"})
+    out.write_text(out.read_text() + '{"id": "torn')  # torn tail is skipped by the reader
+    t = pool_table([out], aggs=["min", "last"], n_boot=200)
+    b = t["baseline"]
+    assert b["problems"] == 5 and b["n"] == 4
+    assert b["maj@4"]["acc"] == 0.0 and b["pass@1"]["acc"] == 0.25 and b["pass@4"]["acc"] == 1.0
+    rows = {r["agg"]: r for r in t["rows"]}
+    assert rows["last"]["rm"]["acc"] == 1.0 and rows["min"]["rm"]["acc"] == 0.0  # min sees "Add." = 0.2 for all
+    assert rows["last"]["weighted"]["minus_maj"]["mean"] == 1.0  # 0.9 for 7 against 3 x 0.2 for 9
+    assert rows["last"]["rm"]["minus_pass1"]["mean"] == 0.75
+    assert rows["last"]["auc"] == 1.0
+    md = table_markdown(t, "python cli.py eval pool-table x")
+    assert "| judge | last |" in md and "maj@4 0.000" in md
