@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from policies import settings
+from policies import logs, settings
 from policies.config import EngineConfig, SamplingConfig
 from policies.models import resolve_model
 from policies.types import Completion, TokenUsage
@@ -61,9 +61,11 @@ def get_engine(config: EngineConfig):
     key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            vllm = _import_vllm()
-            log.info("starting vLLM engine: %s", kwargs)
-            _ENGINES[key] = vllm.LLM(**kwargs)
+            # in a command without -v, C++ warnings on fd 2 go to its log file, and no weight-loading bar
+            with logs.engine_output() as quiet:
+                vllm = _import_vllm()
+                log.info("starting vLLM engine: %s", kwargs)
+                _ENGINES[key] = vllm.LLM(**{"use_tqdm_on_load": not quiet, **kwargs})
         return _ENGINES[key]
 
 
