@@ -2,7 +2,8 @@
 -v everything. Engine and library warnings (vLLM, torch, transformers, Python warnings)
 always go to a log file, so none is lost: beside the command's output once the command
 knows it (`runs/x.jsonl` -> `runs/x.log`, a report folder -> `FOLDER/COMMAND.log`), else
-the fallback `runs/logs/COMMAND.log` (commands with no output file: serve, models, view).
+the fallback `runs/logs/COMMAND.log` (serve, serve-scorer, models, view, and a command
+that fails before it knows its output).
 
     hidden = setup_logging(0, log_file="runs/logs/search.log", wait=True)  # cli.py main
     log_to(beside(out))              # the command, once --out is known; held records go there

@@ -61,7 +61,8 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
     docs = _field_docs()
     p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
     p.add_argument("--out", required=True, help="checkpoint directory (adapter, head, card.json)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (a bar on a terminal, plain lines every 10%% / 30 s otherwise)")
     g = p.add_argument_group("training config (TrainConfig)")
     for f in fields(TrainConfig):
         if f.name == "kind":

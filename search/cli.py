@@ -417,14 +417,12 @@ def run(args: argparse.Namespace) -> int:
             tally["correct"] += bool(rec["correct"])
         rate = tally["tokens"] / max(1e-9, time.perf_counter() - tally["t0"])
         acc = f"{tally['correct']}/{tally['graded']}" if tally["graded"] else "-"
-        progress.advance(info=f"{rate:.0f} tok/s  acc {acc}")
-        if args.quiet:
-            return
         mark = {True: "[green]correct[/]", False: "[red]wrong[/]", None: ""}[rec["correct"]]
-        progress.print(
+        progress.print(  # nothing with --quiet; before the count, so a plain progress line follows it
             f"{rec['id']}: chosen {rec['answer']!r} gold {rec['gold']!r} {mark} "
             f"({len(rec['candidates'])} candidates, {led['generated_tokens']} tokens, {led['wall_s']:.1f}s)"
         )
+        progress.advance(info=f"{rate:.0f} tok/s  acc {acc}")
 
     with progress:
         if args.backend == "ray":  # with nothing to do it starts no actor and connects to no cluster
