@@ -20,7 +20,10 @@ descriptor 2 (torch's `[W ...]` lines, the CPU worker's NUMA-binding note) is ca
 while `engine_output` holds fd 2 on the log file, i.e. during engine construction; an
 engine process started then (GPU multiprocessing) inherits that fd 2 and keeps writing
 there. Outside a command (tests, notebooks) there is no `LogFile`: `log_to` and
-`engine_output` then change nothing.
+`engine_output` then change nothing. vLLM or transformers imported before
+`setup_logging` (tests) have their own handlers taken over; transformers imported
+after it (a command) keeps its own handler at TRANSFORMERS_VERBOSITY=error: its warnings
+are not made at all, its errors print as "[transformers] ...".
 """
 
 from __future__ import annotations
@@ -224,12 +227,13 @@ def setup_logging(verbose: int = 0, log_file: str | Path | None = None, stream=N
         h._tts_math = True
         root.addHandler(h)
     root.setLevel(min(level, logging.INFO))
-    vl = logging.getLogger("vllm")
-    if vl.handlers:  # vLLM set up its own logging when it was imported before us: take it over
-        for h in list(vl.handlers):
-            vl.removeHandler(h)
-        vl.propagate = True
-        vl.setLevel(logging.NOTSET)
+    for name in ("vllm", "transformers"):
+        lib = logging.getLogger(name)
+        if lib.handlers:  # the library set up its own logging when it was imported before us: take it over
+            for h in list(lib.handlers):
+                lib.removeHandler(h)
+            lib.propagate = True
+            lib.setLevel(logging.NOTSET)
     logging.captureWarnings(True)
     return Hidden(flt, fh)
 
