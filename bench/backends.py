@@ -41,7 +41,7 @@ MAX_SEQS = 64
 
 
 def _problems(k: int) -> list[dict]:
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     return load_problems("gsm8k", limit=k)
 

@@ -20,7 +20,7 @@ Settings (environment vLLM reads before import, plus enforce_eager; in-process e
   torch 2.13; OpenMP bound with one core kept free for an engine-core process);
 - no-mega:      VLLM_USE_MEGA_AOT_ARTIFACT=0 (per-graph AOT artifacts), model on every core;
 - no-aot:       VLLM_USE_AOT_COMPILE=0 (torch.compile with vLLM's Inductor cache), model on
-  every core: the project's choice (policies.config.ENGINE_ENV);
+  every core: the project's choice (policies.settings.ENGINE_ENV);
 - eager:        enforce_eager=True (no compile at all), model on every core;
 - no-aot-1core: no-aot with vLLM's own OpenMP binding: what the binding alone changes.
 The ratios printed are against `vllm-default` of the same model and start kind.
@@ -65,7 +65,7 @@ def child(args) -> None:
     t1 = time.perf_counter()
     llm = vllm.LLM(**kwargs)
     t2 = time.perf_counter()
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     tok = llm.get_tokenizer()
     prompts = [

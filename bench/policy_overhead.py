@@ -2,6 +2,8 @@
 
     python bench/policy_overhead.py                  # both parts, ~10 min on 2 cores
     python bench/policy_overhead.py --part a --reps 3
+    python bench/policy_overhead.py --part b --model qwen2.5-coder-0.5b --logprobs 5 \
+        --sweep inproc-seqs64 inproc-seqs256 inproc-nologprobs      # the 0.5B policy's defaults
 
 (a) The same requests (problems, n, max tokens, seed) through `policies.VLLMPolicy.sample`
     and through a bare `vllm.LLM.generate` on the same engine, alternating order:
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def workload(n_problems: int):
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     return [r["problem"] for r in load_problems("gsm8k", limit=n_problems)]
 
@@ -92,7 +94,11 @@ SETTINGS = {
     "inproc-fp32": ({}, {"dtype": "float32"}),
     "inproc-eager": ({}, {"enforce_eager": True}),
     "inproc-block32": ({}, {"block_size": 32}),
+    # The same engine as "ours", sampling without per-token log-probs (pools ask for top-5).
+    "inproc-nologprobs": ({}, {}),
 }
+# Settings whose engine needs more KV cache than the 2 GiB default to hold its batch.
+KV_GIB = {"inproc-seqs256": 4.0}
 
 
 def child(args) -> None:
@@ -100,7 +106,10 @@ def child(args) -> None:
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
 
     _env, over = SETTINGS[args.child]
-    sampling = SamplingConfig(max_tokens=args.max_tokens, ignore_eos=True)
+    if args.child in KV_GIB:
+        over = {**over, "kv_cache_gib": KV_GIB[args.child]}
+    logprobs = 0 if args.child == "inproc-nologprobs" else args.logprobs
+    sampling = SamplingConfig(max_tokens=args.max_tokens, ignore_eos=True, logprobs=logprobs)
     t0 = time.perf_counter()
     if args.child == "vllm-defaults":
         # vLLM's own defaults, with the same KV cache size as ours (its 0.9 memory share fails on CPU).
@@ -108,10 +117,10 @@ def child(args) -> None:
 
         from policies.models import resolve_model
 
-        llm = vllm.LLM(model=resolve_model(None), kv_cache_memory_bytes=2 * 2**30, disable_log_stats=True)
+        llm = vllm.LLM(model=resolve_model(args.model), kv_cache_memory_bytes=2 * 2**30, disable_log_stats=True)
         policy = VLLMPolicy(sampling=sampling, llm=llm)
     else:
-        policy = VLLMPolicy(engine=EngineConfig(**over), sampling=sampling)
+        policy = VLLMPolicy(engine=EngineConfig(**over), sampling=sampling, model=args.model)
     _ = policy.llm
     start_s = time.perf_counter() - t0
     problems = workload(args.problems)
@@ -132,7 +141,8 @@ def child(args) -> None:
 def run_child(name: str, args) -> dict:
     env = {**os.environ, **SETTINGS[name][0]}
     cmd = [sys.executable, __file__, "--child", name, "--problems", str(args.problems),
-           "--n", str(args.n), "--max-tokens", str(args.max_tokens), "--reps", str(args.reps)]
+           "--n", str(args.n), "--max-tokens", str(args.max_tokens), "--reps", str(args.reps),
+           "--logprobs", str(args.logprobs)] + (["--model", args.model] if args.model else [])
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in r.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -151,22 +161,27 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--model", default=None, help="policy model (default: the embedded SmolLM2-135M)")
+    ap.add_argument("--logprobs", type=int, default=0, help="top-k log-probs per token, as pools ask")
     ap.add_argument("--child", choices=sorted(SETTINGS), help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args()
     if args.child:
         return child(args)
     print(f"workload: {args.problems} GSM8K problems x n={args.n}, {args.max_tokens} tokens each, "
-          f"{args.reps} reps; {os.cpu_count()} CPUs", flush=True)
+          f"{args.reps} reps, logprobs {args.logprobs}; model {args.model or 'default'}; "
+          f"{os.cpu_count()} CPUs", flush=True)
     results = {}
     if args.part in ("b", "all"):
-        names = ["vllm-defaults", "ours"]
+        # Named settings are compared with "ours" alone; otherwise vLLM's defaults come too.
+        names = ["ours"] + list(args.sweep) if args.sweep else ["vllm-defaults", "ours"]
         if args.sweep is not None:
             names += [n for n in (args.sweep or SETTINGS) if n not in names]
         results["b"] = {n: run_child(n, args) for n in names}
         b = results["b"]
-        print(f"(b) speedup of our CPU defaults over vLLM's defaults = "
-              f"{b['ours']['tok_s'] / b['vllm-defaults']['tok_s']:.2f}x", flush=True)
+        for n in names:
+            if n != "ours":
+                print(f"(b) {n} tok/s / ours = {b[n]['tok_s'] / b['ours']['tok_s']:.2f}x", flush=True)
     if args.part in ("a", "all"):
         from policies.settings import configure_cpu_engine_env
 

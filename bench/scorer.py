@@ -3,7 +3,7 @@
     python bench/scorer.py                       # defaults below, ~2-4 min on 2 cores
     python bench/scorer.py --n 32 --reps 2 --beam-width 8 --threads 2
 
-Candidates: GSM8K test reference solutions from eval/data/gsm8k_test.jsonl, one step
+Candidates: GSM8K test reference solutions from policies/data/gsm8k_test.jsonl, one step
 per line (the "#### x" line becomes "The answer is x."). Scorer: the default PRM
 (`tts-prm` on the embedded SmolLM2-135M; untrained or not, the cost is the same).
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def load_candidates(n: int) -> tuple[list[str], list[list[str]]]:
     problems, steps = [], []
-    with open(ROOT / "eval" / "data" / "gsm8k_test.jsonl") as fh:
+    with open(ROOT / "policies" / "data" / "gsm8k_test.jsonl") as fh:
         for line in fh:
             r = json.loads(line)
             lines = [re.sub(r"<<[^>]*>>", "", x).strip() for x in r["answer"].split("\n") if x.strip()]

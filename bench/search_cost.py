@@ -42,8 +42,8 @@ def main() -> int:
     ap.add_argument("--out", default="runs/bench-search-cost.json")
     a = ap.parse_args()
 
-    from eval.datasets import load_problems
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
+    from policies.datasets import load_problems
     from search import SearchConfig, beam, best_of_n, dvts
     from search.cli import load_scorer
     from search.runner import grade_result

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/verifier.py                # all three parts, prints the figures
     .venv/bin/python bench/verifier.py --part a       # only (a); parts: a, b, c
-    TTS_DATA_DIR=/path/to/shared/data .venv/bin/python bench/verifier.py
+    TTS_MATH_DATA=/path/to/shared/data .venv/bin/python bench/verifier.py
 
 (a) agreement of `grade` with the `is_correct` labels of all 5,276 GSM8K example
     solutions (gold = the "A: N" line of ground_truth), with every disagreement listed;
@@ -42,11 +42,12 @@ KEYS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verificatio
 
 
 def data_dir() -> Path:
-    env = os.environ.get("TTS_DATA_DIR")
-    for c in ([Path(env)] if env else []) + [p / "shared" / "data" for p in ROOT.parents[:2]]:
-        if (c / "gsm8k").is_dir():
-            return c
-    sys.exit("shared/data not found: set TTS_DATA_DIR to the folder holding gsm8k/ and math/")
+    from policies import settings
+
+    d = settings.shared_data_dir()
+    if d is None or not (d / "gsm8k").is_dir():
+        sys.exit("shared/data not found: set TTS_MATH_DATA to the folder holding gsm8k/ and math/")
+    return d
 
 
 def gsm8k_pairs(d: Path):

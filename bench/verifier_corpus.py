@@ -40,10 +40,12 @@ DIGIT_RE = re.compile(r"\d+")
 
 
 def data_dir() -> Path:
-    for c in [p / "shared" / "data" for p in ROOT.parents[:2]]:
-        if (c / "gsm8k").is_dir():
-            return c
-    sys.exit("shared/data not found next to the repository")
+    from policies import settings
+
+    d = settings.shared_data_dir()
+    if d is None or not (d / "gsm8k").is_dir():
+        sys.exit("shared/data not found: set TTS_MATH_DATA to the folder holding gsm8k/ and math/")
+    return d
 
 
 def perturb(a: str, rng: random.Random) -> str | None:

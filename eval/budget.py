@@ -131,7 +131,8 @@ def replay_early_stop(p: Problem, order: Sequence[int], *, warmup: int, keep: fl
 def replay_adaptive(p: Problem, order: Sequence[int], *, stop: str, first: int, step: int | None, n_max: int,
                     weights, select_rule: str = "majority") -> tuple[float, float, float]:
     """(correct, tokens, samples) of search.adaptive's loop on `order`."""
-    from search.adaptive import schedule, stop_rule
+    from search.adaptive import schedule
+    from search.stopping import stop_rule
 
     rule = stop_rule(stop)
     n_max = min(n_max, p.n)
@@ -144,7 +145,7 @@ def replay_adaptive(p: Problem, order: Sequence[int], *, stop: str, first: int, 
 
 def first_round_counts(p: Problem, idx: Sequence[int], weights=None, scale: float = 1.0) -> list[float]:
     """Per seen answer class (first-appearance order), its count or summed weight / scale."""
-    from search.adaptive import class_totals
+    from search.stopping import class_totals
 
     labels = [p.labels[i] for i in idx]
     w = None if weights is None else [weights[i] / scale for i in idx]
@@ -196,8 +197,8 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
                first: int = 2, step: int | None = 1, agree_first: int = 4, alloc_first: int = 2,
                alloc_ks: Sequence[int] = (4, 6, 8, 12), alloc_weighting: str = "conf", draws: int = 2000) -> dict:
     """Every row of the module docstring on `probs`; a JSON-able dict (arrays dropped)."""
-    from search.adaptive import weighted
     from search.confidence import summary
+    from search.stopping import weighted
 
     if not probs:
         raise ValueError("no graded problem in the pool; nothing to replay")

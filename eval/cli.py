@@ -19,21 +19,24 @@ import json
 from pathlib import Path
 
 BENCHES = ("processbench-gsm8k", "processbench-math", "gsm8k-pairs", "bon-pool")
-KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
 LOG_BESIDE_OUTPUT = True  # `eval scorer` sends engine and library warnings beside its result JSON
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rewards.aggregators import names as agg_names  # the registries: plain data
+    from rewards.kinds import SCORER_KINDS
+
     sub = p.add_subparsers(dest="eval_command", metavar="WHAT")
     s = sub.add_parser("scorer", help="a scorer on ProcessBench, GSM8K pairs or a best-of-n pool",
                        description="Benchmark a scorer without generation (see eval/scorer_bench.py).")
-    s.add_argument("--reward", choices=KINDS, required=True, help="scorer kind")
+    s.add_argument("--reward", choices=SCORER_KINDS, required=True, help="scorer kind")
     s.add_argument("--scorer-model", default=None, help="scorer checkpoint (default: the kind's default)")
     s.add_argument("--bench", choices=BENCHES, required=True)
     s.add_argument("--data", default=None, help="JSONL in the bench's format (default: the shared data file)")
     s.add_argument("--data-dir", default=None, help="shared data folder (default ../shared/data)")
     s.add_argument("--limit", type=int, default=None, help="first N rows / problems (reported in the result)")
-    s.add_argument("--agg", default="min", help="aggregator for pairs and bon-pool (default min)")
+    s.add_argument("--agg", default="min", help=f"aggregator for pairs and bon-pool: {', '.join(agg_names())} "
+                                                "(default min)")
     s.add_argument("--threshold", type=float, default=None, help="ProcessBench: fixed step threshold")
     s.add_argument("--calibration", default=None,
                    help="ProcessBench: bench name or JSONL to tune the threshold on (default: 2-fold by id)")
@@ -83,7 +86,7 @@ def run_scorer(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if args.data and not Path(args.data).is_file():
         raise FileNotFoundError(f"--data {args.data}: no such file")
-    from search.cli import check_out_file  # argparse-only module
+    from policies.paths import check_out_file
 
     out = Path(args.out or f"reports/scorer-{args.bench}-{args.reward}.json")
     check_out_file("--out", out)  # before the scorer loads: the result is written at the end

@@ -33,13 +33,9 @@ from itertools import combinations
 import numpy as np
 
 from search.common import value_of
-from search.select import RULES as _RULES
 from search.select import answer_classes, check_rule, rule_label, select
 from search.types import Candidate
 
-RULES = tuple(_RULES)  # the default rules of a sweep; search.select also has topP_majority / topP_weighted
-# report names of the selection rules (the literature's); rule_label covers the filtered ones too
-RULE_LABELS = dict(_RULES)
 CONF_PREFIX = "conf:"  # value source "conf:NAME": search.confidence summary NAME of the token confidences
 
 __all__ = ["check_rule", "rule_label"]

@@ -36,10 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from eval import metrics
+from search import strategies
+from search.select import RULES
 
 log = logging.getLogger(__name__)
 
-SAMPLING = ("best_of_n", "majority", "weighted_majority")
+SAMPLING = tuple(name for name, s in strategies.REGISTRY.items() if s.iid)  # replayed at every n' < n
 COMPUTE_KEYS = ("generated_tokens", "computed_prompt_tokens", "scorer_tokens", "flops", "wall_s")
 DEFAULT_AGGS = ("min", "last", "prod", "mean")
 
@@ -77,7 +79,7 @@ class Run:
         if self.strategy not in SAMPLING:
             parts.append(f"agg={s.get('agg')}")
         parts.append(f"n={self.n}")
-        if self.strategy in ("beam", "dvts", "mcts"):
+        if strategies.uses(self.strategy, "beam_width"):
             parts.append(f"m={s.get('beam_width')}")
         policy = self.config.get("policy") or {}
         if policy.get("model") not in (None, "smollm2-135m"):
@@ -244,7 +246,7 @@ def sweep(
     runs: Sequence[Run],
     *,
     aggs: Sequence[str] = DEFAULT_AGGS,
-    rules: Sequence[str] = metrics.RULES,
+    rules: Sequence[str] = tuple(RULES),
     ks: Sequence[int] | None = None,
     max_subsets: int = 100,
     n_boot: int = 2000,

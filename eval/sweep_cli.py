@@ -43,11 +43,12 @@ class _Skipping:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="*", help="search output JSONL files (several seeds of one config pool)")
     g = p.add_argument_group("sweep")
-    g.add_argument("--agg", default="min,last,prod,mean",
-                   help="comma-separated aggregators to replay (rewards.aggregators names; default: min,last,prod,mean)")
+    from rewards.aggregators import names as agg_names
     from search.select import PATTERNS, RULES  # plain data
 
-    g.add_argument("--select", default="argmax,weighted_vote,majority",
+    g.add_argument("--agg", default="min,last,prod,mean",
+                   help=f"comma-separated aggregators to replay ({', '.join(agg_names())}; default: min,last,prod,mean)")
+    g.add_argument("--select", default=",".join(RULES),
                    help=f"comma-separated selection rules: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
                         "(keep the top P%% by value, then vote; e.g. top10_weighted = DeepConf-low)")
     g.add_argument("--conf", default=None,
@@ -78,13 +79,14 @@ def _csv(text: str, what: str) -> list[str]:
 def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Path]:
     """One search per aggregator (agg = final_agg), one shared policy engine; each
     resumable in its own file. Returns the files."""
-    from eval.datasets import load_problems, prompt_style
+    from policies.datasets import load_problems, prompt_style
+    from policies.paths import check_out_dir
     from search import cli as search_cli
     from search.runner import RunFile, open_run, run_search
 
     search_cli.check_args(args)  # every search option, before the dataset or an engine
-    search_cli.check_out_dir("--out", args.out)  # the report is written after the searches
-    search_cli.check_out_dir("--runs-dir", args.runs_dir)
+    check_out_dir("--out", args.out)  # the report is written after the searches
+    check_out_dir("--runs-dir", args.runs_dir)
     if args.backend == "ray":
         raise ValueError("sweep --search runs every search on one shared policy: --backend ray is not supported "
                          "(run `cli.py search --backend ray` per aggregator and pass the files to `cli.py sweep`)")

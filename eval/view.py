@@ -273,6 +273,8 @@ document.body.dataset.rendered=document.querySelectorAll('.node').length;
 
 
 def page_html(records: list[dict], title: str) -> str:
+    from search import strategies
+
     first = records[0]
     cfg = _search_cfg(first)
     ident = first.get("config") or {}
@@ -280,7 +282,7 @@ def page_html(records: list[dict], title: str) -> str:
     graded = [r for r in records if r.get("correct") is not None]
     acc = (f"{sum(bool(r['correct']) for r in graded)}/{len(graded)} correct" if graded else "ungraded")
     keys = ["strategy", "n", "beam_width", "max_steps", "agg", "final_agg", "select", "seed"]
-    if cfg.get("strategy") not in ("beam", "dvts", "mcts", "particle_filter"):
+    if not strategies.uses(cfg.get("strategy"), "max_steps"):  # not step-level
         keys = [k for k in keys if k not in ("beam_width", "max_steps")]
     settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg)
     legend = " ".join(f'<span class="badge st-{s}">{s}</span>' for s in STATUSES if s != "open")
@@ -320,7 +322,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eval.sweep import read_records
-    from search.cli import check_out_file
+    from policies.paths import check_out_file
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit} (omit it to show every problem)")

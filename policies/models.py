@@ -170,14 +170,6 @@ def embedded_encoder_path(name: str = "all-minilm-l6-v2") -> Path:
     return _dist_file(dist, marker).parent
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _cached_sha256(path: Path, root: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime) in `root`: a 0.5 GB GGUF is
     hashed once, not at every engine start."""
@@ -186,7 +178,8 @@ def _cached_sha256(path: Path, root: Path) -> str:
     memo = root / ".sha256" / key
     if memo.is_file():
         return memo.read_text().strip()
-    digest = _sha256(path)
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
     memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(digest)

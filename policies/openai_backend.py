@@ -6,21 +6,21 @@
     full = policy.sample(problems, n=8)                    # list[list[Completion]]
     nxt = policy.extend(problems, steps_so_far, k=4)
 
-A drop-in for `VLLMPolicy`: the same `sample` / `extend` / `format_prompt` /
-`prefix` (borrowed from VLLMPolicy, so prompts, argument checks and per-request
-seeds are identical: a seeded run sends the same requests), the same `Completion`
-records and the same `usage` ledger, read from each response's `usage` fields
-(`prompt_tokens`, `prompt_tokens_details.cached_tokens`; vLLM reports the latter
-only when started with `--enable-prompt-tokens-details`, else cached is 0).
+A drop-in for `VLLMPolicy`: both subclass `Policy` (policies/base.py), so prompts,
+argument checks and per-request seeds are identical (a seeded run sends the same
+requests); the same `Completion` records and the same `usage` ledger, read from each
+response's `usage` fields (`prompt_tokens`, `prompt_tokens_details.cached_tokens`;
+vLLM reports the latter only when started with `--enable-prompt-tokens-details`,
+else cached is 0).
 Prompts are chat-formatted locally with the model's tokenizer and sent as plain
 strings to `/v1/completions`.
 
-Transport: async HTTP (httpx) on a private event-loop thread, at most
-`concurrency` requests in flight per endpoint. Requests of one problem go to one
-endpoint (its "home", assigned to the least-loaded endpoint when the problem is
-first seen), and requests are issued grouped by prompt, so a server's prefix
-cache holds each problem's prompt and steps. Connection errors, timeouts, 429 and
-5xx are retried with exponential backoff, moving to the next endpoint on each
+Transport: the project's JSON client (policies/jsonclient.py: async httpx on its own
+event-loop thread), at most `concurrency` requests in flight per endpoint. Requests of
+one problem go to one endpoint (its "home", assigned to the least-loaded endpoint when
+the problem is first seen), and requests are issued grouped by prompt, so a server's
+prefix cache holds each problem's prompt and steps. Connection errors, timeouts, 408,
+425, 429 and 5xx are retried with exponential backoff, moving to the next endpoint on each
 retry, until `retry_timeout_s` has passed; other 4xx answers raise at once with
 the server's message. Only a successful response's usage is counted, so a retry
 never counts twice. Generation with a seed is reproducible across retries and
@@ -31,45 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from policies.base import Policy, derive_seed, per_prompt_counts
 from policies.config import SamplingConfig
-from policies.models import resolve_model
-from policies.types import Completion, TokenUsage
-from policies.vllm_policy import (
-    VLLMPolicy,
-    _count_parameters,
-    derive_seed,
-    load_prompt_template,
-    per_prompt_counts,
-)
+from policies.jsonclient import JSONClient, Retry, RetryTimeout
+from policies.types import Completion
 
 log = logging.getLogger(__name__)
-
-_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 class EndpointError(RuntimeError):
     """No endpoint answered a request within the retry budget."""
-
-
-class HTTPNotInstalledError(ImportError):
-    pass
-
-
-def _import_httpx():
-    try:
-        import httpx
-    except ImportError as e:
-        raise HTTPNotInstalledError(
-            f"the openai backend needs httpx ({e}); install it with `pip install httpx` "
-            "(vLLM already depends on it)"
-        ) from None
-    return httpx
 
 
 def normalize_endpoint(url: str) -> str:
@@ -83,7 +57,7 @@ def normalize_endpoint(url: str) -> str:
     return u
 
 
-class OpenAIPolicy:
+class OpenAIPolicy(Policy):
     """Generates solutions and next steps through OpenAI-compatible completion servers.
 
     Args:
@@ -104,13 +78,6 @@ class OpenAIPolicy:
         tokenizer: an already loaded tokenizer (tests share one).
     """
 
-    # Borrowed, not re-implemented: prompt building, argument checks and seed derivation
-    # are VLLMPolicy's own, so both backends send exactly the same requests.
-    format_prompt = VLLMPolicy.format_prompt
-    prefix = VLLMPolicy.prefix
-    sample = VLLMPolicy.sample
-    extend = VLLMPolicy.extend
-
     def __init__(
         self,
         model: str | None = None,
@@ -130,60 +97,26 @@ class OpenAIPolicy:
         eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not eps:
             raise ValueError("endpoints must name at least one server, e.g. http://127.0.0.1:8000/v1.")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
         if retry_timeout_s < 0 or timeout_s <= 0:
             raise ValueError("timeout_s must be > 0 and retry_timeout_s >= 0.")
+        super().__init__(model, sampling=sampling, prompt_style=prompt_style, system_prompt=system_prompt,
+                         tokenizer=tokenizer)
         self.endpoints = [normalize_endpoint(e) for e in eps]
-        self.model = model
-        self.sampling = sampling or SamplingConfig()
-        self.template = load_prompt_template(prompt_style)
-        self.prompt_style = str(prompt_style)
-        self.system_prompt = system_prompt
         self.served_model = served_model
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.retry_timeout_s = retry_timeout_s
         self.max_backoff_s = max_backoff_s
         self.api_key = api_key
-        self.usage = TokenUsage()
         self.usage.extra.update(retries=0, endpoint_requests={e: 0 for e in self.endpoints})
-        self._tokenizer = tokenizer
-        self._prompt_cache: dict[str, str] = {}
         self._home: dict[str, int] = {}  # problem prompt -> endpoint index (prefix-cache affinity)
         self._assigned = [0] * len(self.endpoints)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._client = None
-        self._lock = threading.Lock()
-
-    # ---- model ------------------------------------------------------------------
-    @property
-    def model_path(self) -> str:
-        if not hasattr(self, "_model_path"):
-            self._model_path = resolve_model(self.model)
-        return self._model_path
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        return self._tokenizer
-
-    @property
-    def num_parameters(self) -> int:
-        """Parameter count from the model's config (no weights loaded)."""
-        if not hasattr(self, "_num_params"):
-            from types import SimpleNamespace
-
-            from transformers import AutoConfig
-
-            cfg = AutoConfig.from_pretrained(self.model_path)
-            fake = SimpleNamespace(llm_engine=SimpleNamespace(model_config=SimpleNamespace(hf_config=cfg)))
-            self._num_params = _count_parameters(fake)
-        return self._num_params
+        self._http = JSONClient(
+            self.endpoints, timeout_s=timeout_s, concurrency=concurrency,
+            retry=Retry(timeout_s=retry_timeout_s, first_s=0.5, max_s=max_backoff_s, jitter=0.25),
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
+            on_retry=self._count_retry, on_answer=self._count_answer,
+        )
 
     @property
     def model_name(self) -> str:
@@ -191,46 +124,12 @@ class OpenAIPolicy:
 
     def _served_model(self) -> str:
         if self.served_model is None:
-            self.served_model = self._run(self._list_models())[0]
+            self.served_model = self._list_models()[0]
         return self.served_model
-
-    # ---- event loop -------------------------------------------------------------
-    def _run(self, coro):
-        """Run a coroutine on the policy's own loop thread (works inside a running loop too)."""
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                t = threading.Thread(target=loop.run_forever, name="openai-policy-loop", daemon=True)
-                t.start()
-                self._loop, self._thread = loop, t
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def _http(self):
-        if self._client is None:
-            httpx = _import_httpx()
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            limits = httpx.Limits(
-                max_connections=self.concurrency * len(self.endpoints),
-                max_keepalive_connections=self.concurrency * len(self.endpoints),
-            )
-            self._client = httpx.AsyncClient(
-                headers=headers, limits=limits, trust_env=False,  # no proxies from the environment
-                timeout=httpx.Timeout(self.timeout_s, connect=10.0),
-            )
-            self._sems = [asyncio.Semaphore(self.concurrency) for _ in self.endpoints]
-        return self._client
 
     def close(self) -> None:
         """Close connections and stop the loop thread (the policy can be used again after)."""
-        if self._loop is None:
-            return
-        if self._client is not None:
-            self._run(self._client.aclose())
-            self._client = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-        self._loop = self._thread = None
+        self._http.close()
 
     def __enter__(self):
         return self
@@ -238,57 +137,35 @@ class OpenAIPolicy:
     def __exit__(self, *exc):
         self.close()
 
-    def __getstate__(self):  # picklable (Ray): connections and threads are rebuilt on use
+    def __getstate__(self):  # picklable (Ray): the tokenizer is reloaded, connections rebuilt on use
         d = self.__dict__.copy()
-        d.update(_loop=None, _thread=None, _client=None, _lock=None, _tokenizer=None)
-        d.pop("_sems", None)
+        d["_tokenizer"] = None
         return d
 
-    def __setstate__(self, d):
-        self.__dict__.update(d)
-        self._lock = threading.Lock()
-
     # ---- requests ---------------------------------------------------------------
-    async def _list_models(self) -> list[str]:
-        data = await self._request(0, "GET", "/models", None)
+    def _count_retry(self) -> None:
+        self.usage.extra["retries"] += 1
+
+    def _count_answer(self, endpoint: str) -> None:
+        self.usage.extra["endpoint_requests"][endpoint] += 1
+
+    def _run(self, coro):
+        """Run requests on the client's loop; EndpointError when one gets no answer in time."""
+        try:
+            return self._http.run(coro)
+        except RetryTimeout as e:
+            raise EndpointError(
+                f"no endpoint answered within retry_timeout_s={self.retry_timeout_s}s "
+                f"({e.attempts} attempts; last: {e.url}: {e.why}); check the servers "
+                f"({', '.join(self.endpoints)}) or raise retry_timeout_s"
+            ) from None
+
+    def _list_models(self) -> list[str]:
+        data = self._run(self._http.request("GET", "/models"))
         ids = [m["id"] for m in data.get("data", [])]
         if not ids:
             raise EndpointError(f"{self.endpoints[0]}/models lists no model; pass served_model=...")
         return ids
-
-    async def _request(self, home: int, method: str, path: str, body: dict | None) -> dict:
-        """One request with retries; attempt i goes to endpoint (home + i) mod E."""
-        httpx = _import_httpx()
-        client = self._http()
-        deadline = time.monotonic() + self.retry_timeout_s
-        attempt = 0
-        while True:
-            e_idx = (home + attempt) % len(self.endpoints)
-            url = self.endpoints[e_idx] + path
-            try:
-                async with self._sems[e_idx]:
-                    r = await client.request(method, url, json=body)
-                if r.status_code == 200:
-                    self.usage.extra["endpoint_requests"][self.endpoints[e_idx]] += 1
-                    return r.json()
-                msg = r.text[:500]
-                if r.status_code not in _RETRY_STATUS:
-                    raise ValueError(f"{url} answered {r.status_code}: {msg}")
-                why = f"HTTP {r.status_code}: {msg}"
-            except (httpx.TransportError, httpx.TimeoutException) as e:  # refused, reset, timed out
-                why = f"{type(e).__name__}: {e}"
-            attempt += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EndpointError(
-                    f"no endpoint answered within retry_timeout_s={self.retry_timeout_s}s "
-                    f"({attempt} attempts; last: {url}: {why}); check the servers "
-                    f"({', '.join(self.endpoints)}) or raise retry_timeout_s"
-                )
-            self.usage.extra["retries"] += 1
-            delay = min(self.max_backoff_s, 0.5 * 2 ** min(attempt - 1, 10)) * (0.75 + 0.5 * random.random())
-            log.warning("%s failed (%s); retry %d in %.1fs", url, why, attempt, min(delay, left))
-            await asyncio.sleep(min(delay, left))
 
     def _home_of(self, prompt_key: str) -> int:
         """The endpoint that serves this problem: sticky, least-loaded on first sight."""
@@ -322,7 +199,7 @@ class OpenAIPolicy:
         return body
 
     def _generate(self, prompts, n, max_tokens, *, stop, seed, tag) -> list[list[Completion]]:
-        """Same contract as VLLMPolicy._generate: one Completion list per prompt."""
+        """One Completion list per prompt (the contract of `Policy._generate`)."""
         if not prompts:
             return []
         ns = per_prompt_counts(n, len(prompts), "n")
@@ -332,7 +209,7 @@ class OpenAIPolicy:
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])  # shared prefixes adjacent
         for i in order:
             p = prompts[i]
-            home = self._home_of(self._problem_key(p))
+            home = self._home_of(self.problem_prompt(p))
             if seed is None:
                 reqs.append((i, home, self._body(p, ns[i], max_tokens, stop, None)))
             else:
@@ -349,15 +226,9 @@ class OpenAIPolicy:
         self.usage.add(result)
         return result
 
-    def _problem_key(self, prompt: str) -> str:
-        """The formatted problem prompt this prompt starts with (affinity key)."""
-        for formatted in self._prompt_cache.values():
-            if prompt.startswith(formatted):
-                return formatted
-        return prompt
-
     async def _gather(self, reqs) -> list[dict]:
-        return await asyncio.gather(*(self._request(home, "POST", "/completions", body) for _, home, body in reqs))
+        return await asyncio.gather(*(self._http.request("POST", "/completions", body, home=home)
+                                      for _, home, body in reqs))
 
 
 def _completions(resp: dict, n: int) -> list[Completion]:

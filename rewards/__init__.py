@@ -29,7 +29,8 @@ from .aggregators import get as get_aggregator
 if TYPE_CHECKING:  # pragma: no cover
     from .adapters import AdapterConfig, list_adapters, load_adapter
     from .base import Scorer, ScorerStats
-    from .factory import SCORER_KINDS, load_scorer
+    from .factory import load_scorer
+    from .kinds import SCORER_KINDS
     from .trl import as_reward_function
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
 # never pulls in torch (the submodules themselves import torch lazily as well).
 _LAZY = {
     "load_scorer": ".factory",
-    "SCORER_KINDS": ".factory",
+    "SCORER_KINDS": ".kinds",
     "Scorer": ".base",
     "ScorerStats": ".base",
     "as_reward_function": ".trl",

@@ -24,15 +24,14 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to X.scored.log beside the output
 
-KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rewards.aggregators import names as agg_names  # the registries: plain data
+    from rewards.kinds import SCORER_KINDS, kinds_help
+
     p.add_argument("file", type=Path, help="input JSONL: problem + steps|solution [+ answer]")
-    p.add_argument("--reward", choices=KINDS, default="prm", help="scorer kind (default: prm)")
-    p.add_argument("--agg", default="min",
-                   help="aggregator: min, max, prod, mean, sum, last, first, geomean, harmonic, "
-                        "windowK, lastK_mean, softminT (default: min)")
+    p.add_argument("--reward", choices=SCORER_KINDS, default="prm", help=f"scorer kind (default: prm). {kinds_help()}")
+    p.add_argument("--agg", default="min", help=f"aggregator: {', '.join(agg_names())} (default: min)")
     p.add_argument("--model", default=None, help="checkpoint dir / hub id (default: the project default)")
     p.add_argument("--adapter", default=None, help="PRM/ORM format: shipped name or JSON file")
     p.add_argument("--peft", default=None, help="peft adapter directory")
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         n = next(r["_line"] for r in rows if "answer" not in r)
         raise ValueError(f'{args.file}:{n}: --reward verifier needs an "answer" (gold) on every line')
     out = args.output or args.file.with_suffix(".scored.jsonl")
-    from search.cli import check_out_file  # argparse-only module
+    from policies.paths import check_out_file
 
     check_out_file("--output", out)  # before the model loads
     from policies.logs import beside, log_to

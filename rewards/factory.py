@@ -21,12 +21,12 @@ import logging
 from pathlib import Path
 
 from .base import NoneScorer, Scorer
+from .kinds import SCORER_KINDS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SCORER_KINDS", "DEFAULTS_DIR", "load_scorer", "load_card"]
 
-SCORER_KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 _DEFAULT_ADAPTER = {"prm": "tts-prm", "orm": "tts-orm"}
 _INIT_SEED = 0  # fresh heads are initialised from this seed, so untrained scores are reproducible

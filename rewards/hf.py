@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from verifiers.lru import LRUCache
 
 from .adapters import AdapterConfig
 from .base import Scorer
@@ -128,10 +129,10 @@ def cached_or_encoded(scorer, i: int, problem: str, steps: list[str], limit: int
     keys = prefix_keys(problem, steps, scorer.adapter.name)
     if scorer.granularity == "outcome":
         keys = keys[-1:]
-    cached = [scorer._scores.get(k) for k in keys]
+    cached = [scorer._scores.peek(k) for k in keys]
     if all(c is not None for c in cached):
         for k in keys:
-            scorer._scores.move_to_end(k)
+            scorer._scores.get(k)  # marks the step scores as just used
         scorer.stats.cache_hits += len(keys)
         return list(cached), None, None, None
     enc = scorer.encode(problem, steps)
@@ -192,9 +193,9 @@ class TransformersScorer(Scorer):
         self.backbone = getattr(model, model.base_model_prefix)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.max_positions = getattr(model.config, "max_position_embeddings", None) or 1 << 30
-        self._scores: OrderedDict[bytes, float] = OrderedDict()
-        self._kv: OrderedDict[bytes, tuple[tuple[int, ...], list]] = OrderedDict()
-        self._kv_tokens = 0
+        self._scores = LRUCache(self.cache_size)  # prefix key -> step score
+        # prefix key -> (token ids, per-layer KV), bounded by the tokens held
+        self._kv = LRUCache(self.kv_cache_tokens, weigh=lambda entry: len(entry[0]))
         self._prompts: dict[str, str] = {}
         self.value_head = value_head
         if adapter.readout == "label_tokens":
@@ -242,7 +243,6 @@ class TransformersScorer(Scorer):
     def clear_cache(self) -> None:
         self._scores.clear()
         self._kv.clear()
-        self._kv_tokens = 0
 
     def _read(self, h):
         """Hidden states at tags [M, H] -> P(correct) [M]."""
@@ -289,26 +289,20 @@ class TransformersScorer(Scorer):
             for j, (k, c) in enumerate(zip(it.keys, it.cached, strict=True)):
                 if j < it.first_new_tag or c is not None:
                     # served from the score cache (identical to the first computation)
-                    scores.append(c if c is not None else self._scores[k])
+                    scores.append(c if c is not None else self._scores.peek(k))
                     self.stats.cache_hits += 1
                 else:
                     v = it.scores[j - it.first_new_tag]
                     scores.append(v)
-                    self._put_score(k, v)
+                    self._scores.put(k, v)
                     self.stats.cache_misses += 1
             out[it.index] = scores
         return out
 
-    def _put_score(self, key: bytes, value: float) -> None:
-        self._scores[key] = value
-        self._scores.move_to_end(key)
-        while len(self._scores) > self.cache_size:
-            self._scores.popitem(last=False)
-
     def _attach_prefix(self, item: _Item) -> None:
         """Use the longest cached KV prefix whose step scores are all cached too."""
         for j in range(len(item.keys) - 1, 0, -1):  # j = number of steps in the prefix
-            entry = self._kv.get(item.keys[j - 1])
+            entry = self._kv.peek(item.keys[j - 1])
             if entry is None:
                 continue
             ids, past = entry
@@ -319,20 +313,14 @@ class TransformersScorer(Scorer):
                 continue
             for t in range(j):
                 if item.cached[t] is None:
-                    item.cached[t] = self._scores[item.keys[t]]
-            self._kv.move_to_end(item.keys[j - 1])
+                    item.cached[t] = self._scores.peek(item.keys[t])
+            self._kv.get(item.keys[j - 1])  # marks the prefix as just used
             item.start, item.past, item.first_new_tag = n, past, j
             return
 
     def _put_kv(self, key: bytes, ids: tuple[int, ...], past: list) -> None:
-        n = len(ids)
-        if n > self.kv_cache_tokens or key in self._kv:
-            return
-        self._kv[key] = (ids, past)
-        self._kv_tokens += n
-        while self._kv_tokens > self.kv_cache_tokens:
-            _, (old, _) = self._kv.popitem(last=False)
-            self._kv_tokens -= len(old)
+        if key not in self._kv:  # a prefix longer than kv_cache_tokens is not kept
+            self._kv.put(key, (ids, past))
 
     def _batches(self, items: list[_Item], length):
         """Greedy batches under the token budget (padded size), longest first."""

@@ -36,8 +36,6 @@ import logging
 import math
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 from rewards.jsonhttp import (
@@ -52,7 +50,6 @@ from rewards.jsonhttp import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("prm", "orm", "tinyrm", "verifier", "none")
 _FIELDS = ("problems", "solutions", "golds", "references")
 
 
@@ -222,6 +219,9 @@ class RemoteScorer:
         timeout_s: read timeout of one call (scoring a large batch on CPU takes a while).
         retry_timeout_s: connection errors and 5xx other than a scorer failure are
             retried with backoff for this long (a server still starting or restarting).
+
+    Requests go through the project's JSON client (policies/jsonclient.py), as the
+    OpenAI-server policy's do; its loop thread starts on the first call.
     """
 
     def __init__(self, endpoint: str, *, timeout_s: float = 600.0, retry_timeout_s: float = 60.0) -> None:
@@ -232,8 +232,13 @@ class RemoteScorer:
         self.retry_timeout_s = retry_timeout_s
         self.stats = RemoteStats()
         self._info: dict | None = None
-        # no proxies: a scorer on 127.0.0.1 must not be routed through $http_proxy
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        from policies.jsonclient import JSONClient, Retry
+
+        self._http = JSONClient(
+            [self.endpoint], timeout_s=timeout_s, connect_timeout_s=min(10.0, timeout_s),
+            retry=Retry(timeout_s=retry_timeout_s, first_s=0.25, max_s=8.0),
+            retry_status=_retried, on_retry=self._count_retry,
+        )
 
     # ---- metadata (fetched once, on first use) ----
     def info(self, refresh: bool = False) -> dict:
@@ -287,52 +292,44 @@ class RemoteScorer:
                 self.stats.extra[k] = self.stats.extra.get(k, 0) + v
         return scores
 
+    def close(self) -> None:
+        """Close the connection and the client's loop thread (used again, it reconnects)."""
+        self._http.close()
+
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
+
     def _call(self, method: str, path: str, body: dict | None) -> dict:
-        data = None if body is None else json.dumps(body).encode()
-        deadline = time.monotonic() + self.retry_timeout_s
-        attempt = 0
-        while True:
-            req = urllib.request.Request(self.endpoint + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with self._opener.open(req, timeout=self.timeout_s) as r:
-                    return json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                msg = _error_message(e)
-                if e.code == 400:
-                    raise ValueError(f"scorer server rejected the request: {msg}") from None
-                if e.code < 500 or (e.code == 500 and msg.startswith("scorer failed")):
-                    raise RemoteScorerError(f"{self.endpoint}{path}: HTTP {e.code}: {msg}") from None
-                why = f"HTTP {e.code}: {msg}"
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
-                why = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-            attempt += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RemoteScorerError(
-                    f"scorer server {self.endpoint} did not answer within {self.retry_timeout_s}s "
-                    f"({attempt} attempts; last: {why}); is `cli.py serve-scorer` running there?"
-                )
-            self.stats.retries += 1
-            delay = min(left, 0.25 * 2 ** min(attempt - 1, 5))
-            log.warning("scorer %s%s failed (%s); retry in %.1fs", self.endpoint, path, why, delay)
-            time.sleep(delay)
+        from policies.jsonclient import HTTPStatusError, RetryTimeout
+
+        try:
+            return self._http.call(method, path, body)
+        except HTTPStatusError as e:
+            if e.status == 400:
+                raise ValueError(f"scorer server rejected the request: {e.message}") from None
+            raise RemoteScorerError(f"{self.endpoint}{path}: HTTP {e.status}: {e.message}") from None
+        except RetryTimeout as e:
+            raise RemoteScorerError(
+                f"scorer server {self.endpoint} did not answer within {self.retry_timeout_s}s "
+                f"({e.attempts} attempts; last: {e.why}); is `cli.py serve-scorer` running there?"
+            ) from None
 
     def __repr__(self) -> str:
         return f"RemoteScorer({self.endpoint!r})"
 
 
-def _error_message(e) -> str:
-    try:
-        return json.loads(e.read()).get("error", "")
-    except Exception:
-        return str(e.reason)
+def _retried(status: int, message: str) -> bool:
+    """A 5xx is retried (a server starting, restarting or overloaded), except the scorer's
+    own failure, which would fail again."""
+    return status >= 500 and not (status == 500 and message.startswith("scorer failed"))
 
 
 # ---- `python cli.py serve-scorer` ----------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reward", choices=KINDS, default="prm", help="scorer kind (as `search --reward`)")
+    from rewards.kinds import SCORER_KINDS, kinds_help  # plain data
+
+    p.add_argument("--reward", choices=SCORER_KINDS, default="prm", help=f"scorer kind: {kinds_help()}")
     p.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 serves other nodes)")
@@ -347,8 +344,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rewards import load_scorer
+    from rewards.kinds import MODEL_KINDS
 
-    options = {"device": args.device} if args.device and args.reward in ("prm", "orm", "tinyrm") else {}
+    options = {"device": args.device} if args.device and args.reward in MODEL_KINDS else {}
     for flag, v in (("--max-workers", args.max_workers), ("--backlog", args.backlog), ("--max-body-mb", args.max_body_mb)):
         if not v > 0:
             raise ValueError(f"{flag} must be > 0, got {v}")

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
+
+from verifiers.lru import LRUCache
 
 from .base import Scorer
 from .steps import join_steps
@@ -94,7 +96,7 @@ class TinyRMScorer(Scorer):
                 raise ValueError(f"choice token {t!r} is {len(enc)} tokens in this tokenizer; it must be one")
             ids.append(enc[0])
         self.choice_ids = tuple(ids)
-        self._pairs: OrderedDict[tuple[str, str, str], float] = OrderedDict()  # P0 cache
+        self._pairs = LRUCache(200_000)  # (question, A, B) -> P0
         self.last_cost: dict = {}
 
     @property
@@ -147,9 +149,9 @@ class TinyRMScorer(Scorer):
         out: dict[int, float] = {}
         todo = []
         for i, t in enumerate(triples):
-            if t in self._pairs:
-                self._pairs.move_to_end(t)
-                out[i] = self._pairs[t]
+            hit = self._pairs.get(t)
+            if hit is not None:
+                out[i] = hit
                 self.stats.cache_hits += 1
             else:
                 todo.append((i, self.encode_pair(*t)))
@@ -179,10 +181,8 @@ class TinyRMScorer(Scorer):
                 probs = torch.softmax(two, dim=-1)[:, 0].tolist()
             for (i, _), p in zip(batch, probs, strict=True):
                 out[i] = p
-                self._pairs[triples[i]] = p
+                self._pairs.put(triples[i], p)
                 self.stats.cache_misses += 1
-            while len(self._pairs) > 200_000:
-                self._pairs.popitem(last=False)
             self.stats.batches += 1
             self.stats.forward_passes += B
             self.stats.tokens_scored += sum(len(e["input_ids"]) for _, e in batch)

@@ -110,9 +110,9 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
-    for kind, help_ in (("prm", "train a process reward model (loss at every step tag)"),
-                        ("orm", "train an outcome reward model (value head at the last token)"),
-                        ("tinyrm", "train a TinyRM cloze judge (MLM '0'/'1' at the mask, both orders)")):
+    from rewards.kinds import SCORER_KINDS  # plain data
+
+    for kind, help_ in ((k, v.train) for k, v in SCORER_KINDS.items() if v.train):
         p = sub.add_parser(kind, help=help_, description=help_)
         _add_train_options(p, kind)
     p = sub.add_parser("data-outcome", help="sample n solutions per problem with the policy and grade them")
@@ -175,10 +175,10 @@ def _run_import(args) -> int:
 
 
 def _run_builder(args) -> int:
-    from eval.datasets import load_problems, prompt_style
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
+    from policies.datasets import check_options, load_problems, prompt_style
+    from policies.paths import check_out_file
     from rewards.train.build import Budget, build_outcome_data, build_step_labels, summary_line
-    from search.cli import check_data_args, check_out_file  # argparse-only module
 
     # every option before the dataset or the engine: one line naming the option
     check_out_file("--out", args.out)
@@ -187,7 +187,7 @@ def _run_builder(args) -> int:
         if v is not None and v < low:
             raise ValueError(f"{flag} must be >= {low}, got {v}" + (" (omit --limit for every problem)"
                                                                     if flag == "--limit" else ""))
-    check_data_args(args.dataset, None, None, args.data_dir)
+    check_options(args.dataset, data_dir=args.data_dir)
     problems = load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
     style = args.prompt_style or prompt_style(args.dataset)
     policy = VLLMPolicy(

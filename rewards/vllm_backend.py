@@ -56,9 +56,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import fields, replace
 from pathlib import Path
+
+from verifiers.lru import LRUCache
 
 from .adapters import AdapterConfig
 from .base import Scorer
@@ -165,7 +166,7 @@ class VLLMScorer(Scorer):
             self.llm = LLM(**{"use_tqdm_on_load": not quiet, **kwargs})
         self._params = PoolingParams(use_activation=False)  # raw logits; softmax below
         self.cache_size = int(cache_size)
-        self._scores: OrderedDict[bytes, float] = OrderedDict()
+        self._scores = LRUCache(self.cache_size)  # prefix key -> step score
         self._prompts: dict[str, str] = {}
         self._n_params: int | None = None
 
@@ -179,9 +180,8 @@ class VLLMScorer(Scorer):
             self._n_params = n
         return self._n_params
 
-    # the same encoding (tag positions) and step-score LRU as the transformers backend
+    # the same encoding (tag positions) as the transformers backend
     encode = TransformersScorer.encode
-    _put_score = TransformersScorer._put_score
 
     def clear_cache(self) -> None:
         self._scores.clear()
@@ -223,7 +223,7 @@ class VLLMScorer(Scorer):
                 else:
                     v = min(1.0, max(0.0, v))
                     scores.append(v)
-                    self._put_score(k, v)
+                    self._scores.put(k, v)
                     self.stats.cache_misses += 1
             out[i] = scores
             self.stats.tokens_scored += len(enc.ids)

@@ -8,36 +8,25 @@ Every strategy is a plain function (problems, policy, scorer, config, *, on_done
 -> list[SearchResult]; all problems advance together (one policy call and one
 scorer call per search step). `search.runner.run_search` adds datasets, JSONL
 output, resume and grading; `python cli.py search` is its command line.
-Importing this package imports neither vLLM nor torch.
+
+`STRATEGIES` (name -> function) is built from `search.strategies.REGISTRY`, the one
+list of strategies; each function is also a name of this package (`from search import
+beam`). Importing this package imports neither vLLM nor torch.
 """
 
-from search.adaptive import adaptive
-from search.beam import beam
-from search.best_of_n import best_of_n
-from search.config import SELECT_RULES, STRATEGY_NAMES, SearchConfig
-from search.dvts import dvts
+from search.config import SearchConfig
 from search.ledger import Ledger
-from search.majority import majority, weighted_majority
-from search.mcts import mcts
-from search.particle_filter import particle_filter
 from search.select import answer_classes, select
+from search.strategies import NAMES as STRATEGY_NAMES
+from search.strategies import load as _load
 from search.types import Candidate, Node, Problem, SearchResult, Tree
 
-STRATEGIES = {
-    "best_of_n": best_of_n,
-    "majority": majority,
-    "weighted_majority": weighted_majority,
-    "beam": beam,
-    "dvts": dvts,
-    "mcts": mcts,
-    "particle_filter": particle_filter,
-    "adaptive": adaptive,
-}
+STRATEGIES = {name: _load(name) for name in STRATEGY_NAMES}
+globals().update(STRATEGIES)  # search.beam is the function, as `from search import beam` expects
 
 __all__ = [
     "STRATEGIES",
     "STRATEGY_NAMES",
-    "SELECT_RULES",
     "SearchConfig",
     "Ledger",
     "Problem",
@@ -47,12 +36,5 @@ __all__ = [
     "SearchResult",
     "answer_classes",
     "select",
-    "best_of_n",
-    "majority",
-    "weighted_majority",
-    "beam",
-    "dvts",
-    "mcts",
-    "particle_filter",
-    "adaptive",
+    *STRATEGY_NAMES,
 ]

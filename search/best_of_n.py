@@ -12,12 +12,11 @@ confident sample; see search/select.py for ties and fallbacks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from search import common
 from search.config import SearchConfig
-from search.types import Candidate, Problem, SearchResult, as_problems
+from search.types import Problem, SearchResult
 
 
 def sample_and_select(
@@ -30,36 +29,13 @@ def sample_and_select(
     equal=None,
 ) -> list[SearchResult]:
     """The shared body of best_of_n, majority and weighted_majority."""
-    t0 = time.perf_counter()
-    probs = as_problems(problems)
-    if not probs:
+    run = common.SearchRun(problems, policy, scorer, config, on_done=on_done, equal=equal)
+    if not run.probs:
         return []
-    ledgers = common.new_ledgers(policy, scorer, len(probs))
-    delim = common.delimiter(policy)
-    outs = common.sample(policy, probs, config.n, common.call_seed(config, "sample"), ledgers)
-    cands: list[list[Candidate]] = []
-    items = []
-    for p, comps in enumerate(outs):
-        row = []
-        for c in comps:
-            reason = "eos" if c.finish_reason == "stop" else (c.finish_reason or "unknown")
-            row.append(
-                Candidate(
-                    steps=common.split_steps(c.text, delim), finish_reason=reason,
-                    generated_tokens=c.generated_tokens, logprob=c.cumulative_logprob,
-                )
-            )
-            items.append((p, row[-1].steps))
-        cands.append(row)
-    scores = common.score(scorer, probs, items, ledgers)
-    it = iter(scores)
-    for row in cands:
-        for c in row:
-            c.scores = next(it)
-    return [
-        common.finalize(prob, cands[p], config, ledgers[p], delim=delim, equal=equal, t0=t0, on_done=on_done)
-        for p, prob in enumerate(probs)
-    ]
+    rows = run.sample_candidates(range(len(run.probs)), config.n, run.seed("sample"))
+    for p, row in enumerate(rows):
+        run.close(p, row)
+    return run.results
 
 
 def best_of_n(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None):

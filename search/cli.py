@@ -15,13 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from search.config import STRATEGY_NAMES as STRATEGIES  # plain data, no heavy imports
-
-REWARDS = ("prm", "orm", "tinyrm", "verifier", "none")
+BACKENDS = ("inprocess", "openai", "ray")
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to runs/X.log beside runs/X.jsonl
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from policies.datasets import NAMES as DATASETS  # the registries: plain data, no heavy imports
+    from rewards.aggregators import names as agg_names
+    from rewards.kinds import SCORER_KINDS, kinds_help
+    from search.select import PATTERNS, RULES
+    from search.stopping import PATTERNS as STOP_PATTERNS
+    from search.stopping import STOP_RULES
+    from search.strategies import NAMES as STRATEGIES
+
     g = p.add_argument_group("search")
     g.add_argument("--strategy", choices=STRATEGIES, default="best_of_n")
     g.add_argument("--n", type=int, default=4, help="samples (best-of-n, voting), live beams (beam), total leaves (DVTS), particles (particle_filter)")
@@ -32,24 +38,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-budget", type=int, default=32, help="MCTS: nodes per problem")
     g.add_argument("--c-puct", type=float, default=1.0, help="MCTS exploration constant")
     g.add_argument("--rollouts", action="store_true", help="MCTS: value new nodes by a rollout to the end")
-    g.add_argument("--agg", default="min", help="aggregator used during search (rewards.aggregators: min, prod, last, mean, ...)")
+    g.add_argument("--agg", default="min", help=f"aggregator used during search: {', '.join(agg_names())}")
     g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
     g.add_argument("--select", type=_select_rule, default=None,
-                   help="final selection: argmax, weighted_vote, majority, or topP_majority / topP_weighted "
+                   help=f"final selection: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
                         "(keep the top P%% by value, then vote); default: the strategy's own")
     g.add_argument("--stop", default="beta0.95",
-                   help="adaptive: stop rule (betaT, cbetaT, agreeT, cagreeT, never; search/adaptive.py); --n is the cap")
+                   help=f"adaptive: stop rule ({', '.join((*STOP_PATTERNS, *STOP_RULES))}; search/stopping.py); "
+                        "--n is the cap")
     g.add_argument("--first-round", type=int, default=2, help="adaptive: samples per problem in the first round")
     g.add_argument("--round-size", type=_round_size, default=1,
                    help="adaptive: samples added per later round, or 'double' (double the total each round)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
-    g.add_argument("--reward", choices=REWARDS, default=None,
-                   help="scorer; 'none' (default) = no scorer (rank by policy confidence), 'verifier' = oracle "
-                        "from golds; with --scorer-endpoint: the served kind (checked against the server)")
+    g.add_argument("--reward", choices=SCORER_KINDS, default=None,
+                   help=f"scorer (default none). {kinds_help()}. With --scorer-endpoint: the served kind "
+                        "(checked against the server)")
     g.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="gsm8k", help="gsm8k, math500, gsm8k-train, ... or a JSONL path")
+    g.add_argument("--dataset", default="gsm8k", help=f"{', '.join(DATASETS)} or a JSONL path")
     g.add_argument("--problem-field", default=None)
     g.add_argument("--answer-field", default=None)
     g.add_argument("--data-dir", default=None, help="folder of the shared data (for *-train names)")
@@ -69,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM tensor parallelism (GPUs)")
     g.add_argument("--data-parallel-size", type=int, default=1, help="vLLM data parallelism (GPUs)")
     g = p.add_argument_group("backend (docs/scale-out.md)")
-    g.add_argument("--backend", choices=("inprocess", "openai", "ray"), default="inprocess",
+    g.add_argument("--backend", choices=BACKENDS, default="inprocess",
                    help="in-process vLLM engine, OpenAI-compatible servers (--endpoint), or Ray actors")
     g.add_argument("--endpoint", action="append", default=None,
                    help="completions server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several); "
@@ -121,15 +128,17 @@ def _config(args):
 
 def default_out(args, config) -> Path:
     ds = Path(args.dataset).stem if args.dataset.endswith(".jsonl") else args.dataset
+    from search.strategies import uses
+
     parts = [ds, config.strategy, resolve_reward(args), config.agg]
     if config.final_agg != config.agg:
         parts.append(f"final-{config.final_agg}")
     parts.append(f"n{config.n}")
-    if config.strategy in ("beam", "dvts", "mcts"):
+    if uses(config.strategy, "beam_width"):
         parts.append(f"m{config.beam_width}")
-    if config.strategy == "mcts":
+    if uses(config.strategy, "node_budget"):
         parts.append(f"b{config.node_budget}")
-    if config.strategy == "adaptive":
+    if uses(config.strategy, "stop"):
         parts.append(f"{config.stop}-r{config.first_round}+{config.round_size or 'x2'}")
     parts.append(f"seed{config.seed}")
     return Path("runs") / ("-".join(parts) + ".jsonl")
@@ -201,25 +210,22 @@ def check_backend_args(args) -> None:
                          f"got {args.scorer_endpoint!r}")
 
 
-# options that apply to some strategies only: refused with a value other than the default elsewhere
-_STRATEGY_OPTIONS = {
-    "beam_width": ("--beam-width", ("beam", "dvts", "mcts")),
-    "beam_rule": ("--beam-rule", ("beam",)),
-    "max_steps": ("--max-steps", ("beam", "dvts", "mcts", "particle_filter")),
-    "max_step_tokens": ("--max-step-tokens", ("beam", "dvts", "mcts", "particle_filter")),
-    "node_budget": ("--node-budget", ("mcts",)),
-    "c_puct": ("--c-puct", ("mcts",)),
-    "rollouts": ("--rollouts", ("mcts",)),
-    "stop": ("--stop", ("adaptive",)),
-    "first_round": ("--first-round", ("adaptive",)),
-    "round_size": ("--round-size", ("adaptive",)),
-}
-
-
 def _defaults() -> dict:
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p)
     return vars(p.parse_args([]))
+
+
+def check_strategy_options(args, defaults: dict) -> None:
+    """Options that apply to some strategies only (search.strategies) are refused, with a
+    value other than the default, for the others."""
+    from search.strategies import option_strategies
+
+    strategy = getattr(args, "strategy", "best_of_n")
+    for name, strategies in option_strategies().items():
+        flag = "--" + name.replace("_", "-")
+        if strategy not in strategies and getattr(args, name, defaults[name]) != defaults[name]:
+            raise ValueError(f"{flag} applies to --strategy {' / '.join(strategies)}, not {strategy}; drop {flag}")
 
 
 def check_args(args) -> None:
@@ -235,14 +241,14 @@ def check_args(args) -> None:
             flag = "--" + name.replace("_", "-")
             hint = " (omit --limit to run every problem)" if name == "limit" else ""
             raise ValueError(f"{flag} must be >= {low}, got {v}{hint}")
-    strategy = getattr(args, "strategy", "best_of_n")
-    for name, (flag, strategies) in _STRATEGY_OPTIONS.items():
-        if strategy not in strategies and getattr(args, name, defaults[name]) != defaults[name]:
-            raise ValueError(f"{flag} applies to --strategy {' / '.join(strategies)}, not {strategy}; drop {flag}")
-    check_data_args(args.dataset, args.problem_field, args.answer_field, args.data_dir)
-    if args.scorer_model and not args.scorer_endpoint and (args.reward or "none") in ("none", "verifier"):
+    check_strategy_options(args, defaults)
+    from policies.datasets import check_options
+    from rewards.kinds import MODEL_KINDS
+
+    check_options(args.dataset, args.problem_field, args.answer_field, args.data_dir)
+    if args.scorer_model and not args.scorer_endpoint and (args.reward or "none") not in MODEL_KINDS:
         raise ValueError(f"--scorer-model does not apply to --reward {args.reward or 'none'} (no model to load); "
-                         "drop it, or pass --reward prm / orm / tinyrm")
+                         f"drop it, or pass --reward {' / '.join(MODEL_KINDS)}")
     if args.backend == "inprocess" and args.concurrency != defaults["concurrency"]:
         raise ValueError("--concurrency applies to --backend openai (requests per endpoint); drop it")
     if args.backend != "ray" and args.ray_actors != defaults["ray_actors"]:
@@ -257,61 +263,6 @@ def check_args(args) -> None:
         from policies.vllm_policy import load_prompt_template  # no vLLM import
 
         load_prompt_template(args.prompt_style)
-
-
-def check_data_args(dataset: str, problem_field, answer_field, data_dir) -> None:
-    """Dataset options that do not apply to the dataset asked for are refused."""
-    from eval.datasets import BUNDLED, FROM_DATA_DIR  # no heavy imports
-
-    if dataset in BUNDLED or dataset in FROM_DATA_DIR:
-        for flag, v in (("--problem-field", problem_field), ("--answer-field", answer_field)):
-            if v is not None:
-                raise ValueError(f"{flag} applies to JSONL datasets only; {dataset}'s fields are built in (drop {flag})")
-    if data_dir is not None and dataset not in FROM_DATA_DIR:
-        what = "is bundled" if dataset in BUNDLED else "is a file path"
-        raise ValueError(f"--data-dir applies to {', '.join(sorted(FROM_DATA_DIR))} (read from the shared data folder); "
-                         f"{dataset} {what}: drop --data-dir")
-
-
-def check_out_file(flag: str, path) -> None:
-    """An output file that can be written: not a directory, and in a folder that exists
-    or can be created, where files can be made. Nothing is created."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{flag} {p} is a directory; pass a file path, e.g. {p / 'run.jsonl'}")
-    if p.exists():
-        if not p.is_file():
-            raise ValueError(f"{flag} {p} is not a regular file; pass a file path")
-        try:
-            open(p, "ab").close()
-        except OSError as e:
-            raise ValueError(f"{flag} {p}: cannot write to it ({e.strerror}); pass another path") from None
-        return
-    _check_creatable(flag, p)
-
-
-def check_out_dir(flag: str, path) -> None:
-    """An output folder that exists or can be created, where files can be made."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"{flag} {p} is a file, not a folder; pass a folder path")
-    _check_creatable(flag, p / "x")
-
-
-def _check_creatable(flag: str, p: Path) -> None:
-    import tempfile
-
-    folder = p.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f"{flag} {p.parent if flag.endswith('dir') else p}: {folder} is a file, not a folder; "
-                         "pass a path in a writable folder")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        raise ValueError(f"{flag} {p.parent if flag.endswith('dir') else p}: cannot write in {folder} "
-                         f"({e.strerror}); pass a path in a writable folder") from None
 
 
 def backends(args):
@@ -371,8 +322,9 @@ def load_scorer(kind: str, model: str | None):
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from eval.datasets import load_problems, prompt_style
+    from policies.datasets import load_problems, prompt_style
     from policies.logs import beside, log_to
+    from policies.paths import check_out_file
     from search.runner import RunFile, open_run, run_search
 
     console = Console(stderr=False, highlight=False)

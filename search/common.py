@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from search.config import SearchConfig
 from search.ledger import Ledger, read_scorer_stats
 from search.select import select
-from search.types import Candidate, Problem, SearchResult
+from search.types import Candidate, Problem, SearchResult, as_problems
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,20 @@ def step_outcome(c) -> tuple[bool, str | None]:
     if not c.text.strip():
         return True, "empty"
     return False, None
+
+
+def sample_finish(c) -> str:
+    """The finish reason of one full sample (`sample`, a rollout): "eos" when the model
+    stopped by itself, else the policy's reason ("length")."""
+    return "eos" if c.finish_reason == "stop" else (c.finish_reason or "unknown")
+
+
+def sampled_candidate(c, delim: str) -> Candidate:
+    """A full sample as a candidate: its steps, finish reason, tokens and log-prob (unscored)."""
+    return Candidate(
+        steps=split_steps(c.text, delim), finish_reason=sample_finish(c),
+        generated_tokens=c.generated_tokens, logprob=c.cumulative_logprob,
+    )
 
 
 def confidence(logprob: float | None, tokens: int) -> float | None:
@@ -221,6 +235,56 @@ def finalize(
 
 
 def new_ledgers(policy, scorer, count: int) -> list[Ledger]:
+    if not count:  # no problems: the parameter counts (an engine start) are not needed
+        return []
     pp = int(getattr(policy, "num_parameters", 0) or 0)
     sp = int(getattr(scorer, "num_parameters", 0) or 0) if scorer is not None else 0
     return [Ledger(policy_params=pp, scorer_params=sp) for _ in range(count)]
+
+
+class SearchRun:
+    """What one strategy call holds for all its problems: the problems, one ledger each,
+    the policy's step delimiter, and each problem's result once it is closed.
+
+    `close(p, candidates)` finishes problem p the same way in every strategy (answers,
+    values, selection, wall time, `on_done`); `open()` lists the problems not closed yet.
+    The step-level strategies extend it with trees (search/tree.py).
+    """
+
+    def __init__(self, problems, policy, scorer, config: SearchConfig, *, on_done: OnDone | None = None,
+                 equal=None) -> None:
+        self.t0 = time.perf_counter()
+        self.probs = as_problems(problems)
+        self.policy, self.scorer, self.config = policy, scorer, config
+        self.on_done, self.equal = on_done, equal
+        self.delim = delimiter(policy)
+        self.ledgers = new_ledgers(policy, scorer, len(self.probs))
+        self.results: list[SearchResult | None] = [None] * len(self.probs)
+
+    def seed(self, *parts: object) -> int:
+        """The seed of one policy call (see `call_seed`)."""
+        return call_seed(self.config, *parts)
+
+    def open(self) -> list[int]:
+        """Indices of the problems not closed yet, in order."""
+        return [p for p, r in enumerate(self.results) if r is None]
+
+    def close(self, p: int, candidates: list[Candidate], *, tree: list[dict] | None = None) -> None:
+        """Select problem p's answer among `candidates` and store its result (see `finalize`)."""
+        self.results[p] = finalize(
+            self.probs[p], candidates, self.config, self.ledgers[p], delim=self.delim,
+            tree=tree, equal=self.equal, t0=self.t0, on_done=self.on_done,
+        )
+
+    def sample_candidates(self, which: Sequence[int], n: int, seed: int) -> list[list[Candidate]]:
+        """n full samples for each problem in `which`, as scored candidates: one policy
+        call and one scorer call."""
+        which = list(which)
+        outs = sample(self.policy, [self.probs[p] for p in which], n, seed, [self.ledgers[p] for p in which])
+        rows = [[sampled_candidate(c, self.delim) for c in comps] for comps in outs]
+        items = [(p, c.steps) for p, row in zip(which, rows, strict=True) for c in row]
+        scores = iter(score(self.scorer, self.probs, items, self.ledgers))
+        for row in rows:
+            for c in row:
+                c.scores = next(scores)
+        return rows

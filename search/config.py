@@ -9,29 +9,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-STRATEGY_NAMES = ("best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter", "adaptive")
-SELECT_RULES = ("argmax", "weighted_vote", "majority")  # plus topP_majority / topP_weighted (search.select)
-BEAM_RULES = ("top_n_over_m", "expand_all")
-ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")
-STEP_LEVEL = ("beam", "dvts", "mcts", "particle_filter")
+from search import strategies  # plain data
 
-# the selection each strategy uses when --select is not given
-_DEFAULT_SELECT = {
-    "best_of_n": "argmax",
-    "majority": "majority",
-    "weighted_majority": "weighted_vote",
-    "beam": "argmax",
-    "dvts": "argmax",
-    "mcts": "argmax",
-    "particle_filter": "argmax",
-    "adaptive": "majority",
-}
+BEAM_RULES = ("top_n_over_m", "expand_all")
+ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")  # kept in a run's identity only where they apply
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     strategy: str = "best_of_n"
-    """One of STRATEGY_NAMES."""
+    """One of `search.strategies.NAMES`."""
     n: int = 4
     """Compute width N: samples for best-of-n / voting; live beams for beam search
     (it generates N continuations per step); total leaves over all DVTS subtrees;
@@ -73,15 +60,12 @@ class SearchConfig:
     in the search, so a seeded run is reproducible."""
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGY_NAMES:
-            raise ValueError(
-                f"strategy must be one of {', '.join(STRATEGY_NAMES)}, got {self.strategy!r}."
-            )
+        spec = strategies.get(self.strategy)
         if self.final_agg is None:
             object.__setattr__(self, "final_agg", self.agg)
-        forced = {"majority": "majority", "weighted_majority": "weighted_vote"}.get(self.strategy)
+        forced = spec.select if spec.fixed_select else None
         if self.select is None:
-            object.__setattr__(self, "select", _DEFAULT_SELECT[self.strategy])
+            object.__setattr__(self, "select", spec.select)
         elif forced and self.select != forced:
             raise ValueError(
                 f"select={self.select!r} contradicts strategy={self.strategy!r}, which selects by "
@@ -91,19 +75,19 @@ class SearchConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}.")
-        from search.select import PATTERNS, check_rule  # pure Python
+        from search.select import PATTERNS, RULES, check_rule  # pure Python
 
         try:
             check_rule(self.select)
         except ValueError:
-            raise ValueError(f"select must be one of {', '.join(SELECT_RULES)} or {' / '.join(PATTERNS)} "
+            raise ValueError(f"select must be one of {', '.join(RULES)} or {' / '.join(PATTERNS)} "
                              f"(0 < P <= 100, e.g. top10_weighted), got {self.select!r}.") from None
         if not isinstance(self.first_round, int) or isinstance(self.first_round, bool) or self.first_round < 1:
             raise ValueError(f"first_round must be an int >= 1, got {self.first_round!r}; e.g. --first-round 2.")
         if self.round_size is not None and (not isinstance(self.round_size, int) or self.round_size < 1):
             raise ValueError(f"round_size must be an int >= 1 or None (doubling), got {self.round_size!r}; "
                              "e.g. --round-size 1 or --round-size double.")
-        from search.adaptive import stop_rule
+        from search.stopping import stop_rule
 
         try:
             stop_rule(self.stop)
@@ -111,7 +95,7 @@ class SearchConfig:
             raise ValueError(f"stop: {e}") from None
         if self.beam_rule not in BEAM_RULES:
             raise ValueError(f"beam_rule must be one of {', '.join(BEAM_RULES)}, got {self.beam_rule!r}.")
-        if self.strategy in ("beam", "dvts") and self.n % self.beam_width:
+        if spec.width_multiple and self.n % self.beam_width:
             raise ValueError(
                 f"n must be a multiple of beam_width for {self.strategy}, got n={self.n}, "
                 f"beam_width={self.beam_width}; e.g. --n {self.n - self.n % self.beam_width or self.beam_width}."
@@ -135,13 +119,14 @@ class SearchConfig:
 
     @property
     def step_level(self) -> bool:
-        return self.strategy in STEP_LEVEL
+        return strategies.get(self.strategy).step_level
 
     def as_dict(self) -> dict:
         """The fields as a dict; the adaptive-only fields only for strategy adaptive, so the
         identity of every other run (and the resume check against its file) is unchanged."""
         d = asdict(self)
-        if self.strategy != "adaptive":
-            for name in ADAPTIVE_FIELDS:
+        used = strategies.get(self.strategy).options
+        for name in ADAPTIVE_FIELDS:
+            if name not in used:
                 d.pop(name)
         return d

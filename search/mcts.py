@@ -30,12 +30,10 @@ the answer is chosen among all finished nodes, rollouts and that rollout by
 from __future__ import annotations
 
 import math
-import time
 
-from search import common
-from search.beam import add_children, finish_rollouts, node_candidate, score_nodes
 from search.config import SearchConfig
-from search.types import Candidate, Node, SearchResult, Tree, as_problems
+from search.tree import TreeSearch, add_children
+from search.types import Node, SearchResult, Tree
 
 _SKIP = ("duplicate", "rollout")
 
@@ -85,23 +83,10 @@ def _backup(tree: Tree, node: Node, v: float) -> None:
 
 def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
     """MCTS with PUCT and a per-problem node budget (rule in the module docstring)."""
-    t0 = time.perf_counter()
-    probs = as_problems(problems)
-    P, M = len(probs), config.beam_width
-    delim = common.delimiter(policy)
-    ledgers = common.new_ledgers(policy, scorer, P)
-    trees = [Tree() for _ in probs]
-    used_up: list[set[int]] = [set() for _ in probs]
+    run = TreeSearch(problems, policy, scorer, config, on_done=on_done, equal=equal)
+    P, M = len(run.probs), config.beam_width
+    used_up: list[set[int]] = [set() for _ in run.probs]
     created = [0] * P
-    finished: list[list[Candidate]] = [[] for _ in probs]
-    results: list[SearchResult | None] = [None] * P
-
-    def close(p: int) -> None:
-        results[p] = common.finalize(
-            probs[p], finished[p], config, ledgers[p], delim=delim,
-            tree=trees[p].as_list(), equal=equal, t0=t0, on_done=on_done,
-        )
-
     stop = [False] * P
     it = 0
     while True:
@@ -110,21 +95,21 @@ def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=
             break
         items, leaves = [], []
         for p in active:
-            leaf = _select_leaf(trees[p], used_up[p], config.c_puct)
+            leaf = _select_leaf(run.trees[p], used_up[p], config.c_puct)
             if leaf is None or created[p] >= config.node_budget:
                 stop[p] = True
                 continue
             k = min(M, config.node_budget - created[p])
-            items.append((p, trees[p].path(leaf), k))
+            items.append((p, run.trees[p].path(leaf), k))
             leaves.append((p, leaf))
         if not items:
             break
-        outs = common.extend(policy, probs, items, common.call_seed(config, "extend", it), ledgers)
+        outs = run.extend(items, run.seed("extend", it))
         new: list[tuple[int, Node]] = []
         for (p, leaf), comps in zip(leaves, outs, strict=True):
             if leaf.parent is not None:
                 leaf.status = "expanded"
-            kids = add_children(trees[p], leaf, comps)
+            kids = add_children(run.trees[p], leaf, comps)
             created[p] += len(comps)
             for kid in kids:
                 if kid.finished:
@@ -135,44 +120,32 @@ def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=
                     kid.status = "open"
                 new.append((p, kid))
         if config.rollouts:
-            to_roll = [(p, n) for p, n in new if not n.finished]
-            seed = common.call_seed(config, "rollout", it)
-            comps = common.rollout(policy, probs, [(p, trees[p].path(n)) for p, n in to_roll], seed, ledgers)
-            entries = []  # (p, node to value, steps to score, rollout node or None)
-            for (p, n), c in zip(to_roll, comps, strict=True):
-                steps = trees[p].path(n) + common.split_steps(c.text, delim)
-                lp = None if c.cumulative_logprob is None or n.logprob is None else n.logprob + c.cumulative_logprob
-                reason = "eos" if c.finish_reason == "stop" else (c.finish_reason or "unknown")
-                r = trees[p].add(n, c.text, finished=True, finish_reason=reason, logprob=lp,
-                                 tokens=n.tokens + c.generated_tokens, status="rollout")
-                entries.append((p, n, steps, r))
-            entries += [(p, n, trees[p].path(n), None) for p, n in new if n.finished]
-            scores = common.score(scorer, probs, [(p, s) for p, _, s, _ in entries], ledgers)
-            for (p, n, steps, r), s in zip(entries, scores, strict=True):
-                target = r if r is not None else n
-                target.scores = s
-                target.value = common.value_of(s, config.agg, target.logprob, target.tokens)
-                if r is not None:
-                    n.value = r.value
-                    finished[p].append(node_candidate(trees[p], r, steps))
+            # an unfinished child takes the value of a rollout from it (kept as a candidate);
+            # rollouts and finished children are scored in one call
+            rolled = run.rollouts([(p, n) for p, n in new if not n.finished], run.seed("rollout", it))
+            run.evaluate([(p, r, steps) for p, _n, r, steps in rolled]
+                         + [(p, n, run.trees[p].path(n)) for p, n in new if n.finished])
+            for p, n, r, steps in rolled:
+                n.value = r.value
+                run.keep(p, r, steps)
         else:
-            score_nodes(scorer, probs, trees, new, ledgers, config.agg)
+            run.score(new)
         for p, n in new:
             if n.finished:
-                finished[p].append(node_candidate(trees[p], n))
+                run.keep(p, n)
             v = n.value if n.value is not None else 0.0
-            _backup(trees[p], n, v)
+            _backup(run.trees[p], n, v)
             if n.finished or n.depth >= config.max_steps:
                 used_up[p].add(n.id)
         for p, leaf in leaves:
-            _mark_used_up(trees[p], leaf, used_up[p])
+            _mark_used_up(run.trees[p], leaf, used_up[p])
             if created[p] >= config.node_budget or 0 in used_up[p]:
                 stop[p] = True
         it += 1
     # principal variation: descend by visits; roll it out when unfinished
     pairs = []
     for p in range(P):
-        tree = trees[p]
+        tree = run.trees[p]
         node = tree.root
         while True:
             kids = _kids(tree, node)
@@ -184,10 +157,5 @@ def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=
             pairs.append((p, node))
         elif node.parent is None:  # nothing was expanded (budget 0 or all duplicates)
             pairs.append((p, node))
-    if pairs:
-        seed = common.call_seed(config, "rollout", "final")
-        for p, r, steps in finish_rollouts(policy, scorer, probs, trees, pairs, ledgers, config, seed, delim):
-            finished[p].append(node_candidate(trees[p], r, steps))
-    for p in range(P):
-        close(p)
-    return results
+    run.roll_out(pairs, run.seed("rollout", "final"))
+    return run.close_open()

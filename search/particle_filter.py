@@ -34,13 +34,11 @@ resampled onto a node.
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 
-from search import common
-from search.beam import finish_rollouts, node_candidate, score_nodes
 from search.config import SearchConfig
-from search.types import Candidate, Node, SearchResult, Tree, as_problems
+from search.tree import TreeSearch, add_child, node_candidate, step_text
+from search.types import Node, SearchResult
 
 
 def systematic_resample(weights: list[float], n: int, rng: random.Random) -> list[int]:
@@ -67,27 +65,20 @@ def _weight(node: Node) -> float:
 
 def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
     """Particle filtering over steps (rule in the module docstring)."""
-    t0 = time.perf_counter()
-    probs = as_problems(problems)
-    P, N = len(probs), config.n
-    delim = common.delimiter(policy)
-    ledgers = common.new_ledgers(policy, scorer, P)
-    trees = [Tree() for _ in probs]
-    particles: list[list[Node]] = [[t.root] * N for t in trees]  # one entry per particle
-    results: list[SearchResult | None] = [None] * P
+    run = TreeSearch(problems, policy, scorer, config, on_done=on_done, equal=equal)
+    N = config.n
+    particles: list[list[Node]] = [[t.root] * N for t in run.trees]  # one entry per particle
 
-    def close(p: int, extra: list[Candidate] = ()) -> None:
+    def close(p: int) -> None:
+        """Candidates: the distinct finished nodes of the final population, then the rollouts."""
         final = {n.id: n for n in particles[p] if n.finished}
         for n in final.values():
             n.status = "finished"
-        cands = [node_candidate(trees[p], n) for n in sorted(final.values(), key=lambda n: n.id)] + list(extra)
-        results[p] = common.finalize(
-            probs[p], cands, config, ledgers[p], delim=delim,
-            tree=trees[p].as_list(), equal=equal, t0=t0, on_done=on_done,
-        )
+        ranked = sorted(final.values(), key=lambda n: n.id)
+        run.close(p, [node_candidate(run.trees[p], n) for n in ranked] + run.finished[p])
 
     for depth in range(config.max_steps):
-        active = [p for p in range(P) if results[p] is None]
+        active = run.open()
         if not active:
             break
         # extend: every live particle gets one step; copies of a node are one request
@@ -95,31 +86,27 @@ def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=N
         for p in active:
             copies = Counter(n.id for n in particles[p] if not n.finished)
             for nid, count in sorted(copies.items()):
-                items.append((p, trees[p].path(trees[p].nodes[nid]), count))
-                owners.append((p, trees[p].nodes[nid]))
-        outs = common.extend(policy, probs, items, common.call_seed(config, "extend", depth), ledgers)
+                items.append((p, run.trees[p].path(run.trees[p].nodes[nid]), count))
+                owners.append((p, run.trees[p].nodes[nid]))
+        outs = run.extend(items, run.seed("extend", depth))
         moved: dict[int, list[Node]] = {p: [n for n in particles[p] if n.finished] for p in active}
         new: list[tuple[int, Node]] = []
         for (p, parent), comps in zip(owners, outs, strict=True):
             if parent.parent is not None:
                 parent.status = "expanded"
-            by_text = {trees[p].nodes[c].step.strip(): trees[p].nodes[c] for c in parent.children}
+            by_text = {run.trees[p].nodes[c].step.strip(): run.trees[p].nodes[c] for c in parent.children}
             for c in comps:
-                fin, reason = common.step_outcome(c)
-                text = "" if reason == "empty" else c.text
-                node = by_text.get(text.strip())
+                node = by_text.get(step_text(c).strip())
                 if node is None:
-                    lp = None if c.cumulative_logprob is None or parent.logprob is None else parent.logprob + c.cumulative_logprob
-                    node = trees[p].add(parent, text, finished=fin, finish_reason=reason, logprob=lp,
-                                        tokens=parent.tokens + c.generated_tokens)
-                    by_text[text.strip()] = node
+                    node = add_child(run.trees[p], parent, c)
+                    by_text[node.step.strip()] = node
                     new.append((p, node))
                 moved[p].append(node)
-        score_nodes(scorer, probs, trees, new, ledgers, config.agg)
+        run.score(new)
         # resample N particles from the moved population by weight
         for p in active:
             pop = moved[p]
-            rng = random.Random(common.call_seed(config, "resample", probs[p].id, depth))
+            rng = random.Random(run.seed("resample", run.probs[p].id, depth))
             drawn = [pop[i] for i in systematic_resample([_weight(n) for n in pop], N, rng)]
             kept = {n.id for n in drawn}
             for n in pop:
@@ -134,15 +121,9 @@ def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=N
                 close(p)
     # step limit: roll the nodes of live particles out to the end (once per node)
     pairs = []
-    for p in range(P):
-        if results[p] is None:
-            pairs += [(p, n) for n in {n.id: n for n in particles[p] if not n.finished}.values()]
-    rolled: dict[int, list[Candidate]] = {}
-    if pairs:
-        seed = common.call_seed(config, "rollout", config.max_steps)
-        for p, r, steps in finish_rollouts(policy, scorer, probs, trees, pairs, ledgers, config, seed, delim):
-            rolled.setdefault(p, []).append(node_candidate(trees[p], r, steps))
-    for p in range(P):
-        if results[p] is None:
-            close(p, rolled.get(p, []))
-    return results
+    for p in run.open():
+        pairs += [(p, n) for n in {n.id: n for n in particles[p] if not n.finished}.values()]
+    run.roll_out(pairs, run.seed("rollout", config.max_steps))
+    for p in run.open():
+        close(p)
+    return run.results

@@ -23,9 +23,10 @@ LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to pools/X.l
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
+    from policies.datasets import HELDOUT, NAMES  # the registry: plain data
+
     g.add_argument("--dataset", default="gsm8k-heldout200",
-                   help="a held-out slice (gsm8k-heldout200, math500-heldout100), a dataset name "
-                        "(gsm8k, math500, gsm8k-train, math-train) or a JSONL path")
+                   help=f"a dataset ({', '.join(NAMES)}; held-out slices: {', '.join(HELDOUT)}) or a JSONL path")
     g.add_argument("--data-dir", default=None, help="folder of the shared data (for *-train names)")
     g.add_argument("--limit", type=int, default=None)
     g.add_argument("--offset", type=int, default=0)
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_args(args) -> None:
-    from search.cli import check_out_file
+    from policies.paths import check_out_file
 
     for name, low in (("n", 1), ("batch_problems", 1), ("offset", 0), ("max_tokens", 1)):
         if getattr(args, name) < low:
@@ -61,19 +62,10 @@ def check_args(args) -> None:
 
 
 def load(args) -> tuple[list[dict], str]:
-    """The problems and the prompt style of --dataset (a held-out slice or a dataset)."""
-    from eval import datasets
-    from eval.heldout import SLICES, load_slice
+    """The problems and the prompt style of --dataset (a held-out slice, a dataset or a file)."""
+    from policies import datasets
 
-    if args.dataset in SLICES:
-        if args.data_dir is not None:
-            raise ValueError(f"--data-dir does not apply to the held-out slice {args.dataset}; drop it")
-        rows = load_slice(args.dataset)
-        end = None if args.limit is None else args.offset + args.limit
-        rows = rows[args.offset:end]
-        if not rows:
-            raise ValueError(f"--offset {args.offset} is past the end of {args.dataset}")
-        return rows, datasets.prompt_style(SLICES[args.dataset]["dataset"])
+    datasets.check_options(args.dataset, data_dir=args.data_dir)
     rows = datasets.load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
     return rows, datasets.prompt_style(args.dataset)
 

@@ -68,11 +68,15 @@ from rewards.jsonhttp import (
     RawBody,
     ServedApp,
 )
-from search.config import SELECT_RULES, STRATEGY_NAMES
+from rewards.kinds import SCORER_KINDS
+from search import strategies
+from search.select import RULES
+from search.strategies import NAMES as STRATEGY_NAMES
 
 log = logging.getLogger(__name__)
 
-REWARDS = ("prm", "orm", "tinyrm", "none")  # "verifier" needs a gold, which a request does not carry
+# "verifier" needs a gold, which a request does not carry
+REWARDS = tuple(k for k, v in SCORER_KINDS.items() if not v.needs_golds)
 DEFAULT_NAMES = ("tts-math", "default")
 SEARCH_FIELDS = ("strategy", "n", "beam_width", "max_steps", "agg", "final_agg", "select", "beam_rule",
                  "node_budget", "c_puct", "rollouts", "seed")
@@ -93,12 +97,12 @@ class APIError(BadRequest):
 
 # ---- model names ------------------------------------------------------------------
 
-_ALIASES = {"best-of-n": "best_of_n", "weighted-majority": "weighted_majority",
-            "particle-filter": "particle_filter", "weighted-vote": "weighted_vote"}
+# "-" separates a name's parts, so names with "_" are also read with "-" (best-of-n)
+_ALIASES = {name.replace("_", "-"): name for name in (*STRATEGY_NAMES, *RULES) if "_" in name}
 _NUMBERS = {"n": "n", "m": "beam_width", "steps": "max_steps", "b": "node_budget", "seed": "seed"}
 NAME_GRAMMAR = ("STRATEGY[-REWARD][-AGG][-nN][-mM][-stepsS][-bB][-seedS][-SELECT][-final_AGG], e.g. "
                 "beam-prm-min-n8; STRATEGY: " + ", ".join(STRATEGY_NAMES) + "; REWARD: " + ", ".join(REWARDS)
-                + "; SELECT: " + ", ".join(SELECT_RULES) + "; AGG: rewards.aggregators names (min, last, prod, ...)")
+                + "; SELECT: " + ", ".join(RULES) + "; AGG: rewards.aggregators names (min, last, prod, ...)")
 
 
 def parse_model(name: str) -> dict:
@@ -138,7 +142,7 @@ def _classify(tok: str, seen: dict, name: str) -> tuple[str, object]:
 
     if tok in STRATEGY_NAMES and not (tok == "majority" and "strategy" in seen):
         return "strategy", tok
-    if tok in SELECT_RULES:
+    if tok in RULES:
         return "select", tok
     if tok in REWARDS:
         return "reward", tok
@@ -157,7 +161,7 @@ def _classify(tok: str, seen: dict, name: str) -> tuple[str, object]:
 def model_name(options: dict) -> str:
     """The canonical model name of search options (the inverse of `parse_model`)."""
     parts = [options["strategy"], options["reward"], options["agg"], f"n{options['n']}"]
-    if options["strategy"] in ("beam", "dvts", "mcts"):
+    if strategies.uses(options["strategy"], "beam_width"):
         parts.append(f"m{options['beam_width']}")
     return "-".join(parts)
 
@@ -556,7 +560,7 @@ class SearchServer(ServedApp):
         ids = [DEFAULT_NAMES[0], model_name(self.defaults)]
         for s in STRATEGY_NAMES:
             opts = dict(self.defaults, strategy=s)
-            if s in ("beam", "dvts") and opts["n"] % opts["beam_width"]:
+            if strategies.get(s).width_multiple and opts["n"] % opts["beam_width"]:
                 continue
             ids.append(model_name(opts))
         return list(dict.fromkeys(ids))
@@ -665,14 +669,17 @@ def _make_handler(server: SearchServer):
 # ---- `python cli.py serve` ----------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rewards.aggregators import names as agg_names
+    from search.cli import BACKENDS  # argparse-only module
+
     g = p.add_argument_group("default search (a request's model name and `search` object override it)")
     g.add_argument("--strategy", choices=STRATEGY_NAMES, default="best_of_n")
     g.add_argument("--n", type=int, default=4, help="search width (as `search --n`)")
     g.add_argument("--beam-width", type=int, default=2, help="M (beam, DVTS, MCTS)")
     g.add_argument("--max-steps", type=int, default=8)
-    g.add_argument("--agg", default="min", help="aggregator during search")
+    g.add_argument("--agg", default="min", help=f"aggregator during search: {', '.join(agg_names())}")
     g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
-    g.add_argument("--select", choices=SELECT_RULES, default=None, help="final selection (default: the strategy's)")
+    g.add_argument("--select", choices=tuple(RULES), default=None, help="final selection (default: the strategy's)")
     g.add_argument("--seed", type=int, default=0, help="search seed of a request without `seed`")
     g = p.add_argument_group("rewards")
     g.add_argument("--reward", choices=REWARDS, default="none", help="the default scorer kind")
@@ -694,7 +701,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tensor-parallel-size", type=int, default=1)
     g.add_argument("--data-parallel-size", type=int, default=1)
     g = p.add_argument_group("backend (docs/scale-out.md)")
-    g.add_argument("--backend", choices=("inprocess", "openai", "ray"), default="inprocess")
+    g.add_argument("--backend", choices=BACKENDS, default="inprocess")
     g.add_argument("--endpoint", action="append", default=None, help="completions server URL (repeat for several)")
     g.add_argument("--concurrency", type=int, default=64, help="open requests per endpoint (openai)")
     g.add_argument("--ray-address", default=None)

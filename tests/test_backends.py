@@ -184,6 +184,21 @@ def test_client_errors_fail_fast_and_budget_is_bounded(scripted):
     pol2.close()
 
 
+def test_json_client_retry_rule_and_error_messages():
+    from policies.jsonclient import Retry, error_message
+
+    r = Retry(timeout_s=1.0, first_s=0.25, max_s=8.0)  # the scorer client's rule
+    assert [r.delay(a) for a in (1, 2, 6, 7, 40)] == [0.25, 0.5, 8.0, 8.0, 8.0]
+    j = Retry(first_s=0.5, jitter=0.25)  # the policy's: 0.75x to 1.25x
+    assert all(0.375 <= j.delay(1) <= 0.625 for _ in range(50))
+    for bad, name in ((dict(jitter=1.0), "jitter"), (dict(timeout_s=-1), "timeout_s"), (dict(max_s=0), "max_s")):
+        with pytest.raises(ValueError, match=name):
+            Retry(**bad)
+    assert error_message('{"error": "bad request"}') == "bad request"
+    assert error_message('{"error": {"message": "prompt too long"}}') == "prompt too long"
+    assert error_message("<html>oops</html>") == "<html>oops</html>"
+
+
 def test_endpoints_share_problems_and_keep_each_problem_on_one(scripted):
     a, b = scripted(), scripted()
     pol = OpenAIPolicy(endpoints=[a.url, b.url], sampling=SamplingConfig(seed=2), served_model="m")

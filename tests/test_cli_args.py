@@ -183,3 +183,30 @@ def test_ungradable_golds_are_warned_about_before_the_engine(monkeypatch, tmp_pa
     assert [recs[f"q{i}"]["status"] for i in range(1, 7)] == ["invalid_gold"] * 6
     assert isinstance(recs["q0"]["correct"], bool) and isinstance(recs["q7"]["correct"], bool)
     assert "invalid golds (not searched)" in capsys.readouterr().out
+
+
+def _choices(parser, dest: str, path=()) -> tuple | None:
+    """The choices of option `dest` in the (sub)parser reached by `path`."""
+    import argparse
+
+    for name in path:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    act = next(a for a in parser._actions if a.dest == dest)
+    return tuple(act.choices)
+
+
+def test_cli_choices_come_from_the_registries():
+    sys.path.insert(0, str(ROOT))
+    import cli
+    from rewards.kinds import MODEL_KINDS, SCORER_KINDS
+    from search.select import RULES
+    from search.strategies import NAMES
+
+    p = cli.build_parser()
+    for path in (("search",), ("score",), ("serve-scorer",), ("eval", "scorer")):
+        assert _choices(p, "reward", path) == tuple(SCORER_KINDS), path
+    assert _choices(p, "reward", ("serve",)) == tuple(k for k in SCORER_KINDS if k != "verifier")  # needs golds
+    assert _choices(p, "strategy", ("search",)) == _choices(p, "strategy", ("serve",)) == NAMES
+    assert _choices(p, "select", ("serve",)) == tuple(RULES)
+    assert _choices(p, "train_command", ("train",))[:len(MODEL_KINDS)] == MODEL_KINDS

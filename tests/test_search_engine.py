@@ -26,7 +26,7 @@ def small_policy(engine_policy):
 
 @pytest.fixture(scope="module")
 def problems():
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     return load_problems("gsm8k", limit=2)
 
@@ -80,7 +80,7 @@ def test_a_resumed_run_writes_the_records_of_an_uninterrupted_one(small_policy, 
     """Issue 19: stopped after 3 records and resumed, a seeded run writes the same records
     as an uninterrupted one (before, the resumed run batched the problems left over and
     1 sample in 16 differed: CPU kernel rounding depends on the batch and on cache hits)."""
-    from eval.datasets import load_problems
+    from policies.datasets import load_problems
 
     probs = load_problems("gsm8k", limit=6)
     cfg = SearchConfig(strategy="best_of_n", n=2, seed=11)

@@ -15,7 +15,7 @@ from eval import budget
 from eval.sweep import load_runs, pool_as_records, sweep
 from policies.pool import FORMAT
 from search import STRATEGIES, SearchConfig
-from search.adaptive import beta_sf_half, schedule, stop_rule
+from search.adaptive import schedule
 from search.allocate import accuracy_curve, allocate
 from search.confidence import (
     bottom_share,
@@ -28,6 +28,7 @@ from search.confidence import (
     warmup_threshold,
 )
 from search.select import check_rule, keep_top, rule_label, select
+from search.stopping import beta_sf_half, stop_rule
 from search.testing import FakePolicy
 from search.types import Candidate
 

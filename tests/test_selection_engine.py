@@ -15,8 +15,8 @@ pytestmark = pytest.mark.engine
 
 
 def test_adaptive_on_the_engine_counts_every_round(engine_policy, tmp_path):
-    from eval.datasets import load_problems
     from policies import SamplingConfig, VLLMPolicy
+    from policies.datasets import load_problems
 
     policy = VLLMPolicy(engine=engine_policy.engine_config, llm=engine_policy.llm,
                         sampling=SamplingConfig(temperature=0.8, max_tokens=96, seed=7))

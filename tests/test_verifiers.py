@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest -q tests/test_verifiers.py
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -25,13 +24,12 @@ from verifiers import (
 
 
 def data_dir() -> Path | None:
-    """shared/data next to the repo (or $TTS_DATA_DIR); None skips the data tests."""
-    env = os.environ.get("TTS_DATA_DIR")
-    here = Path(__file__).resolve()
-    for c in ([Path(env)] if env else []) + [p / "shared" / "data" for p in here.parents[:3]]:
-        if (c / "gsm8k").is_dir():
-            return c
-    return None
+    """The shared data folder ($TTS_MATH_DATA, else ../shared/data: policies.settings);
+    None skips the data tests."""
+    from policies import settings
+
+    d = settings.shared_data_dir()
+    return d if d is not None and (d / "gsm8k").is_dir() else None
 
 
 # ------------------------------------------------------------------ extraction
@@ -340,7 +338,7 @@ def test_config_is_hashable_and_frozen():
 # ------------------------------------------------------------------ real data
 
 DATA = data_dir()
-needs_data = pytest.mark.skipif(DATA is None, reason="shared/data not found (set TTS_DATA_DIR)")
+needs_data = pytest.mark.skipif(DATA is None, reason="shared/data not found (set TTS_MATH_DATA)")
 GSM_KEYS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
 
@@ -452,3 +450,32 @@ def test_agreement_report_with_injected_grader(tmp_path):
     except ImportError:
         with pytest.raises(ImportError, match="pip install"):
             main([str(f)])
+
+
+def test_lru_cache_bounds_by_count_or_weight_and_get_refreshes():
+    from verifiers.lru import LRUCache
+
+    c = LRUCache(2)
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.get("a") == 1  # a is now the most recently used
+    c.put("c", 3)  # drops b
+    assert "b" not in c and c.peek("a") == 1 and len(c) == 2
+    assert c.peek("b", "gone") == "gone"
+    c.peek("c")  # peek does not refresh: a, c -> c is still the newest
+    c.put("d", 4)  # drops a
+    assert "a" not in c and [c.peek(k) for k in "cd"] == [3, 4]
+    kv = LRUCache(10, weigh=len)  # bounded by total weight (e.g. tokens held)
+    kv.put("x", "123456")
+    kv.put("y", "1234")
+    assert kv.weight == 10
+    kv.put("z", "12")  # drops x, the oldest
+    assert "x" not in kv and kv.weight == 6
+    kv.put("huge", "x" * 11)  # heavier than the capacity: not kept, nothing dropped
+    assert "huge" not in kv and kv.weight == 6
+    kv.put("y", "1")  # replacing an entry re-weighs it
+    assert kv.weight == 3
+    kv.clear()
+    assert len(kv) == 0 and kv.weight == 0
+    with pytest.raises(ValueError, match="capacity must be an int >= 0"):
+        LRUCache(-1)

@@ -13,9 +13,7 @@ Only "correct" has `correct=True`; the last three mean "could not judge", not "w
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from .config import VerifyConfig
 from .extract import extract_answer, extract_gold
 from .fastpath import fast_compare
+from .lru import LRUCache
 from .normalize import normalize
 
 __all__ = ["Verdict", "STATUSES", "judge", "verify", "grade", "grade_many", "clear_cache"]
@@ -48,31 +47,7 @@ class Verdict:
     """Which rule decided, or why judging failed (human-readable)."""
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            v = self.data.get(key)
-            if v is not None:
-                self.data.move_to_end(key)
-            return v
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.data[key] = value
-            if len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.data.clear()
-
-
-_cache = _LRU(_CACHE_SIZE)
+_cache = LRUCache(_CACHE_SIZE)
 
 
 def clear_cache() -> None:

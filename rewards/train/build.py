@@ -115,7 +115,7 @@ def build_outcome_data(
 ) -> dict:
     """Sample n solutions per problem, grade them, append ``outcome`` records to ``out``.
 
-    problems: dicts with "id", "problem", "answer" (``eval.datasets.load_problems``).
+    problems: dicts with "id", "problem", "answer" (``policies.datasets.load_problems``).
     Returns a summary (problems done, rows, tokens, seconds, why it stopped).
     """
     if n < 1 or chunk < 1:

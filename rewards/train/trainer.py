@@ -97,14 +97,6 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_records(data) -> tuple[list[dict], list[dict]]:
     records, info = [], []
     for item in data:
@@ -116,7 +108,9 @@ def _load_records(data) -> tuple[list[dict], list[dict]]:
         for i, r in enumerate(rows):
             check_record(r, i)
         records += rows
-        info.append({"path": str(p), "sha256": _sha256(p), "rows": len(rows)})
+        with open(p, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        info.append({"path": str(p), "sha256": digest, "rows": len(rows)})
     if any(isinstance(x, dict) for x in data):
         info.append({"path": "<in-memory>", "rows": sum(isinstance(x, dict) for x in data)})
     return records, info

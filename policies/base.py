@@ -1,0 +1,234 @@
+"""The policy interface: `sample` and `extend` over one generation hook.
+
+    class MyPolicy(Policy):
+        def _generate(self, prompts, n, max_tokens, *, stop, seed, tag):
+            ...  # one list of n Completions per prompt
+
+`Policy` turns problems and partial solutions into chat-formatted prompts, checks the
+arguments, and leaves the generation itself to `_generate`, its one abstract method:
+the in-process engine (policies/vllm_policy.py) and the OpenAI-compatible servers
+(policies/openai_backend.py) implement it, so both build the same prompts and, with a
+seed, derive the same per-request seeds (`derive_seed`).
+
+The tokenizer (for the chat template) and the parameter count are read from the model's
+files (`model_path`); a backend that already holds the model overrides
+`_load_tokenizer` and `_hf_config` to ask it instead.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from policies.config import SamplingConfig
+from policies.types import Completion, TokenUsage
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+def load_prompt_template(style: str | Path) -> str:
+    """A prompt template by dataset style ("gsm8k", "math", "plain") or file path.
+
+    The template holds `{problem}` once; it becomes the user turn of the chat.
+    """
+    p = Path(style)
+    if not p.suffix:
+        p = PROMPTS_DIR / f"{style}.txt"
+    if not p.is_file():
+        styles = sorted(x.stem for x in PROMPTS_DIR.glob("*.txt"))
+        raise ValueError(f"prompt template {style!r} not found; use one of {styles} or a .txt path")
+    text = p.read_text()
+    if text.count("{problem}") != 1:
+        raise ValueError(f"prompt template {p} must contain {{problem}} exactly once")
+    return text
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A stable 31-bit seed for one request, from the run seed and the request's identity."""
+    h = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(h, "little") & 0x7FFFFFFF
+
+
+def per_prompt_counts(n, count: int, name: str) -> list[int]:
+    """`n` (one int for all prompts, or one per prompt) as a list of `count` ints >= 1."""
+    ns = [n] * count if isinstance(n, int) else list(n)
+    if len(ns) != count:
+        raise ValueError(f"{name} has {len(ns)} counts for {count} prompts; give one int or one per prompt.")
+    bad = [m for m in ns if not isinstance(m, int) or isinstance(m, bool) or m < 1]
+    if bad:
+        raise ValueError(f"{name} must be >= 1 for every prompt, got {bad[0]!r}.")
+    return ns
+
+
+def count_parameters(hf_config) -> int:
+    """Parameters of a model, built from its Hugging Face config on the meta device (no
+    weights touched); 0, with a warning, when the config cannot be built."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            m = AutoModelForCausalLM.from_config(hf_config)
+        return sum(p.numel() for p in m.parameters())
+    except Exception:
+        log.warning("could not count parameters of %s; FLOPs estimates will be 0", hf_config)
+        return 0
+
+
+class Policy(abc.ABC):
+    """Generates complete solutions (`sample`) and next steps (`extend`).
+
+    Args:
+        model: the model, as `--model` takes it (None: the embedded default); its files
+            give the tokenizer and the parameter count unless the backend overrides them.
+        sampling: sampling settings shared by `sample` and `extend`.
+        prompt_style: "gsm8k", "math", "plain" or a path to a template file.
+        system_prompt: replaces the chat template's default system turn when given.
+        tokenizer: an already loaded tokenizer (tests share one).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        sampling: SamplingConfig | None = None,
+        prompt_style: str | Path = "gsm8k",
+        system_prompt: str | None = None,
+        tokenizer=None,
+    ) -> None:
+        self.model = model
+        self.sampling = sampling or SamplingConfig()
+        self.template = load_prompt_template(prompt_style)
+        self.prompt_style = str(prompt_style)
+        self.system_prompt = system_prompt
+        self.usage = TokenUsage()
+        self._tokenizer = tokenizer
+        self._prompts: dict[str, str] = {}  # problem -> formatted prompt
+
+    # ---- the model's files -------------------------------------------------------
+    @property
+    def model_path(self) -> str:
+        """The local checkpoint of `model` (prepared once; see policies/models.py)."""
+        if not hasattr(self, "_model_path"):
+            from policies.models import resolve_model
+
+            self._model_path = resolve_model(self.model)
+        return self._model_path
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self._load_tokenizer()
+        return self._tokenizer
+
+    def _load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.model_path)
+
+    def _hf_config(self):
+        """The model's Hugging Face config (read for the parameter count)."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.model_path)
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameter count of the policy model (for the FLOPs estimate 2 * params * tokens)."""
+        if not hasattr(self, "_num_params"):
+            self._num_params = count_parameters(self._hf_config())
+        return self._num_params
+
+    # ---- prompts ----------------------------------------------------------------
+    def format_prompt(self, problem: str) -> str:
+        """The chat-formatted prompt that precedes the solution's first step."""
+        if problem not in self._prompts:
+            messages = []
+            if self.system_prompt is not None:
+                messages.append({"role": "system", "content": self.system_prompt})
+            messages.append({"role": "user", "content": self.template.replace("{problem}", problem)})
+            tok = self.tokenizer
+            if getattr(tok, "chat_template", None):
+                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            else:  # a base model without a chat template: plain text
+                text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+            self._prompts[problem] = text
+        return self._prompts[problem]
+
+    def prefix(self, problem: str, steps: Sequence[str]) -> str:
+        """Prompt plus the steps so far, each followed by the delimiter."""
+        d = self.sampling.step_delimiter
+        return self.format_prompt(problem) + "".join(s + d for s in steps)
+
+    def problem_prompt(self, prompt: str) -> str:
+        """The formatted problem prompt that `prompt` (a `prefix`) starts with; `prompt`
+        itself when no formatted prompt is its start."""
+        for formatted in self._prompts.values():
+            if prompt.startswith(formatted):
+                return formatted
+        return prompt
+
+    # ---- generation -------------------------------------------------------------
+    def sample(
+        self,
+        problems: Sequence[str],
+        n: int,
+        *,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        prefixes: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[Completion]]:
+        """n complete solutions for each problem (one generation call for all of them).
+
+        `prefixes` (optional, one list of steps per problem) continues partial
+        solutions to the end instead of starting fresh: the final rollout of a
+        step-level search.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}.")
+        steps = prefixes if prefixes is not None else [()] * len(problems)
+        if len(steps) != len(problems):
+            raise ValueError(f"prefixes has {len(steps)} entries for {len(problems)} problems.")
+        prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
+        return self._generate(
+            prompts, n, max_tokens or self.sampling.max_tokens, stop=None,
+            seed=self.sampling.seed if seed is None else seed, tag="sample",
+        )
+
+    def extend(
+        self,
+        problems: Sequence[str],
+        steps: Sequence[Sequence[str]],
+        k: int | Sequence[int] = 1,
+        *,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> list[list[Completion]]:
+        """k candidate next steps for each partial solution (problems[i] + steps[i]);
+        `k` may also be a list, one count per partial solution.
+
+        Generation stops at the step delimiter (not included in the text) or at
+        EOS (`Completion.hit_eos`: the solution is finished).
+        """
+        k = per_prompt_counts(k, len(problems), "k")
+        if len(steps) != len(problems):
+            raise ValueError(f"steps has {len(steps)} entries for {len(problems)} problems.")
+        prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
+        return self._generate(
+            prompts, k, max_tokens or self.sampling.max_step_tokens,
+            stop=[self.sampling.step_delimiter],
+            seed=self.sampling.seed if seed is None else seed, tag="extend",
+        )
+
+    @abc.abstractmethod
+    def _generate(self, prompts: list[str], n: int | list[int], max_tokens: int, *, stop: list[str] | None,
+                  seed: int | None, tag: str) -> list[list[Completion]]:
+        """Completions of every prompt, in prompt order: n is one count for all prompts or
+        one per prompt (checked with `per_prompt_counts`). With a seed, sample j of prompt p
+        is drawn with `derive_seed(seed, tag, p, j)`, so a seeded run is reproducible
+        whatever shares the batch. Adds the completions to `self.usage`."""

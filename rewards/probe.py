@@ -1,0 +1,316 @@
+"""Probe scorers: a logistic head on the frozen policy's own hidden states.
+
+    from rewards.probe import ProbeScorer
+    prm = ProbeScorer("rewards/defaults/probe-prm-qwen0.5b")
+    prm.score(["What is 2+3?"], [["2 + 3 = 5.", "The answer is \\boxed{5}."]])   # [[p1, p2]]
+
+The policy that wrote a solution already holds much of what a reward model needs: a
+linear read-out of its hidden state at the end of each step estimates P(the solution
+ends correct | the steps so far). Scoring costs one forward pass of the policy's
+transformer over the candidate (no LM head: the 151k-word unembedding is skipped), and
+the head trains in seconds on features extracted once from a sample pool
+(``rewards.train.probe``).
+
+A candidate is read exactly as the policy wrote it: the policy's chat template around
+the dataset prompt (``policies.vllm_policy.load_prompt_template``), then the steps
+joined by a blank line (``rewards.steps.join_steps``). The feature of step i is the
+output of decoder layer ``layer`` (1-based, before the final norm; shape ``[d]``) at the
+last token that overlaps step i's characters. The forward pass stops after the highest
+layer asked for, so a probe on layer 16 of 24 costs two thirds of a full pass.
+
+- ``granularity="step"`` (PRM): one score per step end. Trained on outcome labels
+  (every step of a sample gets the sample's verdict), it is an outcome-supervised
+  value model: score i = P(correct at the end | prefix up to step i).
+- ``granularity="outcome"`` (ORM): one score, at the end of the last step.
+
+A probe directory holds ``probe.json`` (format ``tts-math-probe/1``, the backbone and
+its sha256, layer, prompt style, training card) and ``head.npz`` (``weight`` [d],
+``bias`` [], ``mean`` [d], ``scale`` [d]: the head is
+``sigmoid(((h - mean) / scale) @ weight + bias)``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rewards.base import Scorer
+from rewards.steps import join_steps
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PROBE_FORMAT", "ProbeHead", "PolicyFeatures", "ProbeScorer", "is_probe_dir"]
+
+PROBE_FORMAT = "tts-math-probe/1"
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeHead:
+    """A standardised logistic read-out of one hidden layer."""
+
+    weight: np.ndarray  # [d]
+    bias: float
+    mean: np.ndarray  # [d]
+    scale: np.ndarray  # [d], > 0
+
+    def __post_init__(self) -> None:
+        d = self.weight.shape
+        if len(d) != 1 or self.mean.shape != d or self.scale.shape != d:
+            raise ValueError(f"probe head: weight, mean and scale must be [d] alike, got "
+                             f"{self.weight.shape}, {self.mean.shape}, {self.scale.shape}")
+        if not np.all(self.scale > 0):
+            raise ValueError("probe head: scale must be > 0 everywhere")
+
+    @property
+    def dim(self) -> int:
+        return int(self.weight.shape[0])
+
+    def logits(self, feats: np.ndarray) -> np.ndarray:
+        """[n, d] hidden states -> [n] logits (float64)."""
+        x = (np.asarray(feats, dtype=np.float64) - self.mean) / self.scale
+        return x @ self.weight + self.bias
+
+    def probs(self, feats: np.ndarray) -> np.ndarray:
+        z = self.logits(feats)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+    def save(self, path: Path) -> None:
+        np.savez(path, weight=self.weight, bias=np.float64(self.bias), mean=self.mean, scale=self.scale)
+
+    @classmethod
+    def load(cls, path: Path) -> ProbeHead:
+        z = np.load(path)
+        return cls(weight=z["weight"].astype(np.float64), bias=float(z["bias"]),
+                   mean=z["mean"].astype(np.float64), scale=z["scale"].astype(np.float64))
+
+
+def is_probe_dir(path: str | Path) -> bool:
+    p = Path(path) / "probe.json"
+    if not p.is_file():
+        return False
+    try:
+        return json.loads(p.read_text()).get("format") == PROBE_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def step_end_tokens(offsets: Sequence[tuple[int, int]], char_ends: Sequence[int]) -> list[int]:
+    """Index of the last token starting before each character end (exclusive).
+
+    ``offsets`` are the tokenizer's (start, end) character spans; special tokens carry
+    (0, 0) and are skipped. Pure, so the scorer and the trainer agree on positions."""
+    starts = [(s, i) for i, (s, e) in enumerate(offsets) if e > s]
+    out, j = [], 0
+    for end in char_ends:
+        while j + 1 < len(starts) and starts[j + 1][0] < end:
+            j += 1
+        out.append(starts[j][1])
+    return out
+
+
+class PolicyFeatures:
+    """Hidden states of a causal LM at the step ends of policy-rendered candidates.
+
+    model: a ``--model`` value (an embedded name such as "qwen2.5-coder-0.5b", a
+    converted directory or a .gguf); layers: decoder layers whose outputs to read
+    (1 .. num_hidden_layers); prompt_style: the dataset prompt the policy used;
+    token_budget: padded tokens per forward.
+    """
+
+    def __init__(self, model: str, *, layers: Sequence[int], prompt_style: str = "gsm8k",
+                 system_prompt: str | None = None, dtype: str = "bfloat16", token_budget: int = 8192,
+                 max_length: int = 4096) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from policies.models import resolve_model
+        from policies.vllm_policy import load_prompt_template
+
+        if not layers:
+            raise ValueError("layers must name at least one hidden_states index")
+        if token_budget < 1 or max_length < 2:
+            raise ValueError(f"token_budget must be >= 1 and max_length >= 2, got {token_budget}, {max_length}")
+        self.path = resolve_model(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        if not self.tokenizer.is_fast:
+            raise ValueError(f"model {model}: the probe needs a fast tokenizer (character offsets)")
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True,
+                                               torch_dtype=getattr(torch, dtype)).eval()
+        n = self.model.config.num_hidden_layers
+        bad = [x for x in layers if not 1 <= x <= n]
+        if bad:
+            raise ValueError(f"layers {bad} out of range: {model} has decoder layers 1..{n}")
+        self.layers = tuple(int(x) for x in layers)
+        self._blocks = _decoder_layers(self.model)
+        self.template = load_prompt_template(prompt_style)
+        self.system_prompt = system_prompt
+        self.token_budget = token_budget
+        self.max_length = max_length
+        self.tokens_run = 0  # non-pad tokens through the model (for the ledger)
+        self.tokens_padded = 0
+        self._prompts: dict[str, str] = {}
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def prompt(self, problem: str) -> str:
+        if problem not in self._prompts:
+            msgs = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
+            msgs.append({"role": "user", "content": self.template.replace("{problem}", problem)})
+            if getattr(self.tokenizer, "chat_template", None):
+                text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            else:
+                text = "\n\n".join(m["content"] for m in msgs) + "\n\n"
+            self._prompts[problem] = text
+        return self._prompts[problem]
+
+    def render(self, problem: str, steps: Sequence[str]) -> tuple[str, list[int]]:
+        """The candidate's text and each step's character end in it."""
+        head = self.prompt(problem)
+        ends, pos = [], len(head)
+        for i, s in enumerate(steps):
+            pos += (2 if i else 0) + len(s)  # join_steps puts a blank line between steps
+            ends.append(pos)
+        text = head + join_steps(list(steps))
+        return text, ends
+
+    def _encode(self, problem: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        text, ends = self.render(problem, steps)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, pos = enc["input_ids"], step_end_tokens(enc["offset_mapping"], ends)
+        if len(ids) > self.max_length:  # keep the tail: the steps matter more than the prompt's start
+            cut = len(ids) - self.max_length
+            ids = ids[cut:]
+            pos = [max(0, p - cut) for p in pos]
+        return ids, pos
+
+    def __call__(self, problems: Sequence[str], solutions: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """One float32 array [len(layers), n_steps, d] per candidate ([L, 0, d] for no steps)."""
+        import torch
+
+        enc = [self._encode(p, s) if s else ([], []) for p, s in zip(problems, solutions, strict=True)]
+        d = self.hidden_size
+        out: list[np.ndarray | None] = [np.zeros((len(self.layers), 0, d), np.float32) if not s else None
+                                        for s in solutions]
+        order = sorted((i for i, s in enumerate(solutions) if s), key=lambda i: len(enc[i][0]))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        b = 0
+        while b < len(order):
+            # grow the batch while the padded size fits the budget (lengths ascend)
+            e = b + 1
+            while e < len(order) and len(enc[order[e]][0]) * (e - b + 1) <= self.token_budget:
+                e += 1
+            batch = order[b:e]
+            width = len(enc[batch[-1]][0])
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                t = enc[i][0]
+                ids[r, : len(t)] = torch.tensor(t)
+                mask[r, : len(t)] = 1
+            hs = self._forward(ids, mask)
+            for r, i in enumerate(batch):
+                pos = torch.tensor(enc[i][1])
+                out[i] = torch.stack([hs[x][r, pos].float() for x in self.layers]).numpy()
+            self.tokens_run += int(mask.sum())
+            self.tokens_padded += ids.numel()
+            b = e
+        return out  # type: ignore[return-value]
+
+
+    def _forward(self, ids, mask) -> dict:
+        """Outputs of the wanted decoder layers; the pass stops after the highest one."""
+        import torch
+
+        got: dict[int, torch.Tensor] = {}
+        top = max(self.layers)
+
+        def keep(layer):
+            def hook(_module, _args, output):
+                got[layer] = output[0] if isinstance(output, tuple) else output
+                if layer == top:
+                    raise _Stop
+
+            return hook
+
+        handles = [self._blocks[x - 1].register_forward_hook(keep(x)) for x in self.layers]
+        try:
+            with torch.inference_mode():
+                self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return got
+
+
+class _Stop(Exception):
+    """Raised by the top layer's hook to end a forward pass early."""
+
+
+def _decoder_layers(model):
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise ValueError(f"{type(model).__name__}: no decoder layer list (.layers); the probe reads "
+                         "decoder-only models (Llama, Qwen2, ...)")
+    return layers
+
+
+class ProbeScorer(Scorer):
+    """A probe directory (see module docstring) as a scorer: PRM or ORM by its card."""
+
+    kind = "probe"
+
+    def __init__(self, directory: str | Path, *, model: str | None = None, token_budget: int = 8192,
+                 dtype: str = "bfloat16") -> None:
+        super().__init__()
+        directory = Path(directory)
+        if not is_probe_dir(directory):
+            raise FileNotFoundError(f"{directory}: not a probe directory (needs probe.json with format "
+                                    f"{PROBE_FORMAT!r} and head.npz); train one with `cli.py train probe`")
+        self.card = json.loads((directory / "probe.json").read_text())
+        self.granularity = self.card["granularity"]
+        if self.granularity not in ("step", "outcome"):
+            raise ValueError(f"{directory}/probe.json: granularity must be 'step' or 'outcome'")
+        self.head = ProbeHead.load(directory / "head.npz")
+        self.features = PolicyFeatures(model or self.card["backbone"], layers=[int(self.card["layer"])],
+                                       prompt_style=self.card.get("prompt_style", "gsm8k"),
+                                       token_budget=token_budget, dtype=dtype)
+        if self.features.hidden_size != self.head.dim:
+            raise ValueError(f"{directory}: head width {self.head.dim} != backbone hidden size "
+                             f"{self.features.hidden_size}; pass the backbone it was trained on")
+        self.name = self.card.get("name", directory.name)
+
+    @property
+    def num_parameters(self) -> int:
+        return self.features.num_parameters + self.head.dim + 1
+
+    def _score(self, problems, solutions, *, golds, references):
+        before, padded = self.features.tokens_run, self.features.tokens_padded
+        feats = self.features(problems, solutions)
+        self.stats.forward_passes += sum(1 for s in solutions if s)
+        self.stats.tokens_scored += self.features.tokens_run - before
+        self.stats.tokens_padded += self.features.tokens_padded - padded
+        out = []
+        for f, s in zip(feats, solutions, strict=True):
+            if not s:
+                out.append([])
+                continue
+            rows = f[0] if self.granularity == "step" else f[0][-1:]
+            out.append([float(min(1.0, max(0.0, p))) for p in self.head.probs(rows)])
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer")}
+

@@ -1,0 +1,313 @@
+"""Train probe scorers (rewards.probe) on a sample pool: extract once, fit in seconds.
+
+    python cli.py train probe-features --pool pools/gsm8k-train256-n8.jsonl.gz \\
+        --model qwen2.5-coder-0.5b --layers 12,18,24 --out runs/features/gsm8k-train
+    python cli.py train probe --features runs/features/gsm8k-train --granularity step \\
+        --out rewards/defaults/probe-prm-qwen0.5b
+
+1. ``extract_pool_features``: every sample of the pool goes once through the frozen
+   policy (``rewards.probe.PolicyFeatures``); the hidden states at its step ends, for
+   each requested layer, are stored in float16 shards with the sample's verdict.
+   Shards are written as problems finish, so a rerun resumes.
+2. ``select_and_fit``: the layer and the L2 strength are chosen by cross-validation
+   over problems (grouped K-fold on the training pool only: held-out pools never
+   choose anything), then the head is refit on all training samples.
+
+Labels are outcomes: every step of a sample carries the sample's verdict (for the
+step-level head, a value model of P(correct at the end | prefix)). Samples the verifier
+could not grade are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rewards.probe import PROBE_FORMAT, PolicyFeatures, ProbeHead
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Features", "extract_pool_features", "load_features", "fit_logistic", "select_and_fit",
+           "save_probe", "expected_calibration_error"]
+
+FEATURES_FORMAT = "tts-math-probe-features/1"
+
+
+def _label(sample: dict) -> int | None:
+    v = sample.get("verdict") or {}
+    c = v.get("correct")
+    return None if c is None or v.get("status") == "invalid_gold" else int(bool(c))
+
+
+def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: str, layers: Sequence[int],
+                          prompt_style: str | None = None, problems_per_shard: int = 8,
+                          token_budget: int = 8192, exclude: Sequence[str] = (),
+                          on_shard=None) -> dict:
+    """Hidden states of every pool sample at its step ends; resumable (see module docstring).
+
+    exclude: problem ids to leave out (e.g. held-out ids when the pool mixes splits).
+    Returns the manifest."""
+    from policies.pool import read_pool
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    man_path = out / "manifest.json"
+    want = {"format": FEATURES_FORMAT, "pool": str(pool_path), "model": model, "layers": list(layers)}
+    if man_path.is_file():
+        man = json.loads(man_path.read_text())
+        if {k: man.get(k) for k in want} != want:
+            raise ValueError(f"{out}: holds features of {({k: man.get(k) for k in want})}; pass another --out "
+                             f"for {want}")
+    else:
+        man = {**want, "shards": [], "done": [], "tokens": 0, "seconds": 0.0}
+    done = set(man["done"])
+    skip = set(exclude)
+    todo = [r for r in read_pool(pool_path) if r["id"] not in done and r["id"] not in skip]
+    if not todo:
+        return man
+    style = prompt_style or todo[0]["config"]["policy"].get("prompt_style", "gsm8k")
+    man["prompt_style"] = style
+    man["backbone_sha256"] = todo[0]["config"]["policy"].get("model_sha256")
+    feats = PolicyFeatures(model, layers=layers, prompt_style=style, token_budget=token_budget)
+    for b in range(0, len(todo), problems_per_shard):
+        chunk = todo[b : b + problems_per_shard]
+        probs, sols, meta = [], [], []
+        for r in chunk:
+            for j, s in enumerate(r["samples"]):
+                lab = _label(s)
+                if lab is None or not s.get("steps"):
+                    continue
+                probs.append(r["problem"])
+                sols.append(s["steps"])
+                meta.append((r["id"], j, lab, s.get("answer")))
+        t0, tok0 = time.perf_counter(), feats.tokens_run
+        arrays = feats(probs, sols) if sols else []
+        dt = time.perf_counter() - t0
+        n_steps = np.array([a.shape[1] for a in arrays], np.int32)
+        name = f"shard-{len(man['shards']):05d}.npz"
+        np.savez_compressed(
+            out / name,
+            feats=(np.concatenate(arrays, axis=1) if arrays else np.zeros((len(layers), 0, feats.hidden_size)))
+            .astype(np.float16),
+            n_steps=n_steps, label=np.array([m[2] for m in meta], np.int8),
+            pid=np.array([m[0] for m in meta]), sample=np.array([m[1] for m in meta], np.int32),
+            answer=np.array([str(m[3]) for m in meta]))
+        man["shards"].append(name)
+        man["done"] += [r["id"] for r in chunk]
+        man["tokens"] += feats.tokens_run - tok0
+        man["seconds"] = round(man["seconds"] + dt, 2)
+        tmp = man_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(man, indent=1))
+        tmp.replace(man_path)  # the manifest names a shard only once it is whole
+        log.info("features %s: %d problems, %.0f tok/s", out, len(man["done"]), man["tokens"] / max(man["seconds"], 1e-9))
+        if on_shard:
+            on_shard(man)
+    return man
+
+
+@dataclass
+class Features:
+    """Step-end hidden states of a pool: feats[l] is [total_steps, d] for layers[l]."""
+
+    layers: list[int]
+    feats: np.ndarray  # [L, S, d] float16
+    n_steps: np.ndarray  # [N] steps per sample
+    label: np.ndarray  # [N] 0/1 outcome
+    pid: np.ndarray  # [N] problem id
+    sample: np.ndarray  # [N] index of the sample in its pool record
+    answer: np.ndarray  # [N] extracted answer (str)
+    manifest: dict
+
+    @property
+    def step_owner(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.n_steps)), self.n_steps)
+
+    @property
+    def last_step(self) -> np.ndarray:
+        return np.cumsum(self.n_steps) - 1
+
+    def layer(self, layer: int) -> np.ndarray:
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer} was not extracted; have {self.layers}")
+        return self.feats[self.layers.index(layer)]
+
+
+def load_features(path: str | Path) -> Features:
+    path = Path(path)
+    man_path = path / "manifest.json"
+    if not man_path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest.json; extract with `cli.py train probe-features`")
+    man = json.loads(man_path.read_text())
+    parts = [np.load(path / s) for s in man["shards"]]
+    parts = [p for p in parts if len(p["n_steps"])]
+    if not parts:
+        raise ValueError(f"{path}: no gradable samples")
+    cat = {k: np.concatenate([p[k] for p in parts], axis=1 if k == "feats" else 0)
+           for k in ("feats", "n_steps", "label", "pid", "sample", "answer")}
+    return Features(layers=list(man["layers"]), manifest=man, **cat)
+
+
+def design(f: Features, layer: int, granularity: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, owner): rows are every step end (step) or each sample's last step (outcome)."""
+    x = f.layer(layer)
+    if granularity == "step":
+        owner = f.step_owner
+    elif granularity == "outcome":
+        owner = np.arange(len(f.n_steps))
+        x = x[f.last_step]
+    else:
+        raise ValueError(f"granularity must be 'step' or 'outcome', got {granularity!r}")
+    return x, f.label[owner].astype(np.float64), owner
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, *, weight: np.ndarray | None = None,
+                 max_iter: int = 200) -> ProbeHead:
+    """L2-regularised logistic regression on standardised features (L-BFGS, float64).
+
+    weight: per-row weights (rows of one sample share its weight so each sample counts
+    once whatever its step count)."""
+    import torch
+
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(0)
+    scale = x.std(0) + 1e-6
+    xt = torch.from_numpy((x - mean) / scale)
+    yt = torch.from_numpy(np.asarray(y, dtype=np.float64))
+    wt = torch.ones_like(yt) if weight is None else torch.from_numpy(np.asarray(weight, dtype=np.float64))
+    wt = wt / wt.sum()
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    prior = float((wt * yt).sum().clamp(1e-6, 1 - 1e-6))
+    b = torch.tensor(math.log(prior / (1 - prior)), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        z = xt @ w + b
+        loss = (wt * torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")).sum()
+        loss = loss + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return ProbeHead(weight=w.detach().numpy().copy(), bias=float(b.detach()), mean=mean, scale=scale)
+
+
+def _sample_weights(owner: np.ndarray) -> np.ndarray:
+    counts = np.bincount(owner)
+    return 1.0 / counts[owner]
+
+
+def log_loss(p: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    ll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return float(np.average(ll, weights=w))
+
+
+def auc(scores: np.ndarray, y: np.ndarray) -> float | None:
+    """Area under the ROC curve (ties count half); None when one class is absent."""
+    pos, neg = scores[y == 1], scores[y == 0]
+    if not len(pos) or not len(neg):
+        return None
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([pos, neg])[order]
+    # average ranks over ties
+    i = 0
+    while i < len(allv):
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_pos = ranks[: len(pos)].sum()
+    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """ECE with equal-width bins: sum over bins of |mean p - mean y| x bin share."""
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for k in range(bins):
+        m = idx == k
+        if m.any():
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(ece)
+
+
+def _folds(pid: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index per row, grouped by problem id (stable hash, seeded)."""
+    uniq = sorted(set(pid.tolist()))
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(uniq))
+    fold_of = {u: int(perm[i] % k) for i, u in enumerate(uniq)}
+    return np.array([fold_of[p] for p in pid.tolist()])
+
+
+def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | None = None,
+                   l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1), folds: int = 5, seed: int = 0) -> dict:
+    """Choose (layer, l2) by grouped K-fold log-loss on these features, refit on all.
+
+    Returns {"head", "layer", "l2", "cv": [{layer, l2, log_loss, auc, ece}], ...}."""
+    layers = list(layers or f.layers)
+    fold_of_sample = _folds(f.pid, folds, seed)
+    rows = []
+    for layer in layers:
+        x, y, owner = design(f, layer, granularity)
+        w = _sample_weights(owner)
+        fo = fold_of_sample[owner]
+        for l2 in l2_grid:
+            p = np.zeros(len(y))
+            for k in range(folds):
+                tr, te = fo != k, fo == k
+                if not te.any() or len(set(y[tr].tolist())) < 2:
+                    continue
+                p[te] = fit_logistic(x[tr], y[tr], l2, weight=w[tr]).probs(x[te])
+            last = np.r_[owner[1:] != owner[:-1], True]  # each sample's last row
+            rows.append({"layer": layer, "l2": l2, "log_loss": log_loss(p, y, w),
+                         "auc_outcome": auc(p[last], y[last]), "ece": expected_calibration_error(p, y)})
+            log.info("probe cv %s layer %d l2 %g: log-loss %.4f, AUC %.3f", granularity, layer, l2,
+                     rows[-1]["log_loss"], rows[-1]["auc_outcome"] or float("nan"))
+    best = min(rows, key=lambda r: r["log_loss"])
+    x, y, owner = design(f, best["layer"], granularity)
+    t0 = time.perf_counter()
+    head = fit_logistic(x, y, best["l2"], weight=_sample_weights(owner))
+    fit_s = time.perf_counter() - t0
+    return {"head": head, "layer": best["layer"], "l2": best["l2"], "cv": rows, "folds": folds,
+            "fit_seconds": round(fit_s, 2), "rows": int(len(y)), "samples": int(len(f.label)),
+            "problems": int(len(set(f.pid.tolist()))), "positive_share": float(f.label.mean())}
+
+
+def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Features, command: str | None = None,
+               name: str | None = None) -> Path:
+    """Write head.npz and probe.json (the model card: data, budget, CV metrics, command)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fit["head"].save(out / "head.npz")
+    man = features.manifest
+    card = {
+        "format": PROBE_FORMAT, "name": name or out.name, "granularity": granularity,
+        "backbone": man["model"], "backbone_sha256": man.get("backbone_sha256"),
+        "layer": fit["layer"], "prompt_style": man.get("prompt_style", "gsm8k"),
+        "training": {
+            "pool": man["pool"], "features": man.get("path"), "problems": fit["problems"],
+            "samples": fit["samples"], "rows": fit["rows"], "positive_share": round(fit["positive_share"], 4),
+            "l2": fit["l2"], "cv_folds": fit["folds"], "cv": fit["cv"],
+            "extraction_tokens": man.get("tokens"), "extraction_seconds": man.get("seconds"),
+            "extraction_tok_s": round(man["tokens"] / man["seconds"], 1) if man.get("seconds") else None,
+            "fit_seconds": fit["fit_seconds"], "labels": "outcome (verifier verdict of the whole sample)",
+        },
+        "command": command,
+    }
+    (out / "probe.json").write_text(json.dumps(card, indent=1))
+    digest = hashlib.sha256((out / "head.npz").read_bytes()).hexdigest()
+    log.info("probe saved to %s (head sha256 %s)", out, digest[:12])
+    return out
