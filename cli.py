@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(_missing=module)
             continue
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        # LOG_BESIDE_OUTPUT: run() names its log file (policies.logs.log_to) once it knows its output
+        p.set_defaults(_run=mod.run, _log_beside_output=getattr(mod, "LOG_BESIDE_OUTPUT", False))
     return parser
 
 
@@ -60,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     from policies.logs import setup_logging
     from policies.settings import set_engine_log_level
 
-    # our messages and library errors on the terminal; library warnings in runs/logs/ (-v: all)
-    hidden = setup_logging(args.verbose, log_file=f"runs/logs/{args.command}.log")
+    # our messages and library errors on the terminal (-v: all); library warnings in a log
+    # file beside the command's output, or in runs/logs/COMMAND.log when it has none
+    hidden = setup_logging(args.verbose, log_file=f"runs/logs/{args.command}.log",
+                           wait=getattr(args, "_log_beside_output", False))
     set_engine_log_level(args.verbose)
     if getattr(args, "_missing", None):
         print(f"cli.py {args.command}: not available in this build ({args._missing} is missing)", file=sys.stderr)

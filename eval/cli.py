@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 BENCHES = ("processbench-gsm8k", "processbench-math", "gsm8k-pairs", "bon-pool")
+LOG_BESIDE_OUTPUT = True  # `eval scorer` sends engine and library warnings beside its result JSON
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -167,6 +168,9 @@ def run_scorer(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"reports/scorer-{args.bench}-{args.reward}.json")
     check_out_file("--out", out)  # before the scorer loads: the result is written at the end
+    from policies.logs import beside, log_to
+
+    log_to(beside(out))
     for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 _OWN = {"--agg", "--final-agg", "--select", "--out"}  # search options that sweep redefines
+LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to REPORT_FOLDER/sweep.log
 
 
 class _Skipping:
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eval.report import write_report
     from eval.sweep import load_runs, sweep
+    from policies.logs import log_to
 
     console = Console(highlight=False)
     aggs = _csv(args.agg, "agg")
@@ -180,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ValueError(f"--conf: {e}") from None
     ks = [int(x) for x in _csv(args.n_values, "n-values")] if args.n_values else None
+    log_to(Path(args.out) / "sweep.log")  # the options are valid: warnings go beside the report
     files = [Path(f) for f in args.runs]
     if args.search:
         files += run_searches(args, aggs, console)

@@ -21,7 +21,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from policies import settings
+from policies import logs, settings
 from policies.base import (  # noqa: F401  (load_prompt_template: imported from here by callers)
     Policy,
     derive_seed,
@@ -63,9 +63,11 @@ def get_engine(config: EngineConfig):
     key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            vllm = _import_vllm()
-            log.info("starting vLLM engine: %s", kwargs)
-            _ENGINES[key] = vllm.LLM(**kwargs)
+            # in a command without -v, C++ warnings on fd 2 go to its log file, and no weight-loading bar
+            with logs.engine_output() as quiet:
+                vllm = _import_vllm()
+                log.info("starting vLLM engine: %s", kwargs)
+                _ENGINES[key] = vllm.LLM(**{"use_tqdm_on_load": not quiet, **kwargs})
         return _ENGINES[key]
 
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to X.scored.log beside the output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from policies.paths import check_out_file
 
     check_out_file("--output", out)  # before the model loads
+    from policies.logs import beside, log_to
+
+    log_to(beside(out))
     done = _done_lines(out)
     todo = [r for r in rows if r["_line"] not in done]
     if done:

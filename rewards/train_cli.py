@@ -25,6 +25,8 @@ import shlex
 import sys
 from pathlib import Path
 
+LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out (OUT/train.log for a checkpoint)
+
 _BUILDERS = ("data-outcome", "data-steps")
 _IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
 
@@ -59,7 +61,8 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
     docs = _field_docs()
     p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
     p.add_argument("--out", required=True, help="checkpoint directory (adapter, head, card.json)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (a bar on a terminal, plain lines every 10%% / 30 s otherwise)")
     g = p.add_argument_group("training config (TrainConfig)")
     for f in fields(TrainConfig):
         if f.name == "kind":
@@ -139,6 +142,10 @@ def run(args) -> int:
         print("cli.py train: choose one of prm, orm, tinyrm, data-outcome, data-steps, data-import "
               "(cli.py train --help)", file=sys.stderr)
         return 2
+    from policies.logs import beside, log_to
+
+    # data commands write a JSONL (X.log beside it); training writes a checkpoint folder
+    log_to(beside(args.out) if cmd == "data-import" or cmd in _BUILDERS else Path(args.out) / "train.log")
     if cmd == "data-import":
         return _run_import(args)
     if cmd in _BUILDERS:
@@ -212,7 +219,7 @@ def _run_train(args) -> int:
 
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "kind"}
     config = TrainConfig(kind=args.train_command, **kw)
-    card = train(config, args.data, args.out, progress=not args.no_progress and sys.stderr.isatty(),
+    card = train(config, args.data, args.out, progress=not args.no_progress,
                  command=_command_line())
     m = card["metrics"]
     print(json.dumps({"out": args.out, "stopped": card["training"]["stopped"],

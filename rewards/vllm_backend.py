@@ -110,7 +110,7 @@ class VLLMScorer(Scorer):
                 f"backend 'vllm' reads per-token classifier outputs; adapter {adapter.name!r} uses "
                 f"readout {adapter.readout!r}. Use backend='transformers' for it"
             )
-        from policies import settings
+        from policies import logs, settings
         from policies.config import EngineConfig
 
         ignored = {k: options.pop(k) for k in _TRANSFORMERS_ONLY if k in options}
@@ -161,7 +161,9 @@ class VLLMScorer(Scorer):
             path, local_files_only=True, trust_remote_code=adapter.trust_remote_code
         )
         log.info("starting vLLM pooling engine: %s", kwargs)
-        self.llm = LLM(**kwargs)
+        # in a command without -v, C++ warnings on fd 2 go to its log file, and no weight-loading bar
+        with logs.engine_output() as quiet:
+            self.llm = LLM(**{"use_tqdm_on_load": not quiet, **kwargs})
         self._params = PoolingParams(use_activation=False)  # raw logits; softmax below
         self.cache_size = int(cache_size)
         self._scores = LRUCache(self.cache_size)  # prefix key -> step score

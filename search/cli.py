@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 BACKENDS = ("inprocess", "openai", "ray")
+LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to runs/X.log beside runs/X.jsonl
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -322,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from policies.datasets import load_problems, prompt_style
+    from policies.logs import beside, log_to
     from policies.paths import check_out_file
     from search.runner import RunFile, open_run, run_search
 
@@ -333,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
     ident = identity(args, config)
     out = Path(args.out) if args.out else default_out(args, config)
     check_out_file("--out", out)
+    log_to(beside(out))
     rf = RunFile(out, ident)
     rf.load()  # validates a resumed file before anything heavy starts
     problems = load_problems(
@@ -352,14 +355,10 @@ def run(args: argparse.Namespace) -> int:
 
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from policies.progress import Progress
 
-    progress = Progress(
-        TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[rate]} tok/s  acc {task.fields[acc]}"),
-        console=console, disable=args.quiet, transient=False,
-    )
-    task = progress.add_task("problems", total=len(todo), rate="-", acc="-")
+    # a bar on a terminal, plain lines every 30 s / 10 % elsewhere (CI logs, nohup)
+    progress = Progress("search", len(todo), unit="problems", file=sys.stdout, enabled=not args.quiet)
     tally = {"tokens": 0, "graded": 0, "correct": 0, "t0": time.perf_counter()}
 
     def show(rec: dict) -> None:
@@ -370,14 +369,12 @@ def run(args: argparse.Namespace) -> int:
             tally["correct"] += bool(rec["correct"])
         rate = tally["tokens"] / max(1e-9, time.perf_counter() - tally["t0"])
         acc = f"{tally['correct']}/{tally['graded']}" if tally["graded"] else "-"
-        progress.update(task, advance=1, rate=f"{rate:.0f}", acc=acc)
-        if args.quiet:
-            return
         mark = {True: "[green]correct[/]", False: "[red]wrong[/]", None: ""}[rec["correct"]]
-        progress.console.print(
+        progress.print(  # nothing with --quiet; before the count, so a plain progress line follows it
             f"{rec['id']}: chosen {rec['answer']!r} gold {rec['gold']!r} {mark} "
             f"({len(rec['candidates'])} candidates, {led['generated_tokens']} tokens, {led['wall_s']:.1f}s)"
         )
+        progress.advance(info=f"{rate:.0f} tok/s  acc {acc}")
 
     with progress:
         if args.backend == "ray":  # with nothing to do it starts no actor and connects to no cluster

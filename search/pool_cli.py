@@ -18,6 +18,8 @@ import argparse
 import shlex
 import sys
 
+LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to pools/X.log beside pools/X.jsonl
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
@@ -85,11 +87,15 @@ def identity(args, style: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
+    from policies.logs import beside, log_to
+
+    log_to(beside(args.out))
     rows, style = load(args)
     style = args.prompt_style or style
     ident = identity(args, style)
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.models import MAIN_POLICY
+    from policies.progress import Progress
     from search.pool import generate_pool
 
     policy = VLLMPolicy(
@@ -101,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
     )
     command = "python cli.py pool " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["pool"] else sys.argv[1:])
 
-    def show(p: dict) -> None:
-        print(f"  {p['done']}/{p['total']} problems, {p['tok_s']:.1f} generated tok/s", file=sys.stderr, flush=True)
-
-    summary = generate_pool(
-        [{"id": r["id"], "problem": r["problem"], "answer": r["answer"]} for r in rows], policy,
-        n=args.n, out=args.out, identity=ident, seed=args.seed, batch_problems=args.batch_problems,
-        sources={r["id"]: r.get("source") for r in rows}, command=command, on_batch=show,
-    )
+    # a bar on a terminal, plain lines every 30 s / 10 % elsewhere (CI logs, nohup)
+    with Progress("pool", len(rows), unit="problems") as bar:
+        summary = generate_pool(
+            [{"id": r["id"], "problem": r["problem"], "answer": r["answer"]} for r in rows], policy,
+            n=args.n, out=args.out, identity=ident, seed=args.seed, batch_problems=args.batch_problems,
+            sources={r["id"]: r.get("source") for r in rows}, command=command,
+            on_batch=lambda p: bar.update(p["done"], info=f"{p['tok_s']:.1f} generated tok/s"),
+        )
     import json
     from pathlib import Path
 

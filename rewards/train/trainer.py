@@ -141,21 +141,6 @@ def _train_batches(examples: list[dict], batch_size: int, rng: random.Random) ->
     return batches
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    disable=not enabled)
-
-
 def train(config: TrainConfig, data, out: str, *, progress: bool = True, command: str | None = None) -> dict:
     """Train a scorer; write the best checkpoint and its card to ``out``; return the card.
 
@@ -288,8 +273,10 @@ def train(config: TrainConfig, data, out: str, *, progress: bool = True, command
     run_loss, run_n = 0.0, 0
     done = False
     epochs = math.ceil(config.epochs)
-    with _progress(progress) as bar:
-        job = bar.add_task(f"train {config.kind}", total=total, info="")
+    from policies.progress import Progress
+
+    # a bar on a terminal, plain lines every 30 s / 10 % elsewhere (CI logs, nohup)
+    with Progress(f"train {config.kind}", total, unit="steps", enabled=progress) as bar:
         for epoch in range(epochs):
             batches = _train_batches(train_ex, config.batch_size, random.Random(config.seed * 1000 + epoch))
             for batch in batches:
@@ -306,7 +293,7 @@ def train(config: TrainConfig, data, out: str, *, progress: bool = True, command
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 step += 1
-                bar.update(job, advance=1, info=f"loss {run_loss / max(1, run_n):.4f}")
+                bar.advance(info=f"loss {run_loss / max(1, run_n):.4f}")
                 if not progress and step % 10 == 0:
                     log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step", step, total,
                              run_loss / max(1, run_n), sched.get_last_lr()[0], (time.monotonic() - t_loop) / step)
