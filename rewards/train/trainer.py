@@ -218,6 +218,22 @@ def _schedule_lengths(config: TrainConfig, n_examples: int) -> tuple[int, int, i
     return per_epoch, total_micro, total
 
 
+def _load_model(task, config: TrainConfig):
+    """(the backbone with a fresh peft adapter, head parameters trained fully, device), seeded."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    model = add_adapter(task.load(), config)
+    heads = task.head_parameters(model)
+    for p in heads.values():
+        p.requires_grad_(True)
+    device = torch.device(config.device)
+    model.to(device)
+    for m in task.heads.values():
+        m.to(device)
+    return model, heads, device
+
+
 def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
     """Records -> split -> model with adapter and heads -> examples, optimiser and schedule.
 
@@ -232,16 +248,7 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
     task = TASKS[config.kind](config)
     train_recs, held_recs, split = _split(task.records(records), config)
 
-    torch.manual_seed(config.seed)
-    model = add_adapter(task.load(), config)
-    heads = task.head_parameters(model)
-    for p in heads.values():
-        p.requires_grad_(True)
-    device = torch.device(config.device)
-    model.to(device)
-    for m in task.heads.values():
-        m.to(device)
-
+    model, heads, device = _load_model(task, config)
     train_ex, dropped_train = _features(task, train_recs, config)
     held_ex, dropped_held = _features(task, held_recs, config)
     if dropped_train or dropped_held:
