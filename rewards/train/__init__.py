@@ -1,6 +1,6 @@
 """Training the project's own scorers: data builders, importers and three trainers.
 
-The public interface (the command line, the benches and the tests use only these)::
+The public interface (what the command line and the tests import)::
 
     from rewards.train import TrainConfig, train
     card = train(TrainConfig(kind="orm"), ["data/outcome.jsonl"], "runs/orm")
@@ -17,6 +17,8 @@ The public interface (the command line, the benches and the tests use only these
       trainer.py   prepare / fit / save: peft LoRA/DoRA, layer freezing, AdamW with
                    transformers' linear warmup/decay, clipping, held-out eval + early stop,
                    best checkpoint (adapter + head + card, via rewards.checkpoint)
+      probe.py     logistic probes on the frozen policy's hidden states (``rewards.probe``
+                   format; a module of its own: ``from rewards.train import probe``)
 
 Checkpoints are written through ``rewards.checkpoint``, the module the scorer loaders read
 them with. Command line: ``python cli.py train {orm,prm,tinyrm,data-outcome,data-steps,
