@@ -4,46 +4,31 @@ Kinds: ``prm``, ``orm``, ``tinyrm``, ``verifier`` (oracle from gold answers) and
 ``none`` (constant). ``model=None`` loads the project's trained default from
 ``rewards/defaults/{prm,orm,tinyrm}/`` when it holds weights, and otherwise the
 untrained backbone with a fresh head, with a warning (``scorer.trained`` is False).
-
-Trained scorer directories (the defaults, or what ``cli.py train`` writes) hold::
-
-    card.json                      {"kind", "adapter" (PRM/ORM format name or inline dict),
-                                    "base_model", "trained", "training": {...}, "metrics": {...}}
-    adapter_config.json + adapter_model.safetensors   peft weights (optional)
-    value_head.safetensors         ORM value head (readout "value_head")
-    head.safetensors               TinyRM MLM head weights when not inside the peft adapter
+Trained scorer directories (the defaults, or what ``cli.py train`` writes) are described
+in ``rewards.checkpoint``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 from .base import NoneScorer, Scorer
+from .checkpoint import (
+    DEFAULTS_DIR,
+    VALUE_HEAD_FILE,
+    backbone_path,
+    has_peft,
+    is_trained,
+    load_card,
+    read_head,
+    seeded_init,
+    warn_untrained,
+)
 from .kinds import SCORER_KINDS
 
-log = logging.getLogger(__name__)
+__all__ = ["SCORER_KINDS", "load_scorer"]
 
-__all__ = ["SCORER_KINDS", "DEFAULTS_DIR", "load_scorer", "load_card"]
-
-DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 _DEFAULT_ADAPTER = {"prm": "tts-prm", "orm": "tts-orm"}
-_INIT_SEED = 0  # fresh heads are initialised from this seed, so untrained scores are reproducible
-
-
-def load_card(directory: str | Path) -> dict | None:
-    p = Path(directory) / "card.json"
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: invalid JSON ({e}); fix or delete the file") from None
-
-
-def has_peft(directory: str | Path | None) -> bool:
-    return directory is not None and (Path(directory) / "adapter_config.json").is_file()
 
 
 def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
@@ -86,12 +71,6 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
 
         return load_tinyrm(model, **options)
     return _load_prm_orm(kind, model, **options)
-
-
-def _resolve_model_path(model: str) -> str:
-    from policies.models import resolve_model
-
-    return resolve_model(model, what="scorer model")
 
 
 def _load_prm_orm(
@@ -140,7 +119,7 @@ def _load_prm_orm(
     backbone = backbone or cfg.base_model
     if backbone is None:
         raise ValueError(f"no model given and adapter {cfg.name!r} names no base_model; pass model=...")
-    path = _resolve_model_path(backbone)
+    path = backbone_path(backbone)
     if backend == "vllm":
         from .vllm_backend import VLLMScorer
 
@@ -170,8 +149,7 @@ def _load_prm_orm(
         raise ValueError(f"dtype must name a torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=cfg.trust_remote_code)
     fresh: list[str] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_INIT_SEED)
+    with seeded_init():
         if cfg.model_class == "causal_lm":
             m, info = AutoModelForCausalLM.from_pretrained(
                 path, dtype=torch_dtype, local_files_only=True, output_loading_info=True
@@ -192,11 +170,9 @@ def _load_prm_orm(
         value_head = None
         if cfg.readout == "value_head":
             value_head = torch.nn.Linear(m.config.hidden_size, 1, dtype=torch_dtype)
-            vh = Path(directory or "") / "value_head.safetensors" if directory else None
-            if vh is not None and vh.is_file():
-                from safetensors.torch import load_file
-
-                value_head.load_state_dict(load_file(str(vh)))
+            state = read_head(directory, VALUE_HEAD_FILE)
+            if state is not None:
+                value_head.load_state_dict(state)
             else:
                 fresh.append("value_head")
     if peft:
@@ -206,17 +182,12 @@ def _load_prm_orm(
     m = m.to(device)
     if value_head is not None:
         value_head = value_head.to(device).eval()
-    # a label-token readout on a bare LM is "untrained" for this task even though nothing is fresh
-    trained_task = bool(peft) or (card or {}).get("trained", False) or (
-        model is not None and card is None and cfg.base_model is None
-    )
-    trained = trained_task and not fresh
+    # a bare checkpoint passed by path is trained for an adapter that names no base model of
+    # ours (e.g. math-shepherd); a label-token readout of ours on a bare LM is not
+    trained = is_trained(fresh, peft=bool(peft), card=card,
+                         bare_is_trained=model is not None and cfg.base_model is None)
     if not trained:
-        why = f"freshly initialised: {fresh[:4]}" if fresh else "no trained adapter (rewards/defaults is empty)"
-        log.warning(
-            "%s scorer %r on %s is UNTRAINED (%s); its scores are not meaningful until trained "
-            "(cli.py train --kind %s)", kind, cfg.name, backbone, why, kind,
-        )
+        warn_untrained(kind, cfg.name, backbone, fresh)
     from .hf import TransformersScorer
 
     return TransformersScorer(m, tok, cfg, value_head=value_head, trained=trained, **scorer_options)

@@ -34,7 +34,7 @@ from .base import Scorer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Encoded", "TransformersScorer", "encode_candidate", "render_candidate", "prefix_keys"]
+__all__ = ["Encoded", "TransformersScorer", "encode_candidate", "render_candidate", "render_prompt", "prefix_keys"]
 
 
 @dataclass(frozen=True)

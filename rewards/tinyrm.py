@@ -36,6 +36,18 @@ from collections import defaultdict
 from verifiers.lru import LRUCache
 
 from .base import Scorer
+from .checkpoint import (
+    DEFAULT_ENCODER,
+    DEFAULTS_DIR,
+    TINYRM_HEAD_FILE,
+    encoder_path,
+    has_peft,
+    is_trained,
+    load_card,
+    read_head,
+    seeded_init,
+    warn_untrained,
+)
 from .steps import join_steps
 
 log = logging.getLogger(__name__)
@@ -286,49 +298,34 @@ def load_tinyrm(
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from .factory import _INIT_SEED, DEFAULTS_DIR, has_peft, load_card
-
     directory = DEFAULTS_DIR / "tinyrm" if model is None else (Path(model) if Path(str(model)).is_dir() else None)
-    card = load_card(directory) if directory is not None else None
+    card = load_card(directory)
     backbone = model
     if card is not None:
-        backbone = card.get("base_model", "all-minilm-l6-v2") if model is None or card.get("base_model") else model
+        backbone = card.get("base_model", DEFAULT_ENCODER) if model is None or card.get("base_model") else model
         for k in ("prefix", "choice_tokens"):
             if k in card and k not in options:
                 options[k] = tuple(card[k]) if k == "choice_tokens" else card[k]
         if peft is None and has_peft(directory):
             peft = str(directory)
-    if backbone is None or backbone == "all-minilm-l6-v2":
-        from policies.models import embedded_encoder_path
-
-        path = str(embedded_encoder_path())
-        backbone = "all-minilm-l6-v2"
-    else:
-        path = str(backbone)
+    path = encoder_path(backbone)
+    backbone = backbone or DEFAULT_ENCODER
     torch_dtype = getattr(torch, dtype)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_INIT_SEED)
+    with seeded_init():
         m, info = AutoModelForMaskedLM.from_pretrained(
             path, dtype=torch_dtype, local_files_only=True, output_loading_info=True
         )
     fresh = list(info.get("missing_keys", []))
-    head_file = directory / "head.safetensors" if directory is not None else None
-    if head_file is not None and head_file.is_file():
-        from safetensors.torch import load_file
-
-        state = load_file(str(head_file))
+    state = read_head(directory, TINYRM_HEAD_FILE)
+    if state is not None:
         m.load_state_dict(state, strict=False)
         fresh = [k for k in fresh if k not in state]
     if peft:
         from peft import PeftModel
 
         m = PeftModel.from_pretrained(m, peft, local_files_only=True).merge_and_unload()
-    trained = not fresh and (bool(peft) or (card or {}).get("trained", False) or (model is not None and card is None))
+    trained = is_trained(fresh, peft=bool(peft), card=card, bare_is_trained=model is not None)
     if not trained:
-        log.warning(
-            "tinyrm on %s is UNTRAINED (%s); its judgements are not meaningful until trained "
-            "(cli.py train --kind tinyrm)", backbone,
-            f"freshly initialised MLM head: {fresh[:4]}" if fresh else "no trained adapter in rewards/defaults",
-        )
+        warn_untrained("tinyrm", "tinyrm", backbone, fresh)
     return TinyRMScorer(m.to(device), tok, trained=trained, name=f"tinyrm:{backbone}", **options)

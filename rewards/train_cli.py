@@ -19,7 +19,6 @@ library are imported at module top.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import shlex
 import sys
@@ -29,20 +28,6 @@ LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out
 
 _BUILDERS = ("data-outcome", "data-steps")
 _IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
-
-
-def _field_docs() -> dict[str, str]:
-    """Docstrings of the TrainConfig fields, read from its source (one place for the help)."""
-    src = (Path(__file__).resolve().parent / "train" / "config.py").read_text()
-    tree = ast.parse(src)
-    docs = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
-            body = node.body
-            for a, b in zip(body, body[1:], strict=False):
-                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-                    docs[a.target.id] = " ".join(str(b.value.value).split())
-    return docs
 
 
 def _bool(s: str) -> bool:
@@ -56,9 +41,9 @@ def _bool(s: str) -> bool:
 def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
     from dataclasses import MISSING, fields
 
-    from rewards.train.config import TrainConfig
+    from rewards.train import TrainConfig, field_docs
 
-    docs = _field_docs()
+    docs = field_docs()
     p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
     p.add_argument("--out", required=True, help="checkpoint directory (adapter, head, card.json)")
     p.add_argument("--no-progress", action="store_true",
@@ -154,7 +139,7 @@ def run(args) -> int:
 
 
 def _run_import(args) -> int:
-    from rewards.train.data import GSM8K_TEST_RESERVED, IMPORTERS, write_jsonl
+    from rewards.train import GSM8K_TEST_RESERVED, IMPORTERS, write_jsonl
 
     kw = {}
     if args.format == "gsm8k-examples":
@@ -178,7 +163,7 @@ def _run_builder(args) -> int:
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.datasets import check_options, load_problems, prompt_style
     from policies.paths import check_out_file
-    from rewards.train.build import Budget, build_outcome_data, build_step_labels, summary_line
+    from rewards.train import Budget, build_outcome_data, build_step_labels, summary_line
 
     # every option before the dataset or the engine: one line naming the option
     check_out_file("--out", args.out)
@@ -214,8 +199,7 @@ def _run_builder(args) -> int:
 def _run_train(args) -> int:
     from dataclasses import fields
 
-    from rewards.train.config import TrainConfig
-    from rewards.train.trainer import train
+    from rewards.train import TrainConfig, train
 
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "kind"}
     config = TrainConfig(kind=args.train_command, **kw)

@@ -322,6 +322,26 @@ def test_trained_dir_with_card(tiny_root, tmp_path):
         load_scorer("orm", model=str(d))
 
 
+def test_trained_or_not_one_rule():
+    """rewards.checkpoint.is_trained, the rule both loaders (PRM/ORM and TinyRM) apply."""
+    from rewards.checkpoint import is_trained
+
+    assert not is_trained(["value_head"], peft=True, card={"trained": True}, bare_is_trained=True)  # fresh head
+    assert is_trained([], peft=True, card=None, bare_is_trained=False)  # a peft adapter was applied
+    assert is_trained([], peft=False, card={"trained": True}, bare_is_trained=False)
+    assert not is_trained([], peft=False, card={"trained": False}, bare_is_trained=True)  # the card decides
+    assert is_trained([], peft=False, card=None, bare_is_trained=True)  # e.g. a math-shepherd checkpoint
+    assert not is_trained([], peft=False, card=None, bare_is_trained=False)  # bare LM read by our adapter
+
+
+def test_tinyrm_loader_does_not_import_the_factory():
+    """Checkpoint and card helpers live in rewards.checkpoint (no torch); the TinyRM loader
+    imports them from there, so factory -> tinyrm is the only edge between the two."""
+    code = "import sys, rewards.tinyrm; print('torch' in sys.modules, 'rewards.factory' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=rewards.__path__[0] + "/..")
+    assert r.stdout.strip() == "False False", r.stderr
+
+
 def test_user_adapter_from_json_file(tiny_root, tmp_path):
     cfg = load_adapter("tts-prm").to_dict() | {"name": "mine", "step_tag": "<empty_output>", "base_model": None}
     f = tmp_path / "mine.json"

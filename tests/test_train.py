@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 
 from policies.types import Completion
-from rewards.train.build import Budget, build_outcome_data, build_step_labels, mc_labels
-from rewards.train.data import (
+from rewards.train import (
+    Budget,
+    EarlyStopping,
     JsonlWriter,
+    build_outcome_data,
+    build_step_labels,
     import_gsm8k_examples,
     import_math_shepherd,
     import_prm800k,
     import_prmbench,
     make_pairs,
+    mc_labels,
     read_jsonl,
     record_key,
     split_by_problem,
@@ -171,6 +175,20 @@ def test_split_never_shares_a_problem():
     assert {record_key(r) for r in h2} <= {record_key(r) for r in held}
 
 
+# ------------------------------------------------------------------ early stopping
+def test_early_stopping_keeps_the_best_and_counts_patience():
+    stop = EarlyStopping(patience=2)
+    assert stop.update(1.0, 10) and not stop.should_stop  # first evaluation is always a best
+    assert not stop.update(1.0, 20) and not stop.should_stop  # equal is not better
+    assert stop.update(0.5, 30) and stop.bad_evals == 0 and stop.best_step == 30
+    assert not stop.update(0.7, 40) and not stop.should_stop
+    assert not stop.update(0.6, 50) and stop.should_stop and stop.best_loss == 0.5
+    never = EarlyStopping(patience=None)
+    for step in range(1, 20):
+        never.update(float(step), step)
+    assert not never.should_stop and never.best_step == 1
+
+
 # --------------------------------------------------------------------- tiny models
 torch = pytest.importorskip("torch")
 
@@ -233,7 +251,7 @@ def test_loss_masks_only_at_tags_and_mask(tiny_root):
     from rewards.adapters import load_adapter
     from rewards.hf import encode_candidate, render_prompt
     from rewards.tinyrm import TinyRMScorer
-    from rewards.train.tasks import IGNORE, orm_features, prm_features, tinyrm_features
+    from rewards.train import IGNORE, orm_features, prm_features, tinyrm_features
 
     tok = AutoTokenizer.from_pretrained(_tiny_causal(tiny_root), local_files_only=True)
     prm = load_adapter("tts-prm")
@@ -264,7 +282,7 @@ def test_loss_masks_only_at_tags_and_mask(tiny_root):
 
 
 def _cfg(kind, model, **kw):
-    from rewards.train.config import TrainConfig
+    from rewards.train import TrainConfig
 
     base = dict(kind=kind, model=model, lr=5e-3, head_lr=1e-2, epochs=30, batch_size=8, heldout_fraction=0.2,
                 patience=None, lora_r=4, lora_dropout=0.0, warmup_ratio=0.0, seed=0, threads=1)
@@ -274,7 +292,7 @@ def _cfg(kind, model, **kw):
 
 def test_prm_trains_and_reloads_exactly(tiny_root, tmp_path):
     from rewards import load_scorer
-    from rewards.train.trainer import train
+    from rewards.train import train
 
     out = tmp_path / "prm"
     card = train(_cfg("prm", _tiny_causal(tiny_root), peft="dora"), _step_records(), str(out), progress=False)
@@ -290,7 +308,7 @@ def test_prm_trains_and_reloads_exactly(tiny_root, tmp_path):
 
 def test_orm_trains_and_reloads_exactly(tiny_root, tmp_path):
     from rewards import load_scorer
-    from rewards.train.trainer import train
+    from rewards.train import train
 
     recs = [{"kind": "outcome", "problem": r["problem"], "steps": r["steps"], "correct": r["labels"][-1] == 1.0}
             for r in _step_records()]
@@ -309,7 +327,7 @@ def test_orm_trains_and_reloads_exactly(tiny_root, tmp_path):
 
 def test_tinyrm_trains_head_and_reloads_exactly(tiny_root, tmp_path):
     from rewards.tinyrm import load_tinyrm
-    from rewards.train.trainer import train
+    from rewards.train import train
 
     recs = []
     for i in range(12):
@@ -326,8 +344,49 @@ def test_tinyrm_trains_head_and_reloads_exactly(tiny_root, tmp_path):
         assert s.p0([(probe["problem"], probe["a"], probe["b"])])[0] == pytest.approx(probe["p0"], abs=1e-5)
 
 
+def test_scheduler_is_linear_warmup_then_decay():
+    from rewards.train import TrainConfig
+    from rewards.train.trainer import make_scheduler
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_scheduler(opt, TrainConfig(kind="prm", warmup_ratio=0.2), total_steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
+    assert sched.get_last_lr()[0] == 0.0
+
+
+def test_phases_keep_the_best_checkpoint_and_stop_early(tiny_root, tmp_path):
+    """prepare / fit / save one by one; a learning rate that overshoots makes the held-out
+    loss rise, so early stopping ends the run and the kept checkpoint is the best one, not
+    the last weights."""
+    from rewards import load_scorer
+    from rewards.train import fit, prepare, save
+
+    config = _cfg("prm", _tiny_causal(tiny_root), lr=0.3, epochs=6, eval_every=1, patience=1)
+    run = prepare(config, _step_records(), command="test")
+    assert run.total_steps == 6 * run.batches_per_epoch and run.train_examples and run.eval_batches
+    assert [g["lr"] for g in run.optimizer.param_groups] == [0.3]  # PRM: adapter only, no head group
+    out = tmp_path / "prm"
+    state = fit(run, out, progress=False)
+    assert state.stopped == "early_stop" and state.step < run.total_steps
+    losses = {h["step"]: h["loss"] for h in state.history[1:]}  # [0]: the untrained baseline
+    best = min(losses, key=losses.get)
+    assert best != state.step and state.card["training"]["best_step"] == best
+    card = save(run, state, out)
+    assert card["training"]["stopped"] == "early_stop" and card["training"]["steps_run"] == state.step
+    assert card["metrics"]["heldout_best"]["loss"] == losses[best] and card["training"]["command"] == "test"
+    assert json.loads((out / "card.json").read_text()) == card
+    s = load_scorer("prm", model=str(out))
+    for probe in card["training"]["reload_check"]:  # the best step's weights, not the last
+        assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
+
+
 def test_config_errors_name_the_field():
-    from rewards.train.config import TrainConfig
+    from rewards.train import TrainConfig
 
     with pytest.raises(ValueError, match="peft must be"):
         TrainConfig(kind="prm", peft="ia3")

@@ -32,7 +32,7 @@ from .data import JsonlWriter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader"]
+__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "summary_line"]
 
 Grader = Callable[[list[str], list[str]], list[bool]]
 
@@ -225,11 +225,6 @@ def build_step_labels(
     with JsonlWriter(out, config) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, **summary}
-
-
-def budget_from(args) -> Budget:
-    return Budget(max_problems=getattr(args, "max_problems", None), max_tokens=getattr(args, "max_tokens", None),
-                  max_seconds=getattr(args, "max_seconds", None))
 
 
 def summary_line(summary: dict) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-__all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES"]
+__all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES", "field_docs"]
 
 TRAIN_KINDS = ("prm", "orm", "tinyrm")
 DEFAULT_BACKBONES = {"prm": "smollm2-135m", "orm": "smollm2-135m", "tinyrm": "all-minilm-l6-v2"}
@@ -141,3 +143,16 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+def field_docs() -> dict[str, str]:
+    """Each TrainConfig field's docstring, one line each (read from this file's source, so the
+    command-line help and the declarations are one text)."""
+    tree = ast.parse(Path(__file__).read_text())
+    docs = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
+            for a, b in zip(node.body, node.body[1:], strict=False):
+                if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                    docs[a.target.id] = " ".join(str(b.value.value).split())
+    return docs

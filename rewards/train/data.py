@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RECORD_KINDS",
     "read_jsonl",
+    "write_jsonl",
     "JsonlWriter",
     "problem_key",
     "record_key",

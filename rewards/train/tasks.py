@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 
+from ..checkpoint import TINYRM_HEAD_FILE, VALUE_HEAD_FILE, backbone_path, encoder_path, seeded_init
 from .config import TrainConfig
 from .data import check_record, make_pairs
 
@@ -139,17 +140,17 @@ class _CausalTask:
     def head_parameters(self, model) -> dict:
         return {}
 
-    def save_heads(self, out, model) -> None:
-        pass
+    def head_files(self, model) -> dict[str, dict]:
+        """File name -> state dict of the trained heads saved beside the adapter (none here)."""
+        return {}
 
     def load(self):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..factory import _resolve_model_path
         from ..hf import render_prompt
 
-        path = _resolve_model_path(self.config.backbone)
+        path = backbone_path(self.config.backbone)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.config.dtype),
                                                      local_files_only=True)
@@ -286,11 +287,8 @@ class ORMTask(_CausalTask):
     def head_parameters(self, model) -> dict:
         return {f"value_head.{n}": p for n, p in self.heads["value_head"].named_parameters()}
 
-    def save_heads(self, out, model) -> None:
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.heads["value_head"].state_dict().items()},
-                  str(out / "value_head.safetensors"))
+    def head_files(self, model) -> dict[str, dict]:
+        return {VALUE_HEAD_FILE: self.heads["value_head"].state_dict()}
 
 
 _HEAD_PREFIXES = ("cls.", "head.", "lm_head.", "decoder.", "predictions.")
@@ -318,14 +316,9 @@ class TinyRMTask:
 
         from ..tinyrm import TinyRMScorer
 
-        path = self.config.backbone
-        if path == "all-minilm-l6-v2":
-            from policies.models import embedded_encoder_path
-
-            path = str(embedded_encoder_path())
+        path = encoder_path(self.config.backbone)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
+        with seeded_init(self.config.seed):
             model, info = AutoModelForMaskedLM.from_pretrained(
                 path, dtype=getattr(torch, self.config.dtype), local_files_only=True, output_loading_info=True)
         self.fresh = sorted(info.get("missing_keys", []))
@@ -416,16 +409,13 @@ class TinyRMTask:
                             "p0": p0})
         return out
 
-    def save_heads(self, out, model) -> None:
-        from safetensors.torch import save_file
-
+    def head_files(self, model) -> dict[str, dict]:
         # every trained head tensor under every name the checkpoint lacked (tied names such as
-        # cls.predictions.bias / cls.predictions.decoder.bias both), cloned: safetensors refuses shared memory
+        # cls.predictions.bias / cls.predictions.decoder.bias both)
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         keep = set(self.head_names) | set(self.fresh)
-        state = {n: t.detach().cpu().clone().contiguous() for n, t in inner.state_dict().items() if n in keep}
-        if state:
-            save_file(state, str(out / "head.safetensors"))
+        state = {n: t for n, t in inner.state_dict().items() if n in keep}
+        return {TINYRM_HEAD_FILE: state} if state else {}
 
     def card(self) -> dict:
         # max_length: what training truncated pairs to (load_tinyrm does not read it yet; it

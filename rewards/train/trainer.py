@@ -1,14 +1,23 @@
-"""The training loop shared by the PRM, ORM and TinyRM trainers.
+"""The training loop shared by the PRM, ORM and TinyRM trainers: prepare, fit, save.
 
     from rewards.train import TrainConfig, train
     train(TrainConfig(kind="orm", max_seconds=1800), ["data/outcome.jsonl"], "runs/orm")
 
-Steps: read records -> the task keeps its kind (steps / outcome / pairs) -> problem-level
-split (train / held-out never share a problem; checked) -> backbone + peft LoRA/DoRA on the
-selected linear layers (none in the first ``freeze_layers`` layers) + fully trained heads ->
-AdamW, linear warmup then linear decay, gradient clipping -> held-out evaluation before
-training (the untrained baseline), every ``eval_every`` steps and at each epoch end -> early
-stop on the held-out loss -> the best checkpoint is kept in ``out``:
+``train`` is the three phases in a row; each is a function of its own:
+
+- ``prepare(config, data)`` -> ``Run``: read records -> the task keeps its kind (steps /
+  outcome / pairs) -> problem-level split (train / held-out never share a problem;
+  checked) -> backbone + peft LoRA/DoRA on the selected linear layers (none in the first
+  ``freeze_layers`` layers) + fully trained heads -> AdamW with transformers' linear
+  schedule (warmup, then linear decay to 0).
+- ``fit(run, out)`` -> ``FitState``: held-out evaluation before training (the untrained
+  baseline), every ``eval_every`` steps and at each epoch end; gradient clipping; each new
+  best held-out loss writes its checkpoint to ``out``; ``patience`` evaluations without
+  one stop early (``EarlyStopping``).
+- ``save(run, state, out)`` -> the card: the kept checkpoint's card gets the whole history
+  and why training ended (with no held-out split, the last weights are kept).
+
+A checkpoint (written through ``rewards.checkpoint.save_checkpoint``)::
 
     out/adapter_config.json, adapter_model.safetensors   peft adapter
     out/value_head.safetensors                           ORM value head
@@ -20,27 +29,40 @@ stop on the held-out loss -> the best checkpoint is kept in ``out``:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import random
 import re
-import shutil
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoint import new_card, save_checkpoint, seeded_init, write_card
 from .config import TrainConfig
 from .data import check_record, read_jsonl, record_key, split_by_problem
 from .tasks import TASKS, collate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "select_target_modules", "add_adapter", "lr_lambda"]
+__all__ = [
+    "train",
+    "prepare",
+    "fit",
+    "save",
+    "Run",
+    "FitState",
+    "EarlyStopping",
+    "select_target_modules",
+    "add_adapter",
+    "make_scheduler",
+]
 
 _LAYER_INDEX = re.compile(r"\.(\d+)\.")
 _HEADS = ("lm_head", "cls.", "head.", "decoder", "score", "classifier", "pooler")
 
 
+# ------------------------------------------------------------------------ adapters
 def select_target_modules(model, target_modules: str, freeze_layers: int) -> list[str]:
     """Full names of the linear layers that get an adapter (pure over the module tree).
 
@@ -75,26 +97,59 @@ def select_target_modules(model, target_modules: str, freeze_layers: int) -> lis
 
 def add_adapter(model, config: TrainConfig):
     """Wrap the model with a fresh peft LoRA / DoRA adapter (seeded)."""
-    import torch
     from peft import LoraConfig, get_peft_model
 
     targets = select_target_modules(model, config.target_modules, config.freeze_layers)
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, use_dora=config.peft == "dora", bias="none")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded_init(config.seed):
         return get_peft_model(model, lcfg)
 
 
-def lr_lambda(warmup: int, total: int):
-    """Linear warmup over ``warmup`` steps to 1, then linear decay to 0 at ``total``."""
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+    """transformers' linear schedule: ``warmup_ratio`` of the steps from 0 up to the peak
+    learning rate, then linear decay to 0 at ``total_steps``."""
+    from transformers import get_scheduler
 
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
+    return get_scheduler("linear", optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
+                         num_training_steps=total_steps)
 
-    return f
+
+# -------------------------------------------------------------------------- prepare
+@dataclass(kw_only=True)
+class Run:
+    """What ``prepare`` builds and ``fit`` / ``save`` use: the model, its optimiser and the data."""
+
+    config: TrainConfig
+    task: object
+    """The kind's task (``tasks.TASKS``): features, loss, held-out metrics, heads, probe."""
+    model: object
+    """The peft-wrapped backbone, on ``device``."""
+    device: object
+    """The torch device of ``config.device``."""
+    trainable: list
+    """Every trained parameter: adapter weights, then fully trained head weights."""
+    optimizer: object
+    scheduler: object
+    train_examples: list[dict]
+    eval_batches: list[dict]
+    """The held-out split, collated and on the device (empty: no held-out problems)."""
+    probe_records: list[dict]
+    """Two records whose training-time scores go into the card (``reload_check``)."""
+    batches_per_epoch: int
+    total_micro: int
+    """Forward/backward passes the epochs allow."""
+    total_steps: int
+    """Optimiser steps the schedule is laid out over."""
+    card_training: dict
+    """Data files, split sizes and trainable parameters: the same in every card of the run."""
+    command: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _load_records(data) -> tuple[list[dict], list[dict]]:
@@ -108,12 +163,27 @@ def _load_records(data) -> tuple[list[dict], list[dict]]:
         for i, r in enumerate(rows):
             check_record(r, i)
         records += rows
-        with open(p, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        info.append({"path": str(p), "sha256": digest, "rows": len(rows)})
+        info.append({"path": str(p), "sha256": _file_sha256(p), "rows": len(rows)})
     if any(isinstance(x, dict) for x in data):
         info.append({"path": "<in-memory>", "rows": sum(isinstance(x, dict) for x in data)})
     return records, info
+
+
+def _split(recs: list[dict], config: TrainConfig) -> tuple[list[dict], list[dict], dict]:
+    """Train and held-out records (no shared problem; seeded caps applied) and the split's card entry."""
+    train_recs, held_recs = split_by_problem(recs, config.heldout_fraction, seed=config.split_seed)
+    train_keys = {record_key(r) for r in train_recs}
+    held_keys = {record_key(r) for r in held_recs}
+    assert not train_keys & held_keys, "train and held-out splits share a problem"
+    if config.max_train_examples is not None and len(train_recs) > config.max_train_examples:
+        train_recs = random.Random(config.seed).sample(train_recs, config.max_train_examples)
+    if config.max_eval_examples is not None and len(held_recs) > config.max_eval_examples:
+        held_recs = random.Random(config.split_seed).sample(held_recs, config.max_eval_examples)
+    if not train_recs:
+        raise ValueError("no training records after the split; add data or lower heldout_fraction")
+    split = {"by": "problem (hash of normalised text)", "heldout_fraction": config.heldout_fraction,
+             "seed": config.split_seed, "train_problems": len(train_keys), "heldout_problems": len(held_keys)}
+    return train_recs, held_recs, split
 
 
 def _features(task, recs: list[dict], config: TrainConfig) -> tuple[list[dict], int]:
@@ -126,6 +196,203 @@ def _features(task, recs: list[dict], config: TrainConfig) -> tuple[list[dict], 
                 continue
             out.append(e)
     return out, dropped
+
+
+def _optimizer(config: TrainConfig, adapter_params: list, head_params: list):
+    """AdamW: adapter weights at ``lr``, fully trained heads at ``head_lr``."""
+    import torch
+
+    groups = [{"params": adapter_params, "lr": config.lr}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_lr})
+    return torch.optim.AdamW(groups, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
+
+
+def _schedule_lengths(config: TrainConfig, n_examples: int) -> tuple[int, int, int]:
+    """(batches per epoch, forward/backward passes in all epochs, optimiser steps)."""
+    per_epoch = math.ceil(n_examples / config.batch_size)
+    total_micro = math.ceil(per_epoch * config.epochs)
+    total = math.ceil(total_micro / config.grad_accum)
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    return per_epoch, total_micro, total
+
+
+def _load_model(task, config: TrainConfig):
+    """(the backbone with a fresh peft adapter, head parameters trained fully, device), seeded."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    model = add_adapter(task.load(), config)
+    heads = task.head_parameters(model)
+    for p in heads.values():
+        p.requires_grad_(True)
+    device = torch.device(config.device)
+    model.to(device)
+    for m in task.heads.values():
+        m.to(device)
+    return model, heads, device
+
+
+def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
+    """Records -> split -> model with adapter and heads -> examples, optimiser and schedule.
+
+    data: JSONL paths (or record dicts, for tests). command: the command line, for the card.
+    """
+    import torch
+
+    started = time.monotonic()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    records, data_info = _load_records(data)
+    task = TASKS[config.kind](config)
+    train_recs, held_recs, split = _split(task.records(records), config)
+
+    model, heads, device = _load_model(task, config)
+    train_ex, dropped_train = _features(task, train_recs, config)
+    held_ex, dropped_held = _features(task, held_recs, config)
+    if dropped_train or dropped_held:
+        log.warning("dropped %d train / %d held-out examples over max_length=%d tokens",
+                    dropped_train, dropped_held, config.max_length)
+    if not train_ex:
+        raise ValueError(f"every training example is longer than max_length={config.max_length}; raise it")
+
+    adapter_params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    optimizer = _optimizer(config, adapter_params, list(heads.values()))
+    per_epoch, total_micro, total = _schedule_lengths(config, len(train_ex))
+    eval_size = 2 * config.batch_size
+    eval_batches = [{k: v.to(device) for k, v in collate(held_ex[i: i + eval_size], task.pad_id).items()}
+                    for i in range(0, len(held_ex), eval_size)]
+    n_trainable = sum(p.numel() for p in adapter_params) + sum(p.numel() for p in heads.values())
+    log.info("%s: %d train / %d held-out examples (%d / %d problems), %d trainable parameters, %d steps",
+             config.kind, len(train_ex), len(held_ex), split["train_problems"], split["heldout_problems"],
+             n_trainable, total)
+    split.update(train_examples=len(train_ex), heldout_examples=len(held_ex),
+                 dropped_over_max_length=dropped_train + dropped_held)
+    return Run(
+        config=config, task=task, model=model, device=device, trainable=adapter_params + list(heads.values()),
+        optimizer=optimizer, scheduler=make_scheduler(optimizer, config, total),
+        train_examples=train_ex, eval_batches=eval_batches, probe_records=(held_recs or train_recs)[:2],
+        batches_per_epoch=per_epoch, total_micro=total_micro, total_steps=total,
+        card_training={"data": data_info, "split": split, "trainable_parameters": n_trainable},
+        command=command, started=started,
+    )
+
+
+# ------------------------------------------------------------------------------ fit
+@dataclass
+class EarlyStopping:
+    """The best held-out loss so far and the evaluations since it improved."""
+
+    patience: int | None
+    """Stop after this many evaluations without improvement; None: never."""
+    best_loss: float = math.inf
+    best_step: int | None = None
+    bad_evals: int = 0
+
+    def update(self, loss: float, step: int) -> bool:
+        """Record one held-out loss; True when it is a new best (keep this checkpoint)."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.bad_evals = loss, step, 0
+            return True
+        self.bad_evals += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_evals >= self.patience
+
+
+@dataclass
+class FitState:
+    """Where the loop is, in plain numbers, and what it has recorded."""
+
+    step: int = 0
+    """Optimiser steps taken."""
+    micro: int = 0
+    """Forward/backward passes taken (``grad_accum`` of them per step)."""
+    epoch: int = 0
+    run_loss: float = 0.0
+    """Summed training loss since the last evaluation, over ``run_n`` labels."""
+    run_n: int = 0
+    stopped: str = "schedule"
+    """Why training ended: "schedule", "early_stop" or "max_seconds"."""
+    untrained: dict | None = None
+    """Held-out metrics before training."""
+    history: list[dict] = field(default_factory=list)
+    card: dict | None = None
+    """The card of the kept (best) checkpoint; None until one is written."""
+    loop_started: float = field(default_factory=time.monotonic)
+
+    def take_train_loss(self) -> float | None:
+        """Mean training loss since the last call (None if no labels were seen); resets it."""
+        loss = self.run_loss / self.run_n if self.run_n else None
+        self.run_loss, self.run_n = 0.0, 0
+        return loss
+
+
+@contextmanager
+def _eval_mode(run: Run):
+    """Model and heads in eval mode inside (no dropout), back in train mode after."""
+    modules = [run.model, *run.task.heads.values()]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.train()
+
+
+def evaluate(run: Run) -> dict | None:
+    """The task's held-out metrics (``loss`` among them); None without a held-out split."""
+    if not run.eval_batches:
+        return None
+    with _eval_mode(run):
+        return run.task.evaluate(run.model, run.eval_batches)
+
+
+def _eval_due(config: TrainConfig, step: int) -> bool:
+    return bool(config.eval_every) and step % config.eval_every == 0
+
+
+def _time_is_up(run: Run) -> bool:
+    return run.config.max_seconds is not None and time.monotonic() - run.started >= run.config.max_seconds
+
+
+def _accumulate(run: Run, state: FitState, batch: list[dict]) -> None:
+    """Forward and backward one micro-batch; the loss is averaged per label and over ``grad_accum``."""
+    tensors = {k: v.to(run.device) for k, v in collate(batch, run.task.pad_id).items()}
+    loss_sum, n = run.task.loss(run.model, tensors)
+    (loss_sum / max(1, n) / run.config.grad_accum).backward()
+    state.run_loss += loss_sum.item()
+    state.run_n += n
+    state.micro += 1
+
+
+def _optimizer_step(run: Run, state: FitState) -> None:
+    import torch
+
+    if run.config.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(run.trainable, run.config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+
+
+def _evaluate_and_keep_best(run: Run, state: FitState, stopper: EarlyStopping, out: Path,
+                            train_loss: float | None) -> bool:
+    """Evaluate, record it in the history, write the checkpoint on a new best; True = stop early."""
+    metrics = evaluate(run)
+    state.history.append({"step": state.step, "epoch": round(state.micro / run.batches_per_epoch, 3),
+                          "train_loss": train_loss, **(metrics or {})})
+    log.info("step %d: held-out %s", state.step, dict(metrics or {}))
+    if metrics is None:
+        return False
+    if stopper.update(metrics["loss"], state.step):
+        state.card = _write_checkpoint(run, state, out, metrics)
+    return stopper.should_stop
 
 
 def _train_batches(examples: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
@@ -141,218 +408,112 @@ def _train_batches(examples: list[dict], batch_size: int, rng: random.Random) ->
     return batches
 
 
-def train(config: TrainConfig, data, out: str, *, progress: bool = True, command: str | None = None) -> dict:
-    """Train a scorer; write the best checkpoint and its card to ``out``; return the card.
-
-    data: JSONL paths (or record dicts, for tests). See the module docstring for the steps.
-    """
-    import torch
-
-    t0 = time.monotonic()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(out)
-    records, data_info = _load_records(data)
-    task = TASKS[config.kind](config)
-    recs = task.records(records)
-    train_recs, held_recs = split_by_problem(recs, config.heldout_fraction, seed=config.split_seed)
-    train_keys = {record_key(r) for r in train_recs}
-    held_keys = {record_key(r) for r in held_recs}
-    assert not train_keys & held_keys, "train and held-out splits share a problem"
-    rng = random.Random(config.seed)
-    if config.max_train_examples is not None and len(train_recs) > config.max_train_examples:
-        train_recs = rng.sample(train_recs, config.max_train_examples)
-    if config.max_eval_examples is not None and len(held_recs) > config.max_eval_examples:
-        held_recs = random.Random(config.split_seed).sample(held_recs, config.max_eval_examples)
-    if not train_recs:
-        raise ValueError("no training records after the split; add data or lower heldout_fraction")
-
-    torch.manual_seed(config.seed)
-    model = task.load()
-    model = add_adapter(model, config)
-    heads = task.head_parameters(model)
-    for p in heads.values():
-        p.requires_grad_(True)
-    device = torch.device(config.device)
-    model.to(device)
-    for m in task.heads.values():
-        m.to(device)
-    train_ex, dropped_train = _features(task, train_recs, config)
-    held_ex, dropped_held = _features(task, held_recs, config)
-    if dropped_train or dropped_held:
-        log.warning("dropped %d train / %d held-out examples over max_length=%d tokens",
-                    dropped_train, dropped_held, config.max_length)
-    if not train_ex:
-        raise ValueError(f"every training example is longer than max_length={config.max_length}; raise it")
-
-    adapter_params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
-    groups = [{"params": adapter_params, "lr": config.lr}]
-    if heads:
-        groups.append({"params": list(heads.values()), "lr": config.head_lr})
-    opt = torch.optim.AdamW(groups, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(train_ex) / config.batch_size)
-    total_micro = math.ceil(per_epoch * config.epochs)
-    total = math.ceil(total_micro / config.grad_accum)
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warmup = int(config.warmup_ratio * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(warmup, total))
-
-    def to_dev(b):
-        return {k: v.to(device) for k, v in b.items()}
-
-    eval_batches = [to_dev(collate(held_ex[i: i + 2 * config.batch_size], task.pad_id))
-                    for i in range(0, len(held_ex), 2 * config.batch_size)]
-
-    def evaluate() -> dict | None:
-        if not eval_batches:
-            return None
-        model.eval()
-        for m in task.heads.values():
-            m.eval()
-        res = task.evaluate(model, eval_batches)
-        model.train()
-        for m in task.heads.values():
-            m.train()
-        return res
-
-    n_trainable = sum(p.numel() for p in adapter_params) + sum(p.numel() for p in heads.values())
-    log.info("%s: %d train / %d held-out examples (%d / %d problems), %d trainable parameters, %d steps",
-             config.kind, len(train_ex), len(held_ex), len(train_keys), len(held_keys), n_trainable, total)
-    untrained = evaluate()
-    history = [{"step": 0, "epoch": 0.0, "train_loss": None, **(untrained or {})}]
-    best = {"loss": float("inf")}
-    bad_evals = 0
-    stopped = "schedule"
-    card: dict = {}
-
-    def checkpoint(metrics: dict | None, step: int) -> None:
-        nonlocal card
-        tmp = out.with_name(out.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        model.save_pretrained(str(tmp))
-        task.save_heads(tmp, model)
-        card = _card(config, task, data_info, metrics, untrained, history, step, stopped,
-                     len(train_keys), len(held_keys), len(train_ex), len(held_ex),
-                     dropped_train + dropped_held, n_trainable, time.monotonic() - t0, command)
-        model.eval()
-        for m in task.heads.values():
-            m.eval()
-        card["training"]["reload_check"] = task.probe(model, (held_recs or train_recs)[:2])
-        model.train()
-        for m in task.heads.values():
-            m.train()
-        (tmp / "card.json").write_text(json.dumps(card, indent=1))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-
-    def after_eval(step: int, epoch: float, train_loss: float | None) -> bool:
-        """Record an evaluation, keep the best checkpoint; True = stop early."""
-        nonlocal bad_evals
-        m = evaluate()
-        history.append({"step": step, "epoch": round(epoch, 3), "train_loss": train_loss, **(m or {})})
-        log.info("step %d: held-out %s", step, {k: v for k, v in (m or {}).items()})
-        if m is None:
-            return False
-        if m["loss"] < best["loss"]:
-            best.clear()
-            best.update(m, step=step)
-            bad_evals = 0
-            checkpoint(m, step)
-        else:
-            bad_evals += 1
-        return config.patience is not None and bad_evals >= config.patience
-
-    model.train()
-    t_loop = time.monotonic()
-    step = micro = 0
-    run_loss, run_n = 0.0, 0
+def _epoch(run: Run, state: FitState, stopper: EarlyStopping, out: Path, report) -> bool:
+    """One pass over the epoch's batches (seeded by epoch); True = training is over."""
+    config = run.config
     done = False
-    epochs = math.ceil(config.epochs)
+    for batch in _train_batches(run.train_examples, config.batch_size, random.Random(config.seed * 1000 + state.epoch)):
+        _accumulate(run, state, batch)
+        if state.micro % config.grad_accum:
+            continue
+        _optimizer_step(run, state)
+        report(state)
+        if _eval_due(config, state.step) and _evaluate_and_keep_best(run, state, stopper, out,
+                                                                     state.take_train_loss()):
+            state.stopped, done = "early_stop", True
+        if state.step >= run.total_steps:
+            done = True
+        if _time_is_up(run):
+            state.stopped, done = "max_seconds", True
+        if done or state.micro >= run.total_micro:
+            break
+    return done or state.micro >= run.total_micro
+
+
+def fit(run: Run, out: str | Path, *, progress: bool = True) -> FitState:
+    """Train until the schedule, early stopping or ``max_seconds`` ends it; each new best
+    held-out loss writes its checkpoint to ``out``. Returns the loop's final state."""
+    out = Path(out)
+    config = run.config
+    stopper = EarlyStopping(config.patience)
+    state = FitState(untrained=evaluate(run))
+    state.history.append({"step": 0, "epoch": 0.0, "train_loss": None, **(state.untrained or {})})
+    run.model.train()
+    state.loop_started = time.monotonic()
     from policies.progress import Progress
 
     # a bar on a terminal, plain lines every 30 s / 10 % elsewhere (CI logs, nohup)
-    with Progress(f"train {config.kind}", total, unit="steps", enabled=progress) as bar:
-        for epoch in range(epochs):
-            batches = _train_batches(train_ex, config.batch_size, random.Random(config.seed * 1000 + epoch))
-            for batch in batches:
-                loss_sum, n = task.loss(model, to_dev(collate(batch, task.pad_id)))
-                (loss_sum / max(1, n) / config.grad_accum).backward()
-                run_loss += loss_sum.item()
-                run_n += n
-                micro += 1
-                if micro % config.grad_accum:
-                    continue
-                if config.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                bar.advance(info=f"loss {run_loss / max(1, run_n):.4f}")
-                if not progress and step % 10 == 0:
-                    log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step", step, total,
-                             run_loss / max(1, run_n), sched.get_last_lr()[0], (time.monotonic() - t_loop) / step)
-                if config.eval_every and step % config.eval_every == 0:
-                    tl = run_loss / max(1, run_n)
-                    run_loss, run_n = 0.0, 0
-                    if after_eval(step, micro / per_epoch, tl):
-                        stopped, done = "early_stop", True
-                if step >= total:
-                    done = True
-                if config.max_seconds is not None and time.monotonic() - t0 >= config.max_seconds:
-                    stopped, done = "max_seconds", True
-                if done or micro >= total_micro:
-                    break
-            if micro >= total_micro and not done:
-                done = True
-            if not (config.eval_every and step % config.eval_every == 0):
-                if after_eval(step, micro / per_epoch, run_loss / max(1, run_n) if run_n else None):
-                    stopped = "early_stop"
-                    done = True
-                run_loss, run_n = 0.0, 0
+    with Progress(f"train {config.kind}", run.total_steps, unit="steps", enabled=progress) as bar:
+
+        def report(s: FitState) -> None:
+            mean = s.run_loss / max(1, s.run_n)
+            bar.advance(info=f"loss {mean:.4f}")
+            if not progress and s.step % 10 == 0:
+                log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step", s.step, run.total_steps, mean,
+                         run.scheduler.get_last_lr()[0], (time.monotonic() - s.loop_started) / s.step)
+
+        for epoch in range(math.ceil(config.epochs)):
+            state.epoch = epoch
+            done = _epoch(run, state, stopper, out, report)
+            if not _eval_due(config, state.step) and _evaluate_and_keep_best(run, state, stopper, out,
+                                                                             state.take_train_loss()):
+                state.stopped, done = "early_stop", True
             if done:
                 break
-    if not eval_batches:  # nothing to select on: keep the last weights
-        checkpoint(None, step)
-    # the card of the kept checkpoint gets the whole history and why training ended
-    card["metrics"]["history"] = history
-    card["training"]["stopped"] = stopped
-    card["training"]["steps_run"] = step
-    card["training"]["seconds_total"] = round(time.monotonic() - t0, 1)
-    (out / "card.json").write_text(json.dumps(card, indent=1))
-    return card
+    return state
 
 
-def _card(config, task, data_info, metrics, untrained, history, step, stopped, n_train_p, n_held_p,
-          n_train_ex, n_held_ex, dropped, n_trainable, seconds, command) -> dict:
+# ----------------------------------------------------------------------------- save
+def _training_card(run: Run, state: FitState, metrics: dict | None) -> dict:
     import peft
     import torch
     import transformers
 
-    card = {
-        "kind": config.kind,
-        "base_model": config.backbone,
-        "trained": True,
-        **task.card(),
-        "training": {
-            "command": command,
-            "config": config.to_dict(),
-            "data": data_info,
-            "split": {"by": "problem (hash of normalised text)", "heldout_fraction": config.heldout_fraction,
-                      "seed": config.split_seed, "train_problems": n_train_p, "heldout_problems": n_held_p,
-                      "train_examples": n_train_ex, "heldout_examples": n_held_ex, "dropped_over_max_length": dropped},
-            "trainable_parameters": n_trainable,
-            "best_step": step,
-            "seconds_at_best": round(seconds, 1),
-            "stopped": stopped,
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        },
-        "metrics": {"heldout_untrained": untrained, "heldout_best": metrics, "history": list(history)},
+    config = run.config
+    training = {
+        "command": run.command,
+        "config": config.to_dict(),
+        **run.card_training,
+        "best_step": state.step,
+        "seconds_at_best": round(time.monotonic() - run.started, 1),
+        "stopped": state.stopped,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+    return new_card(config.kind, config.backbone, scorer=run.task.card(), training=training,
+                    metrics={"heldout_untrained": state.untrained, "heldout_best": metrics,
+                             "history": list(state.history)})
+
+
+def _write_checkpoint(run: Run, state: FitState, out: Path, metrics: dict | None) -> dict:
+    """The current weights and their card (with the probe scores ``reload_check``) into ``out``."""
+    card = _training_card(run, state, metrics)
+    with _eval_mode(run):
+        card["training"]["reload_check"] = run.task.probe(run.model, run.probe_records)
+    save_checkpoint(out, run.model, run.task.head_files(run.model), card)
     return card
+
+
+def save(run: Run, state: FitState, out: str | Path) -> dict:
+    """Finish the kept checkpoint: its card gets the whole history and why training ended.
+
+    With nothing to select on (no held-out split) the last weights are kept. Returns the card.
+    """
+    out = Path(out)
+    card = state.card if state.card is not None else _write_checkpoint(run, state, out, None)
+    card["metrics"]["history"] = state.history
+    card["training"]["stopped"] = state.stopped
+    card["training"]["steps_run"] = state.step
+    card["training"]["seconds_total"] = round(time.monotonic() - run.started, 1)
+    write_card(out, card)
+    return card
+
+
+def train(config: TrainConfig, data, out: str, *, progress: bool = True, command: str | None = None) -> dict:
+    """Train a scorer; write the best checkpoint and its card to ``out``; return the card.
+
+    data: JSONL paths (or record dicts, for tests). ``prepare``, ``fit`` and ``save`` in a row.
+    """
+    run = prepare(config, data, command=command)
+    state = fit(run, out, progress=progress)
+    return save(run, state, out)

@@ -1,0 +1,179 @@
+"""Trained scorer directories: the one module that knows their files and their card.
+
+The loaders (``rewards.factory``, ``rewards.tinyrm``) read these directories and the
+trainers (``rewards.train``) write them; both go through this module, which imports
+neither of them. A trained scorer directory holds::
+
+    card.json                      {"kind", "adapter" (PRM/ORM format name or inline dict),
+                                    "base_model", "trained", "training": {...}, "metrics": {...}}
+                                   TinyRM cards may also set "prefix" and "choice_tokens"
+    adapter_config.json + adapter_model.safetensors   peft weights (optional)
+    value_head.safetensors         ORM value head (readout "value_head")
+    head.safetensors               TinyRM MLM head weights when not inside the peft adapter
+
+``rewards/defaults/{prm,orm,tinyrm}/`` are such directories: what ``load_scorer(kind)``
+loads when no model is given. Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULTS_DIR",
+    "CARD_FILE",
+    "VALUE_HEAD_FILE",
+    "TINYRM_HEAD_FILE",
+    "DEFAULT_ENCODER",
+    "INIT_SEED",
+    "load_card",
+    "has_peft",
+    "read_head",
+    "new_card",
+    "save_checkpoint",
+    "write_card",
+    "backbone_path",
+    "encoder_path",
+    "seeded_init",
+    "is_trained",
+    "warn_untrained",
+]
+
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+CARD_FILE = "card.json"
+PEFT_CONFIG_FILE = "adapter_config.json"
+VALUE_HEAD_FILE = "value_head.safetensors"
+TINYRM_HEAD_FILE = "head.safetensors"
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+INIT_SEED = 0
+"""Fresh heads are initialised from this seed, so untrained scores are reproducible."""
+
+
+# ------------------------------------------------------------------------- reading
+def load_card(directory: str | Path | None) -> dict | None:
+    """The directory's card.json as a dict; None when there is none (or no directory)."""
+    if directory is None:
+        return None
+    p = Path(directory) / CARD_FILE
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: invalid JSON ({e}); fix or delete the file") from None
+
+
+def has_peft(directory: str | Path | None) -> bool:
+    """True when the directory holds a peft adapter (adapter_config.json)."""
+    return directory is not None and (Path(directory) / PEFT_CONFIG_FILE).is_file()
+
+
+def read_head(directory: str | Path | None, filename: str) -> dict | None:
+    """A head's tensors (name -> tensor) from ``directory/filename``; None when absent."""
+    if directory is None:
+        return None
+    p = Path(directory) / filename
+    if not p.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(p))
+
+
+# ------------------------------------------------------------------------- writing
+def new_card(kind: str, base_model: str, *, scorer: dict, training: dict, metrics: dict) -> dict:
+    """A trained scorer's card, keys in the order a reader meets them.
+
+    scorer: what the loader reads besides kind and base_model ("adapter" for PRM/ORM;
+    "prefix", "choice_tokens", "max_length" for TinyRM); training: how it was made
+    (command, config, data, split, ...); metrics: held-out results.
+    """
+    return {"kind": kind, "base_model": base_model, "trained": True, **scorer, "training": training,
+            "metrics": metrics}
+
+
+def save_checkpoint(out: str | Path, model, heads: dict[str, dict], card: dict) -> Path:
+    """Write a trained scorer directory: peft adapter, head files, card.json.
+
+    model: a peft model (``save_pretrained`` writes the adapter); heads: file name ->
+    state dict (e.g. ``{VALUE_HEAD_FILE: ...}``). Written into ``OUT.tmp`` first, then
+    renamed over ``out``, so a reader never sees a half-written checkpoint.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp))
+    for filename, state in heads.items():
+        # cloned and contiguous: safetensors refuses tensors that share memory (tied weights)
+        save_file({k: v.detach().cpu().clone().contiguous() for k, v in state.items()}, str(tmp / filename))
+    write_card(tmp, card)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def write_card(directory: str | Path, card: dict) -> None:
+    """Write (or rewrite) ``directory/card.json``."""
+    (Path(directory) / CARD_FILE).write_text(json.dumps(card, indent=1))
+
+
+# ------------------------------------------------------------------------ backbones
+def backbone_path(model: str | None) -> str:
+    """A causal backbone name or path as a local checkpoint path (``policies.models.resolve_model``)."""
+    from policies.models import resolve_model
+
+    return resolve_model(model, what="scorer model")
+
+
+def encoder_path(model: str | None) -> str:
+    """An MLM encoder path; None or "all-minilm-l6-v2" is the embedded all-MiniLM-L6-v2."""
+    if model is None or model == DEFAULT_ENCODER:
+        from policies.models import embedded_encoder_path
+
+        return str(embedded_encoder_path())
+    return str(model)
+
+
+@contextmanager
+def seeded_init(seed: int = INIT_SEED):
+    """Fresh weights created inside are seeded; the global torch RNG is left as it was."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# ------------------------------------------------------------------ trained or not
+def is_trained(fresh: list[str], *, peft: bool, card: dict | None, bare_is_trained: bool) -> bool:
+    """Whether a loaded scorer is trained for its task.
+
+    fresh: weights initialised at load time (never trained: always untrained). Otherwise
+    trained when a peft adapter was applied, the card says ``trained``, or there is no
+    card and the caller's bare checkpoint counts as trained (``bare_is_trained``: a model
+    passed by path whose format needs no head of ours).
+    """
+    if fresh:
+        return False
+    return bool(peft) or bool((card or {}).get("trained", False)) or (card is None and bare_is_trained)
+
+
+def warn_untrained(kind: str, name: str, backbone: str, fresh: list[str]) -> None:
+    """The one warning for an untrained scorer; it contains "UNTRAINED" and names the fix."""
+    why = f"freshly initialised: {fresh[:4]}" if fresh else "no trained adapter or trained card"
+    log.warning(
+        "%s scorer %r on %s is UNTRAINED (%s); its scores are not meaningful until trained "
+        "(python cli.py train %s --data ... --out DIR, then load DIR)", kind, name, backbone, why, kind,
+    )
