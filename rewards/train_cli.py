@@ -27,7 +27,6 @@ from pathlib import Path
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out (OUT/train.log for a checkpoint)
 
 _BUILDERS = ("data-outcome", "data-steps")
-_IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
 
 
 def _bool(s: str) -> bool:
@@ -96,6 +95,7 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
     from rewards.kinds import SCORER_KINDS  # plain data
+    from rewards.train import IMPORTERS  # no torch at import
 
     for kind, help_ in ((k, v.train) for k, v in SCORER_KINDS.items() if v.train):
         p = sub.add_parser(kind, help=help_, description=help_)
@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
     p.add_argument("--max-steps", type=int, default=12, help="skip solutions with more steps")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
-    p.add_argument("format", choices=_IMPORT_FORMATS)
+    p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
     p.add_argument("--out", required=True, help="output JSONL")
     p.add_argument("--skip-first", type=int, default=None,
@@ -124,7 +124,9 @@ def _command_line() -> str:
 def run(args) -> int:
     cmd = getattr(args, "train_command", None)
     if cmd is None:
-        print("cli.py train: choose one of prm, orm, tinyrm, data-outcome, data-steps, data-import "
+        from rewards.train import TRAIN_KINDS
+
+        print(f"cli.py train: choose one of {', '.join((*TRAIN_KINDS, *_BUILDERS, 'data-import'))} "
               "(cli.py train --help)", file=sys.stderr)
         return 2
     from policies.logs import beside, log_to
