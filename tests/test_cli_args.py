@@ -201,7 +201,7 @@ def test_cli_choices_come_from_the_registries():
     import cli
     from eval.registry import BENCHES
     from rewards.kinds import SCORER_KINDS
-    from rewards.train import IMPORTERS, TRAIN_KINDS
+    from rewards.train import IMPORTERS, TASKS, TRAIN_KINDS
     from search.select import RULES
     from search.strategies import NAMES
 
@@ -212,6 +212,7 @@ def test_cli_choices_come_from_the_registries():
     assert _choices(p, "strategy", ("search",)) == _choices(p, "strategy", ("serve",)) == NAMES
     assert _choices(p, "select", ("serve",)) == tuple(RULES)
     assert TRAIN_KINDS == tuple(k for k, v in SCORER_KINDS.items() if v.train)
+    assert set(TASKS) == set(TRAIN_KINDS)  # a trainable kind has its task (rewards/train/tasks.py)
     assert _choices(p, "train_command", ("train",))[:len(TRAIN_KINDS)] == TRAIN_KINDS
     assert _choices(p, "format", ("train", "data-import")) == tuple(IMPORTERS)
     assert _choices(p, "bench", ("eval", "scorer")) == tuple(BENCHES)
