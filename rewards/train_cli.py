@@ -27,7 +27,7 @@ from pathlib import Path
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out (OUT/train.log for a checkpoint)
 
 _BUILDERS = ("data-outcome", "data-steps")
-_IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
+_PROBE = ("probe-features", "probe")  # the probe kind trains in two steps: features once, then heads
 
 
 def _bool(s: str) -> bool:
@@ -96,6 +96,7 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
     from rewards.kinds import SCORER_KINDS  # plain data
+    from rewards.train import IMPORTERS  # no torch at import
 
     for kind, help_ in ((k, v.train) for k, v in SCORER_KINDS.items() if v.train):
         p = sub.add_parser(kind, help=help_, description=help_)
@@ -108,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2, help="solutions per problem to label")
     p.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
     p.add_argument("--max-steps", type=int, default=12, help="skip solutions with more steps")
-    p = sub.add_parser("probe-features", help="the frozen policy's hidden states at the step ends of a pool's "
+    p = sub.add_parser(_PROBE[0], help="the frozen policy's hidden states at the step ends of a pool's "
                                               "samples (resumable; held-out problems left out)")
     p.add_argument("--pool", required=True, help="training pool written by `cli.py pool` (.jsonl or .jsonl.gz)")
     p.add_argument("--model", default="qwen2.5-coder-0.5b", help="the policy that wrote the pool")
@@ -118,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward (default 8192)")
     p.add_argument("--allow-heldout", action="store_true",
                    help="keep problems of the held-out slices (never for a probe you will report on them)")
-    p = sub.add_parser("probe", help="fit a probe head on extracted features (layer and L2 by grouped CV)")
+    p = sub.add_parser(_PROBE[1], help="fit a probe head on extracted features (layer and L2 by grouped CV)")
     p.add_argument("--features", required=True, help="folder written by `cli.py train probe-features`")
     p.add_argument("--granularity", choices=("step", "outcome"), default="step",
                    help="step: a score per step end (PRM); outcome: one at the answer (ORM)")
@@ -128,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by problem")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
-    p.add_argument("format", choices=_IMPORT_FORMATS)
+    p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
     p.add_argument("--out", required=True, help="output JSONL")
     p.add_argument("--skip-first", type=int, default=None,
@@ -143,8 +144,9 @@ def _command_line() -> str:
 def run(args) -> int:
     cmd = getattr(args, "train_command", None)
     if cmd is None:
-        print("cli.py train: choose one of prm, orm, tinyrm, probe, probe-features, data-outcome, data-steps, "
-              "data-import "
+        from rewards.train import TRAIN_KINDS
+
+        print(f"cli.py train: choose one of {', '.join((*TRAIN_KINDS, *_PROBE, *_BUILDERS, 'data-import'))} "
               "(cli.py train --help)", file=sys.stderr)
         return 2
     from policies.logs import beside, log_to
