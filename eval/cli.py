@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--out", required=True, help="scored pool (.jsonl; rerun to resume)")
     sp.add_argument("--limit", type=int, default=None, help="first N problems")
     sp.add_argument("--batch-problems", type=int, default=2, help="problems per score() call (default 2)")
+    sp.add_argument("--features", default=None,
+                    help="--reward probe only: read the policy's states from this folder (`cli.py train "
+                         "probe-features --allow-heldout` on the same pool) instead of running the policy")
     pt = sub.add_parser("pool-table", help="scorers against pass@1 and maj@N on scored pools",
                         description="RM@N and weighted@N per scorer and aggregator, with paired bootstrap "
                                     "intervals against maj@N and pass@1 (eval/score_pool.py).")
@@ -114,6 +117,16 @@ def run_score_pool(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if Path(args.out).suffix == ".gz":
         raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    if args.features is not None:
+        from eval.score_pool import FeatureProbe, score_pool_from_features
+
+        if args.reward != "probe" or args.scorer_model is None:
+            raise ValueError("--features applies to --reward probe with --scorer-model DIR")
+        probe = FeatureProbe(args.scorer_model, args.features)
+        n = score_pool_from_features(args.pool, probe, args.out,
+                                     reward={**probe.describe(), "model": args.scorer_model})
+        print(f"scored {n} problems into {args.out} from stored features ({args.features})")
+        return 0
     scorer = load_scorer(args.reward, model=args.scorer_model)
     reward = {**scorer.describe(), "model": args.scorer_model}
     t0 = time.perf_counter()

@@ -32,7 +32,7 @@ from eval.registry import DEFAULT_AGGS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["score_pool", "pool_table", "table_markdown"]
+__all__ = ["score_pool", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown"]
 
 
 def _done_ids(path: Path) -> set[str]:
@@ -94,6 +94,68 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
             if on_batch:
                 on_batch(len(done) + b + len(chunk), len(rows))
     return len(todo)
+
+
+class FeatureProbe:
+    """A probe scorer read from stored features (`cli.py train probe-features`) instead of
+    running the policy again: score i of a sample is the head on its stored step-end state.
+
+    Equal to `rewards.probe.ProbeScorer` on the same samples up to the float16 storage of
+    the features (checked in tests/test_score_pool.py). Only samples the features hold can
+    be scored; a problem the features lack raises with the fix."""
+
+    def __init__(self, probe_dir: str | Path, features_dir: str | Path) -> None:
+        from rewards.probe import ProbeHead, is_probe_dir
+        from rewards.train.probe import load_features
+
+        if not is_probe_dir(probe_dir):
+            raise FileNotFoundError(f"{probe_dir}: not a probe directory (probe.json + head.npz)")
+        self.card = json.loads((Path(probe_dir) / "probe.json").read_text())
+        self.head = ProbeHead.load(Path(probe_dir) / "head.npz")
+        f = load_features(features_dir)
+        if f.manifest["model"] != self.card["backbone"] and f.manifest.get("backbone_sha256") != self.card.get(
+                "backbone_sha256"):
+            raise ValueError(f"{features_dir}: features of {f.manifest['model']}, probe of {self.card['backbone']}")
+        x = f.layer(int(self.card["layer"]))
+        starts = np.concatenate([[0], np.cumsum(f.n_steps)[:-1]])
+        self.rows = {(str(pid), int(j)): x[a : a + n] for pid, j, a, n in zip(f.pid, f.sample, starts, f.n_steps,
+                                                                             strict=True)}
+        self.granularity = self.card["granularity"]
+
+    def describe(self) -> dict:
+        return {"kind": "probe", "name": self.card.get("name"), "granularity": self.granularity,
+                "layer": self.card["layer"], "backbone": self.card["backbone"], "from_features": True}
+
+    def scores(self, pid: str, j: int) -> list[float]:
+        key = (str(pid), int(j))
+        if key not in self.rows:
+            raise KeyError(f"problem {pid} sample {j} is not in the features; extract them with "
+                           "`cli.py train probe-features --allow-heldout` from this pool")
+        rows = self.rows[key] if self.granularity == "step" else self.rows[key][-1:]
+        return [round(float(p), 6) for p in self.head.probs(rows)]
+
+
+def score_pool_from_features(pool_path: str | Path, probe: FeatureProbe, out_path: str | Path, *,
+                             reward: dict) -> int:
+    """`score_pool` with stored features: no model runs. Samples without steps get []."""
+    from policies.pool import read_pool
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for r in read_pool(pool_path):
+            for j, s in enumerate(r["samples"]):
+                s["scores"] = probe.scores(r["id"], j) if s.get("steps") and _gradable(s) else []
+            r["reward"] = reward
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def _gradable(sample: dict) -> bool:
+    v = sample.get("verdict") or {}
+    return v.get("correct") is not None and v.get("status") != "invalid_gold"
 
 
 def _problem_rows(pool: Sequence[dict], agg: str) -> list[dict]:

@@ -180,3 +180,23 @@ def test_train_cli_extracts_without_heldout_problems_and_fits(tiny_lm, tmp_path,
     assert cli.main(["train", "probe-features", "--pool", str(pool), "--model", tiny_lm, "--layers", "x",
                      "--out", str(feats)]) == 2
     assert "--layers 'x': give comma-separated integers" in capsys.readouterr().err
+
+
+def test_scores_from_stored_features_equal_the_scorer(tiny_lm, tmp_path):
+    from eval.score_pool import FeatureProbe, score_pool, score_pool_from_features
+    from policies.pool import read_pool
+
+    pool = _pool(tmp_path / "pool.jsonl", n_problems=4)
+    feats = tmp_path / "feats"
+    tp.extract_pool_features(pool, feats, model=tiny_lm, layers=[1, 2])
+    fit = tp.select_and_fit(tp.load_features(feats), granularity="step", folds=2, l2_grid=(0.1,))
+    d = tp.save_probe(tmp_path / "probe", fit, granularity="step", features=tp.load_features(feats))
+    score_pool_from_features(pool, FeatureProbe(d, feats), tmp_path / "a.jsonl", reward={"kind": "probe"})
+    score_pool(pool, ProbeScorer(d), tmp_path / "b.jsonl", reward={"kind": "probe"})
+    a, b = read_pool(tmp_path / "a.jsonl"), read_pool(tmp_path / "b.jsonl")
+    for ra, rb in zip(a, b, strict=True):
+        for sa, sb in zip(ra["samples"][:-1], rb["samples"][:-1], strict=True):
+            np.testing.assert_allclose(sa["scores"], sb["scores"], atol=0.02)
+        assert ra["samples"][-1]["scores"] == []  # the ungradable sample has no features
+    with pytest.raises(KeyError, match="allow-heldout"):
+        FeatureProbe(d, feats).scores("p9", 0)
