@@ -124,7 +124,7 @@ class PolicyFeatures:
 
     def __init__(self, model: str, *, layers: Sequence[int], prompt_style: str = "gsm8k",
                  system_prompt: str | None = None, dtype: str = "bfloat16", token_budget: int = 8192,
-                 max_length: int = 4096) -> None:
+                 max_length: int = 4096, device: str | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -139,8 +139,9 @@ class PolicyFeatures:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         if not self.tokenizer.is_fast:
             raise ValueError(f"model {model}: the probe needs a fast tokenizer (character offsets)")
+        self.device = torch.device(device or "cpu")
         self.model = AutoModel.from_pretrained(self.path, local_files_only=True,
-                                               torch_dtype=getattr(torch, dtype)).eval()
+                                               torch_dtype=getattr(torch, dtype)).eval().to(self.device)
         n = self.model.config.num_hidden_layers
         bad = [x for x in layers if not 1 <= x <= n]
         if bad:
@@ -221,7 +222,7 @@ class PolicyFeatures:
             hs = self._forward(ids, mask)
             for r, i in enumerate(batch):
                 pos = torch.tensor(enc[i][1])
-                out[i] = torch.stack([hs[x][r, pos].float() for x in self.layers]).numpy()
+                out[i] = torch.stack([hs[x][r, pos].float() for x in self.layers]).cpu().numpy()
             self.tokens_run += int(mask.sum())
             self.tokens_padded += ids.numel()
             b = e
@@ -246,7 +247,7 @@ class PolicyFeatures:
         handles = [self._blocks[x - 1].register_forward_hook(keep(x)) for x in self.layers]
         try:
             with torch.inference_mode():
-                self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+                self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
         except _Stop:
             pass
         finally:
@@ -284,7 +285,7 @@ class ProbeScorer(Scorer):
     kind = "probe"
 
     def __init__(self, directory: str | Path, *, model: str | None = None, token_budget: int = 8192,
-                 dtype: str = "bfloat16") -> None:
+                 dtype: str = "bfloat16", device: str | None = None) -> None:
         super().__init__()
         directory = Path(directory)
         if not is_probe_dir(directory):
@@ -297,7 +298,7 @@ class ProbeScorer(Scorer):
         self.head = ProbeHead.load(directory / "head.npz")
         self.features = PolicyFeatures(model or self.card["backbone"], layers=[int(self.card["layer"])],
                                        prompt_style=self.card.get("prompt_style", "gsm8k"),
-                                       token_budget=token_budget, dtype=dtype)
+                                       token_budget=token_budget, dtype=dtype, device=device)
         if self.features.hidden_size != self.head.dim:
             raise ValueError(f"{directory}: head width {self.head.dim} != backbone hidden size "
                              f"{self.features.hidden_size}; pass the backbone it was trained on")
