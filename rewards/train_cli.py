@@ -209,7 +209,11 @@ def _run_train(args) -> int:
     config = TrainConfig(kind=args.train_command, **kw)
     card = train(config, args.data, args.out, progress=not args.no_progress,
                  command=_command_line())
-    m = card["metrics"]
-    print(json.dumps({"out": args.out, "stopped": card["training"]["stopped"],
+    m, t = card["metrics"], card["training"]
+    print(json.dumps({"out": args.out, "stopped": t["stopped"], "steps": t["steps_run"],
+                      "samples_per_second": t["throughput"]["samples_per_second"],
+                      "resumed_at_steps": [r["step"] for r in t["resumed"]],
                       "heldout_untrained": m["heldout_untrained"], "heldout_best": m["heldout_best"]}, indent=1))
+    if t["stopped"] == "max_seconds":
+        print(f"budget spent; rerun the same command to continue from {args.out}/resume")
     return 0

@@ -404,8 +404,7 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(tiny_root, tmp_path
     resumed again, ends exactly where an uninterrupted run does: same history, best step,
     weights and reload scores. Dropout is on and grad_accum spans epochs, so the RNG states
     and the data position both matter. A changed setting or data is refused in one line."""
-    from rewards.train import train
-    from rewards.train import trainer
+    from rewards.train import train, trainer
 
     recs = _step_records()
     cfg = _cfg("prm", _tiny_causal(tiny_root), lr=0.03, epochs=6, batch_size=4, grad_accum=2, lora_dropout=0.1,
