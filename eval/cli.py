@@ -20,12 +20,12 @@ import argparse
 import json
 from pathlib import Path
 
-BENCHES = ("processbench-gsm8k", "processbench-math", "gsm8k-pairs", "bon-pool")
 LOG_BESIDE_OUTPUT = True  # `eval scorer` sends engine and library warnings beside its result JSON
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rewards.aggregators import names as agg_names  # the registries: plain data
+    from eval.registry import BENCHES, DEFAULT_AGGS  # the registries: plain data
+    from rewards.aggregators import names as agg_names
     from rewards.kinds import SCORER_KINDS
 
     sub = p.add_subparsers(dest="eval_command", metavar="WHAT")
@@ -59,8 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         description="RM@N and weighted@N per scorer and aggregator, with paired bootstrap "
                                     "intervals against maj@N and pass@1 (eval/score_pool.py).")
     pt.add_argument("pools", nargs="+", help="scored pools of the same problems")
-    pt.add_argument("--agg", default="min,last,mean,prod", help="aggregators for step scores (default "
-                                                                 "min,last,mean,prod)")
+    pt.add_argument("--agg", default=",".join(DEFAULT_AGGS),
+                    help=f"aggregators for step scores (default {','.join(DEFAULT_AGGS)})")
     pt.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     pt.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")

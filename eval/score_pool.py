@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import metrics
+from eval.registry import DEFAULT_AGGS
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def _ci(x, n_boot, seed):
     return [round(lo, 4), round(hi, 4)]
 
 
-def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = ("min", "last", "mean", "prod"),
+def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGGS,
                n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None) -> dict:
     """The scorer table over scored pools of the same problems (see module docstring).
 

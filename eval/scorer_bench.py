@@ -40,15 +40,9 @@ import zlib
 from pathlib import Path
 
 from eval import metrics
+from eval.registry import BENCHES  # bench -> default file
 
 log = logging.getLogger(__name__)
-
-BENCHES = {
-    "processbench-gsm8k": "processbench/gsm8k.jsonl",
-    "processbench-math": "processbench/math.jsonl",
-    "gsm8k-pairs": "gsm8k/example_model_solutions.jsonl",
-    "bon-pool": "gsm8k/example_model_solutions.jsonl",
-}
 _EXAMPLE_KEYS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import metrics
+from eval.registry import DEFAULT_AGGS
 from search import strategies
 from search.select import RULES
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 SAMPLING = tuple(name for name, s in strategies.REGISTRY.items() if s.iid)  # replayed at every n' < n
 COMPUTE_KEYS = ("generated_tokens", "computed_prompt_tokens", "scorer_tokens", "flops", "wall_s")
-DEFAULT_AGGS = ("min", "last", "prod", "mean")
 
 
 @dataclass

@@ -43,11 +43,13 @@ class _Skipping:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="*", help="search output JSONL files (several seeds of one config pool)")
     g = p.add_argument_group("sweep")
+    from eval.registry import DEFAULT_AGGS  # plain data
     from rewards.aggregators import names as agg_names
-    from search.select import PATTERNS, RULES  # plain data
+    from search.select import PATTERNS, RULES
 
-    g.add_argument("--agg", default="min,last,prod,mean",
-                   help=f"comma-separated aggregators to replay ({', '.join(agg_names())}; default: min,last,prod,mean)")
+    g.add_argument("--agg", default=",".join(DEFAULT_AGGS),
+                   help=f"comma-separated aggregators to replay ({', '.join(agg_names())}; "
+                        f"default: {','.join(DEFAULT_AGGS)})")
     g.add_argument("--select", default=",".join(RULES),
                    help=f"comma-separated selection rules: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
                         "(keep the top P%% by value, then vote; e.g. top10_weighted = DeepConf-low)")

@@ -27,13 +27,14 @@ LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to X.scored.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rewards.aggregators import names as agg_names  # the registries: plain data
-    from rewards.kinds import SCORER_KINDS, kinds_help
+    from rewards.kinds import ADAPTER_KINDS, SCORER_KINDS, kinds_help
 
     p.add_argument("file", type=Path, help="input JSONL: problem + steps|solution [+ answer]")
     p.add_argument("--reward", choices=SCORER_KINDS, default="prm", help=f"scorer kind (default: prm). {kinds_help()}")
     p.add_argument("--agg", default="min", help=f"aggregator: {', '.join(agg_names())} (default: min)")
     p.add_argument("--model", default=None, help="checkpoint dir / hub id (default: the project default)")
-    p.add_argument("--adapter", default=None, help="PRM/ORM format: shipped name or JSON file")
+    p.add_argument("--adapter", default=None,
+                   help=f"input format of {' / '.join(ADAPTER_KINDS)}: shipped name or JSON file")
     p.add_argument("--peft", default=None, help="peft adapter directory")
     p.add_argument("-o", "--output", type=Path, default=None, help="output JSONL (default: FILE.scored.jsonl)")
     p.add_argument("--batch-size", type=int, default=16, help="candidates per score() call (default: 16)")
@@ -84,6 +85,7 @@ def _done_lines(out: Path) -> set[int]:
 
 def run(args: argparse.Namespace) -> int:
     from rewards import get_aggregator, load_scorer
+    from rewards.kinds import ADAPTER_KINDS
     from rewards.steps import split_steps
 
     agg = get_aggregator(args.agg)  # unknown names fail before any model loads
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out}: all {len(rows)} lines already scored", file=sys.stderr)
         return 0
     options = {}
-    if args.reward in ("prm", "orm"):
+    if args.reward in ADAPTER_KINDS:
         options = {"adapter": args.adapter, "peft": args.peft, "device": args.device,
                    "token_budget": args.token_budget}
     elif args.reward == "tinyrm":

@@ -28,8 +28,6 @@ from .kinds import SCORER_KINDS
 
 __all__ = ["SCORER_KINDS", "load_scorer"]
 
-_DEFAULT_ADAPTER = {"prm": "tts-prm", "orm": "tts-orm"}
-
 
 def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
     """Build a scorer.
@@ -40,7 +38,7 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
 
     Options (keyword-only, by kind):
       prm/orm: ``adapter`` (shipped name, JSON path or AdapterConfig; default: matched by
-        the model's hub id, else "tts-prm"/"tts-orm"), ``peft`` (peft adapter directory),
+        the model's hub id, else the kind's ``adapter`` in ``rewards.kinds``), ``peft`` (peft adapter directory),
         ``device`` ("cpu"), ``dtype`` ("float32"), ``backend`` ("transformers" or "vllm"),
         ``token_budget`` (8192), ``max_batch_size`` (64), ``cache_size``,
         ``kv_cache_tokens`` (8192; 0 disables the KV prefix cache).
@@ -107,7 +105,7 @@ def _load_prm_orm(
             peft = str(directory)
     if adapter is None:
         matched = match_adapter(model) if model is not None else None
-        adapter = matched or _DEFAULT_ADAPTER[kind]
+        adapter = matched or SCORER_KINDS[kind].adapter
     cfg = load_adapter(adapter)
     expect = "step" if kind == "prm" else "outcome"
     if cfg.granularity != expect:

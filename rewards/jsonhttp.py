@@ -144,6 +144,15 @@ class ServedApp:
     def serve_forever(self) -> None:
         self.httpd.serve_forever(poll_interval=0.2)
 
+    def serve_until_interrupted(self) -> None:
+        """Serve in the foreground until Ctrl-C, then close the listener (the command lines)."""
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.httpd.server_close()
+
     def start(self):
         """Serve on a background thread (tests, embedding in another program)."""
         self._thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)

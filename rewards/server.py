@@ -354,10 +354,5 @@ def run(args: argparse.Namespace) -> int:
     srv = ScorerServer(scorer, host=args.host, port=args.port, max_body_mb=args.max_body_mb,
                        max_workers=args.max_workers, backlog=args.backlog)
     print(f"serving {scorer!r} on {srv.url} (POST /score, GET /info, GET /health); Ctrl-C stops", flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.httpd.server_close()
+    srv.serve_until_interrupted()
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out (OUT/train.log for a checkpoint)
 
 _BUILDERS = ("data-outcome", "data-steps")
-_IMPORT_FORMATS = ("prm800k", "math-shepherd", "prmbench", "gsm8k-examples")
+_PROBE = ("probe-features", "probe")  # the probe kind trains in two steps: features once, then heads
 
 
 def _bool(s: str) -> bool:
@@ -100,6 +100,7 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
     from rewards.kinds import SCORER_KINDS  # plain data
+    from rewards.train import IMPORTERS  # no torch at import
 
     for kind, help_ in ((k, v.train) for k, v in SCORER_KINDS.items() if v.train):
         p = sub.add_parser(kind, help=help_, description=help_)
@@ -112,8 +113,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2, help="solutions per problem to label")
     p.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
     p.add_argument("--max-steps", type=int, default=12, help="skip solutions with more steps")
+    p = sub.add_parser(_PROBE[0], help="the frozen policy's hidden states at the step ends of a pool's "
+                                              "samples (resumable; held-out problems left out)")
+    p.add_argument("--pool", required=True, help="training pool written by `cli.py pool` (.jsonl or .jsonl.gz)")
+    p.add_argument("--model", default="qwen2.5-coder-0.5b", help="the policy that wrote the pool")
+    p.add_argument("--layers", default="8,16,24", help="decoder layers to read, 1-based (default 8,16,24)")
+    p.add_argument("--out", required=True, help="features folder (rerun the same command to resume)")
+    p.add_argument("--problems-per-shard", type=int, default=8, help="problems per stored shard (default 8)")
+    p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward (default 8192)")
+    p.add_argument("--allow-heldout", action="store_true",
+                   help="keep problems of the held-out slices (never for a probe you will report on them)")
+    p = sub.add_parser(_PROBE[1], help="fit a probe head on extracted features (layer and L2 by grouped CV)")
+    p.add_argument("--features", required=True, help="folder written by `cli.py train probe-features`")
+    p.add_argument("--granularity", choices=("step", "outcome"), default="step",
+                   help="step: a score per step end (PRM); outcome: one at the answer (ORM)")
+    p.add_argument("--out", required=True, help="probe directory (probe.json + head.npz)")
+    p.add_argument("--layers", default=None, help="layers to choose from (default: every extracted one)")
+    p.add_argument("--l2", default="1e-4,1e-3,1e-2,1e-1,1", help="L2 strengths to choose from")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by problem")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
-    p.add_argument("format", choices=_IMPORT_FORMATS)
+    p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
     p.add_argument("--out", required=True, help="output JSONL")
     p.add_argument("--skip-first", type=int, default=None,
@@ -128,18 +148,83 @@ def _command_line() -> str:
 def run(args) -> int:
     cmd = getattr(args, "train_command", None)
     if cmd is None:
-        print("cli.py train: choose one of prm, orm, tinyrm, data-outcome, data-steps, data-import "
+        from rewards.train import TRAIN_KINDS
+
+        print(f"cli.py train: choose one of {', '.join((*TRAIN_KINDS, *_PROBE, *_BUILDERS, 'data-import'))} "
               "(cli.py train --help)", file=sys.stderr)
         return 2
     from policies.logs import beside, log_to
 
     # data commands write a JSONL (X.log beside it); training writes a checkpoint folder
     log_to(beside(args.out) if cmd == "data-import" or cmd in _BUILDERS else Path(args.out) / "train.log")
+    if cmd == "probe-features":
+        return _run_probe_features(args)
+    if cmd == "probe":
+        return _run_probe(args)
     if cmd == "data-import":
         return _run_import(args)
     if cmd in _BUILDERS:
         return _run_builder(args)
     return _run_train(args)
+
+
+def _int_list(flag: str, text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give comma-separated integers, e.g. 8,16,24") from None
+    if not out:
+        raise ValueError(f"{flag}: give at least one value")
+    return out
+
+
+def _run_probe_features(args) -> int:
+    from policies.datasets import is_heldout
+    from policies.pool import read_pool
+    from rewards.train import probe
+
+    layers = _int_list("--layers", args.layers)
+    for flag, v in (("--problems-per-shard", args.problems_per_shard), ("--token-budget", args.token_budget)):
+        if v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    if not Path(args.pool).is_file():
+        raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
+    rows = read_pool(args.pool)
+    exclude = [] if args.allow_heldout else [r["id"] for r in rows if is_heldout(r["problem"])]
+    if exclude and len(exclude) == len(rows):
+        raise ValueError(f"--pool {args.pool}: every problem is in a held-out slice; extract features from a "
+                         "training pool (or pass --allow-heldout for analysis only)")
+    if exclude:
+        print(f"leaving out {len(exclude)} held-out problems", file=sys.stderr)
+    man = probe.extract_pool_features(args.pool, args.out, model=args.model, layers=layers,
+                                      problems_per_shard=args.problems_per_shard, token_budget=args.token_budget,
+                                      exclude=exclude,
+                                      on_shard=lambda m: print(f"probe-features: {len(m['done'])} problems, "
+                                                               f"{m['tokens'] / max(m['seconds'], 1e-9):.0f} tok/s",
+                                                               file=sys.stderr, flush=True))
+    print(f"{args.out}: {len(man['done'])} problems, {man['tokens']} tokens in {man['seconds']:.0f} s")
+    return 0
+
+
+def _run_probe(args) -> int:
+    from rewards.train import probe
+
+    l2 = [float(x) for x in args.l2.split(",") if x.strip()]
+    if not l2 or any(x < 0 for x in l2):
+        raise ValueError(f"--l2 {args.l2!r}: give comma-separated strengths >= 0")
+    if args.folds < 2:
+        raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    f = probe.load_features(args.features)
+    layers = _int_list("--layers", args.layers) if args.layers else None
+    fit = probe.select_and_fit(f, granularity=args.granularity, layers=layers, l2_grid=l2, folds=args.folds,
+                               seed=args.seed)
+    f.manifest["path"] = str(args.features)
+    out = probe.save_probe(args.out, fit, granularity=args.granularity, features=f, command=_command_line())
+    best = min(fit["cv"], key=lambda r: r["log_loss"])
+    print(f"{out}: layer {fit['layer']}, l2 {fit['l2']:g}; CV log-loss {best['log_loss']:.4f}, outcome AUC "
+          f"{best['auc_outcome']:.3f}, ECE {best['ece']:.3f} ({fit['samples']} samples, {fit['problems']} problems, "
+          f"{fit['positive_share']:.1%} correct)")
+    return 0
 
 
 def _run_import(args) -> int:

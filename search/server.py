@@ -798,10 +798,5 @@ def run(args: argparse.Namespace) -> int:
     key = "; needs an API key" if srv.api_key else ""
     print(f"serving test-time search on {srv.url} (POST /chat/completions, /completions; GET /models){key}; "
           f"models such as {', '.join(srv.model_ids()[:3])}; Ctrl-C stops", flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.httpd.server_close()
+    srv.serve_until_interrupted()
     return 0

@@ -199,7 +199,9 @@ def _choices(parser, dest: str, path=()) -> tuple | None:
 def test_cli_choices_come_from_the_registries():
     sys.path.insert(0, str(ROOT))
     import cli
-    from rewards.kinds import MODEL_KINDS, SCORER_KINDS
+    from eval.registry import BENCHES
+    from rewards.kinds import SCORER_KINDS
+    from rewards.train import IMPORTERS, TASKS, TRAIN_KINDS
     from search.select import RULES
     from search.strategies import NAMES
 
@@ -209,4 +211,8 @@ def test_cli_choices_come_from_the_registries():
     assert _choices(p, "reward", ("serve",)) == tuple(k for k in SCORER_KINDS if k != "verifier")  # needs golds
     assert _choices(p, "strategy", ("search",)) == _choices(p, "strategy", ("serve",)) == NAMES
     assert _choices(p, "select", ("serve",)) == tuple(RULES)
-    assert _choices(p, "train_command", ("train",))[:len(MODEL_KINDS)] == MODEL_KINDS
+    assert TRAIN_KINDS == tuple(k for k, v in SCORER_KINDS.items() if v.train)
+    assert set(TASKS) == set(TRAIN_KINDS)  # a trainable kind has its task (rewards/train/tasks.py)
+    assert _choices(p, "train_command", ("train",))[:len(TRAIN_KINDS)] == TRAIN_KINDS
+    assert _choices(p, "format", ("train", "data-import")) == tuple(IMPORTERS)
+    assert _choices(p, "bench", ("eval", "scorer")) == tuple(BENCHES)

@@ -154,3 +154,29 @@ def test_early_stop_reads_the_same_states_as_a_full_pass(tiny_lm):
     np.testing.assert_allclose(f([PROBLEM], [STEPS])[0][0], full.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="decoder layers 1..2"):
         PolicyFeatures(tiny_lm, layers=[0])
+
+
+def test_train_cli_extracts_without_heldout_problems_and_fits(tiny_lm, tmp_path, capsys, monkeypatch):
+    import sys
+
+    import cli
+    from policies.datasets import load_problems
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    rows = [json.loads(x) for x in pool.read_text().splitlines()]
+    rows[0]["problem"] = load_problems("gsm8k-heldout200", limit=1)[0]["problem"]  # a held-out problem
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    feats = tmp_path / "feats"
+    assert cli.main(["train", "probe-features", "--pool", str(pool), "--model", tiny_lm, "--layers", "1,2",
+                     "--out", str(feats)]) == 0
+    assert "p0" not in json.loads((feats / "manifest.json").read_text())["done"]
+    argv = ["train", "probe", "--features", str(feats), "--granularity", "step", "--folds", "2",
+            "--l2", "0.01,1", "--out", str(tmp_path / "probe")]
+    monkeypatch.setattr(sys, "argv", ["cli.py", *argv])
+    assert cli.main(argv) == 0
+    card = json.loads((tmp_path / "probe" / "probe.json").read_text())
+    assert card["granularity"] == "step" and card["training"]["problems"] == 5
+    assert card["command"].startswith("python cli.py train probe")
+    assert cli.main(["train", "probe-features", "--pool", str(pool), "--model", tiny_lm, "--layers", "x",
+                     "--out", str(feats)]) == 2
+    assert "--layers 'x': give comma-separated integers" in capsys.readouterr().err

@@ -379,7 +379,9 @@ def test_empty_candidate_and_input_errors(tiny_root):
 
 
 def test_unknown_kind():
-    with pytest.raises(ValueError, match="prm, orm, tinyrm, verifier, none"):
+    from rewards.kinds import SCORER_KINDS
+
+    with pytest.raises(ValueError, match=", ".join(SCORER_KINDS)):  # the error lists the registry
         load_scorer("rm")
 
 

@@ -6,11 +6,13 @@ import ast
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..kinds import SCORER_KINDS  # plain data
+
 __all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES", "RESUME_FREE_FIELDS", "field_docs"]
 
-TRAIN_KINDS = ("prm", "orm", "tinyrm")
-DEFAULT_BACKBONES = {"prm": "smollm2-135m", "orm": "smollm2-135m", "tinyrm": "all-minilm-l6-v2"}
-_DEFAULT_ADAPTERS = {"prm": "tts-prm", "orm": "tts-orm"}
+# the trainable kinds (rewards.kinds: those with `train`) and what each starts from
+TRAIN_KINDS = tuple(k for k, v in SCORER_KINDS.items() if v.train)
+DEFAULT_BACKBONES = {k: SCORER_KINDS[k].backbone for k in TRAIN_KINDS}
 RESUME_FREE_FIELDS = ("max_seconds", "save_every_steps", "save_every_seconds", "threads", "device")
 """Fields a resumed run may change (budgets and where it runs); any other difference from
 the run in OUT/resume/ is refused, since it would change what is trained."""
@@ -27,8 +29,8 @@ class TrainConfig:
     """Backbone: "smollm2-135m" (PRM/ORM default: the policy itself), "all-minilm-l6-v2"
     (TinyRM default), or any HF checkpoint directory / hub id (hub ids: local cache only)."""
     adapter: str | None = None
-    """PRM/ORM input format (rewards/adapters name or JSON path); default "tts-prm"/"tts-orm",
-    the formats the shipped defaults are read with."""
+    """PRM/ORM input format (rewards/adapters name or JSON path); default: the kind's adapter in
+    rewards.kinds ("tts-prm"/"tts-orm"), the formats the shipped defaults are read with."""
     peft: str = "lora"
     """"lora" or "dora" (peft ``LoraConfig(use_dora=True)``)."""
     lora_r: int = 8
@@ -148,7 +150,8 @@ class TrainConfig:
 
     @property
     def adapter_name(self) -> str | None:
-        return None if self.kind == "tinyrm" else (self.adapter or _DEFAULT_ADAPTERS[self.kind])
+        default = SCORER_KINDS[self.kind].adapter
+        return (self.adapter or default) if default else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
