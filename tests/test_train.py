@@ -465,6 +465,37 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(tiny_root, tmp_path
     assert not (out / "resume").exists() and (out / "train.log").read_text() == "kept\n"
 
 
+def test_orm_value_head_resumes_exactly(tiny_root, tmp_path, monkeypatch):
+    """The ORM's value head lives outside the peft model: a run killed in step 4 and resumed
+    ends with the uninterrupted run's head and adapter."""
+    from safetensors.torch import load_file
+
+    from rewards.train import train, trainer
+
+    recs = [{"kind": "outcome", "problem": r["problem"], "steps": r["steps"], "correct": r["labels"][-1] == 1.0}
+            for r in _step_records()]
+    cfg = _cfg("orm", _tiny_causal(tiny_root), epochs=3, batch_size=4, lora_dropout=0.1, eval_every=2,
+               save_every_steps=3, save_every_seconds=None)
+    ref = train(cfg, recs, str(tmp_path / "ref"), progress=False)
+    real_step = trainer._optimizer_step
+
+    def killed(run, state):
+        if state.step == 4:
+            raise KeyboardInterrupt("killed")
+        real_step(run, state)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, recs, str(tmp_path / "run"), progress=False)
+    monkeypatch.undo()
+    card = train(cfg, recs, str(tmp_path / "run"), progress=False)
+    assert [r["step"] for r in card["training"]["resumed"]] == [3]
+    assert _same_history(card["metrics"]["history"], ref["metrics"]["history"])
+    for f in ("value_head.safetensors", "adapter_model.safetensors"):
+        got, want = load_file(str(tmp_path / "run" / f)), load_file(str(tmp_path / "ref" / f))
+        assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+
+
 def test_one_process_trains_into_a_directory_at_a_time(tmp_path):
     import fcntl
 
