@@ -11,6 +11,9 @@ neither of them. A trained scorer directory holds::
     value_head.safetensors         ORM value head (readout "value_head")
     head.safetensors               TinyRM MLM head weights when not inside the peft adapter
 
+Anything else in the directory (a trainer's ``train.log`` and ``resume/`` folder) is not
+part of the checkpoint and survives when a new checkpoint is written over it.
+
 ``rewards/defaults/{prm,orm,tinyrm}/`` are such directories: what ``load_scorer(kind)``
 loads when no model is given. Importing this module imports no torch.
 """
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULTS_DIR",
     "CARD_FILE",
+    "CHECKPOINT_FILES",
     "VALUE_HEAD_FILE",
     "TINYRM_HEAD_FILE",
     "DEFAULT_ENCODER",
@@ -37,6 +41,8 @@ __all__ = [
     "read_head",
     "new_card",
     "save_checkpoint",
+    "copy_checkpoint",
+    "settle",
     "write_card",
     "backbone_path",
     "encoder_path",
@@ -53,6 +59,9 @@ TINYRM_HEAD_FILE = "head.safetensors"
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 INIT_SEED = 0
 """Fresh heads are initialised from this seed, so untrained scores are reproducible."""
+CHECKPOINT_FILES = (CARD_FILE, PEFT_CONFIG_FILE, "adapter_model.safetensors", "adapter_model.bin", "README.md",
+                    VALUE_HEAD_FILE, TINYRM_HEAD_FILE)
+"""The files that make a checkpoint (peft's ``save_pretrained`` also writes README.md)."""
 
 
 # ------------------------------------------------------------------------- reading
@@ -103,7 +112,9 @@ def save_checkpoint(out: str | Path, model, heads: dict[str, dict], card: dict) 
 
     model: a peft model (``save_pretrained`` writes the adapter); heads: file name ->
     state dict (e.g. ``{VALUE_HEAD_FILE: ...}``). Written into ``OUT.tmp`` first, then
-    renamed over ``out``, so a reader never sees a half-written checkpoint.
+    renamed over ``out``, so a reader never sees a half-written checkpoint; entries of
+    ``out`` that are not checkpoint files (``train.log``, ``resume/``) are moved into the
+    new directory.
     """
     from safetensors.torch import save_file
 
@@ -117,11 +128,51 @@ def save_checkpoint(out: str | Path, model, heads: dict[str, dict], card: dict) 
         # cloned and contiguous: safetensors refuses tensors that share memory (tied weights)
         save_file({k: v.detach().cpu().clone().contiguous() for k, v in state.items()}, str(tmp / filename))
     write_card(tmp, card)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    _swap_in(tmp, out)
     return out
+
+
+def settle(out: str | Path) -> None:
+    """Finish a checkpoint swap that a killed process left half done (``OUT.old`` beside ``out``)."""
+    out = Path(out)
+    old = out.with_name(out.name + ".old")
+    if not old.exists():
+        return
+    if not out.exists():  # killed between the two renames: the old checkpoint is the current one
+        old.rename(out)
+        return
+    for entry in old.iterdir():  # killed while moving the other entries across
+        if entry.name not in CHECKPOINT_FILES and not (out / entry.name).exists():
+            entry.rename(out / entry.name)
+    shutil.rmtree(old)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` over ``out``; ``out``'s entries that are not checkpoint files move across
+    (renamed, so an open log file keeps being written)."""
+    settle(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.with_name(out.name + ".old")
+    out.rename(old)
+    tmp.rename(out)
+    settle(out)
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` hold the checkpoint files of ``src`` (and only those; ``dst``'s other
+    entries stay), through a temporary copy renamed into place like ``save_checkpoint``."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name in CHECKPOINT_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, tmp / name)
+    _swap_in(tmp, dst)
 
 
 def write_card(directory: str | Path, card: dict) -> None:

@@ -45,7 +45,10 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
 
     docs = field_docs()
     p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
-    p.add_argument("--out", required=True, help="checkpoint directory (adapter, head, card.json)")
+    p.add_argument("--out", required=True,
+                   help="checkpoint directory (adapter, head, card.json); when it holds resume/ from an "
+                        "interrupted run with the same settings and data, training continues from there "
+                        "(delete OUT/resume to start over)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress (a bar on a terminal, plain lines every 10%% / 30 s otherwise)")
     g = p.add_argument_group("training config (TrainConfig)")
@@ -60,10 +63,11 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
             g.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=help_)
         elif isinstance(default, tuple):
             g.add_argument(flag, type=float, nargs=len(default), default=default, help=help_)
-        elif f.name in ("max_steps", "max_train_examples", "max_eval_examples", "eval_every", "patience", "threads"):
+        elif f.name in ("max_steps", "max_train_examples", "max_eval_examples", "eval_every", "patience", "threads",
+                        "save_every_steps"):
             g.add_argument(flag, type=lambda s: None if s.lower() == "none" else int(s), default=default, help=help_)
-        elif f.name == "max_seconds":
-            g.add_argument(flag, type=float, default=default, help=help_)
+        elif f.name in ("max_seconds", "save_every_seconds"):
+            g.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), default=default, help=help_)
         elif isinstance(default, float):
             g.add_argument(flag, type=float, default=default, help=help_)
         elif isinstance(default, int):
@@ -290,7 +294,11 @@ def _run_train(args) -> int:
     config = TrainConfig(kind=args.train_command, **kw)
     card = train(config, args.data, args.out, progress=not args.no_progress,
                  command=_command_line())
-    m = card["metrics"]
-    print(json.dumps({"out": args.out, "stopped": card["training"]["stopped"],
+    m, t = card["metrics"], card["training"]
+    print(json.dumps({"out": args.out, "stopped": t["stopped"], "steps": t["steps_run"],
+                      "samples_per_second": t["throughput"]["samples_per_second"],
+                      "resumed_at_steps": [r["step"] for r in t["resumed"]],
                       "heldout_untrained": m["heldout_untrained"], "heldout_best": m["heldout_best"]}, indent=1))
+    if t["stopped"] == "max_seconds":
+        print(f"budget spent; rerun the same command to continue from {args.out}/resume")
     return 0

@@ -3,6 +3,7 @@ a few steps on tiny random models, and save -> load_scorer reproducing the score
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -383,6 +384,145 @@ def test_phases_keep_the_best_checkpoint_and_stop_early(tiny_root, tmp_path):
     s = load_scorer("prm", model=str(out))
     for probe in card["training"]["reload_check"]:  # the best step's weights, not the last
         assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
+
+
+def _adapter_tensors(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "adapter_model.safetensors"))
+
+
+def _same_history(a: list[dict], b: list[dict]) -> bool:
+    if [sorted(h) for h in a] != [sorted(h) for h in b]:
+        return False
+    return all(h[k] == pytest.approx(g[k], rel=1e-6, abs=1e-9) if isinstance(h[k], float) else h[k] == g[k]
+               for h, g in zip(a, b, strict=True) for k in h)
+
+
+def test_interrupted_runs_resume_to_the_uninterrupted_result(tiny_root, tmp_path, monkeypatch):
+    """A run stopped by max_seconds at step 3 (mid-epoch), resumed, killed during step 5,
+    resumed again, ends exactly where an uninterrupted run does: same history, best step,
+    weights and reload scores. Dropout is on and grad_accum spans epochs, so the RNG states
+    and the data position both matter. A changed setting or data is refused in one line."""
+    from rewards.train import train, trainer
+
+    recs = _step_records()
+    cfg = _cfg("prm", _tiny_causal(tiny_root), lr=0.03, epochs=6, batch_size=4, grad_accum=2, lora_dropout=0.1,
+               eval_every=2, save_every_steps=2, save_every_seconds=None)
+    ref = train(cfg, recs, str(tmp_path / "ref"), progress=False)
+    assert ref["training"]["resumed"] == [] and not (tmp_path / "ref" / "resume").exists()
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train.log").write_text("kept\n")  # not a checkpoint file: survives every checkpoint write
+    # session 1: the time budget runs out at step 3 (not a save or eval step)
+    calls = iter(range(1, 100))
+    monkeypatch.setattr(trainer, "_time_is_up", lambda run: next(calls) == 3)
+    card1 = train(cfg, recs, str(out), progress=False)
+    monkeypatch.undo()
+    assert card1["training"]["stopped"] == "max_seconds" and card1["training"]["steps_run"] == 3
+    assert card1["metrics"]["history"][-1]["step"] == 3  # the stop evaluation (no eval at 3 otherwise)
+    saved = json.loads((out / "resume" / "state.json").read_text())
+    assert (saved["state"]["step"], saved["state"]["epoch"], saved["state"]["batch"]) == (3, 1, 1)
+    assert saved["early_stopping"]["best_step"] == 2 and card1["training"]["best_step"] == 3  # see session 2
+
+    # a changed setting or changed data is refused, naming what differs
+    with pytest.raises(ValueError, match=r"settings differ \(lr 0.03 -> 0.01\).*delete .*resume"):
+        train(dataclasses.replace(cfg, lr=0.01), recs, str(out), progress=False)
+    with pytest.raises(ValueError, match="--data differs"):
+        train(cfg, recs[:-2], str(out), progress=False)
+
+    # session 2: killed in step 5, after the resume checkpoint of step 4
+    real_step = trainer._optimizer_step
+
+    def killed(run, state):
+        if state.step == 4:
+            raise KeyboardInterrupt("killed")
+        real_step(run, state)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, recs, str(out), progress=False)
+    monkeypatch.undo()
+    # the resume put back the best checkpoint of its state (step 2), not session 1's stop evaluation
+    assert json.loads((out / "card.json").read_text())["training"]["best_step"] == 2
+    assert json.loads((out / "resume" / "state.json").read_text())["state"]["step"] == 4
+
+    # session 3: the same command again runs to the end
+    card = train(cfg, recs, str(out), progress=False)
+    assert _same_history(card["metrics"]["history"], ref["metrics"]["history"])
+    assert card["training"]["best_step"] == ref["training"]["best_step"]
+    assert card["training"]["stopped"] == ref["training"]["stopped"] == "schedule"
+    got, want = _adapter_tensors(out), _adapter_tensors(tmp_path / "ref")
+    assert got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+    for a, b in zip(card["training"]["reload_check"], ref["training"]["reload_check"], strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
+    # the card: throughput over the loop, the budget, where it was resumed
+    t = card["training"]["throughput"]
+    assert t["steps"] == ref["training"]["throughput"]["steps"] == card["training"]["budget"]["scheduled_steps"]
+    assert t["examples"] == ref["training"]["throughput"]["examples"] and t["samples_per_second"] > 0
+    assert [r["step"] for r in card["training"]["resumed"]] == [3, 4]
+    assert not (out / "resume").exists() and (out / "train.log").read_text() == "kept\n"
+
+
+def test_orm_value_head_resumes_exactly(tiny_root, tmp_path, monkeypatch):
+    """The ORM's value head lives outside the peft model: a run killed in step 4 and resumed
+    ends with the uninterrupted run's head and adapter."""
+    from safetensors.torch import load_file
+
+    from rewards.train import train, trainer
+
+    recs = [{"kind": "outcome", "problem": r["problem"], "steps": r["steps"], "correct": r["labels"][-1] == 1.0}
+            for r in _step_records()]
+    cfg = _cfg("orm", _tiny_causal(tiny_root), epochs=3, batch_size=4, lora_dropout=0.1, eval_every=2,
+               save_every_steps=3, save_every_seconds=None)
+    ref = train(cfg, recs, str(tmp_path / "ref"), progress=False)
+    real_step = trainer._optimizer_step
+
+    def killed(run, state):
+        if state.step == 4:
+            raise KeyboardInterrupt("killed")
+        real_step(run, state)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, recs, str(tmp_path / "run"), progress=False)
+    monkeypatch.undo()
+    card = train(cfg, recs, str(tmp_path / "run"), progress=False)
+    assert [r["step"] for r in card["training"]["resumed"]] == [3]
+    assert _same_history(card["metrics"]["history"], ref["metrics"]["history"])
+    for f in ("value_head.safetensors", "adapter_model.safetensors"):
+        got, want = load_file(str(tmp_path / "run" / f)), load_file(str(tmp_path / "ref" / f))
+        assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+
+
+def test_one_process_trains_into_a_directory_at_a_time(tmp_path):
+    import fcntl
+
+    from rewards.train.trainer import training_lock
+
+    with training_lock(tmp_path), training_lock(tmp_path):  # re-entrant in the holder
+        pass
+    with open(tmp_path / "train.lock", "a+") as other:  # another holder (flock is per open file)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another process .*choose another --out"):
+            with training_lock(tmp_path):
+                pass
+
+
+def test_resume_fingerprint_mismatch_is_one_phrase():
+    from rewards.train import TrainConfig
+    from rewards.train.resume import fingerprint, mismatch
+
+    def fp(config, data=(("a", 10),), n=40):
+        return fingerprint(config, [{"sha256": s, "rows": r} for s, r in data], train_examples=n,
+                           heldout_batches=2, total_steps=5, trainable={"w": [4, 4]})
+
+    base = TrainConfig(kind="prm", lr=1e-4)
+    assert mismatch(fp(base), fp(TrainConfig(kind="prm", lr=1e-4, max_seconds=60, threads=2))) is None
+    assert mismatch(fp(base), fp(TrainConfig(kind="prm", lr=2e-4))) == "the settings differ (lr 0.0001 -> 0.0002)"
+    assert "--data differs" in mismatch(fp(base), fp(base, data=(("b", 10),)))
+    assert "training examples differ (40 -> 41" in mismatch(fp(base), fp(base, n=41))
 
 
 def test_config_errors_name_the_field():

@@ -16,7 +16,9 @@ The public interface (what the command line and the tests import)::
       tasks.py     PRM / ORM / TinyRM: preprocessing (pure), loss, held-out metrics
       trainer.py   prepare / fit / save: peft LoRA/DoRA, layer freezing, AdamW with
                    transformers' linear warmup/decay, clipping, held-out eval + early stop,
-                   best checkpoint (adapter + head + card, via rewards.checkpoint)
+                   best checkpoint (adapter + head + card, via rewards.checkpoint),
+                   periodic resume checkpoints; rerunning into the same OUT continues
+      resume.py    OUT/resume/: files, atomic writes, the "same run?" fingerprint check
       probe.py     logistic probes on the frozen policy's hidden states (``rewards.probe``
                    format; a module of its own: ``from rewards.train import probe``)
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from ..kinds import SCORER_KINDS  # plain data
 
-__all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES", "field_docs"]
+__all__ = ["TrainConfig", "TRAIN_KINDS", "DEFAULT_BACKBONES", "RESUME_FREE_FIELDS", "field_docs"]
 
 # the trainable kinds (rewards.kinds: those with `train`) and what each starts from
 TRAIN_KINDS = tuple(k for k, v in SCORER_KINDS.items() if v.train)
 DEFAULT_BACKBONES = {k: SCORER_KINDS[k].backbone for k in TRAIN_KINDS}
+RESUME_FREE_FIELDS = ("max_seconds", "save_every_steps", "save_every_seconds", "threads", "device")
+"""Fields a resumed run may change (budgets and where it runs); any other difference from
+the run in OUT/resume/ is refused, since it would change what is trained."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +65,15 @@ class TrainConfig:
     max_steps: int | None = None
     """Cap on optimiser steps (the schedule is laid out over this many when smaller)."""
     max_seconds: float | None = None
-    """Wall-clock budget of the training loop; training stops after the step that crosses it,
-    evaluates and keeps the best checkpoint. The schedule still assumes ``max_steps``/epochs."""
+    """Wall-clock budget of one invocation: training stops after the step that crosses it,
+    writes a resume checkpoint, evaluates and keeps the best checkpoint; rerunning the same
+    command continues for another budget. The schedule still assumes ``max_steps``/epochs."""
+    save_every_steps: int | None = None
+    """Write a resume checkpoint (OUT/resume/: trainable weights, optimiser, schedule, RNG
+    states, data position, history) every N optimiser steps; None: by time only."""
+    save_every_seconds: float | None = 600.0
+    """Write a resume checkpoint when this many seconds have passed since the last one (or
+    the start); None: by steps only. Rerunning the same command continues from OUT/resume/."""
     batch_size: int = 8
     """Sequences per forward pass."""
     grad_accum: int = 1
@@ -125,6 +135,11 @@ class TrainConfig:
             raise ValueError(f"lr and head_lr must be > 0, got {self.lr}, {self.head_lr}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if self.save_every_steps is not None and self.save_every_steps < 1:
+            raise ValueError(f"save_every_steps must be >= 1 or None, got {self.save_every_steps}")
+        for name in ("save_every_seconds", "max_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 or None, got {getattr(self, name)}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         object.__setattr__(self, "betas", tuple(self.betas))

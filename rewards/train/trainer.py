@@ -13,9 +13,13 @@
 - ``fit(run, out)`` -> ``FitState``: held-out evaluation before training (the untrained
   baseline), every ``eval_every`` steps and at each epoch end; gradient clipping; each new
   best held-out loss writes its checkpoint to ``out``; ``patience`` evaluations without
-  one stop early (``EarlyStopping``).
-- ``save(run, state, out)`` -> the card: the kept checkpoint's card gets the whole history
-  and why training ended (with no held-out split, the last weights are kept).
+  one stop early (``EarlyStopping``). Every ``save_every_steps`` / ``save_every_seconds``,
+  and when ``max_seconds`` stops it, a resume checkpoint goes to ``out/resume/``
+  (``resume.py``); when ``out/resume/`` holds the same run (settings, data), ``fit``
+  continues from it, and the result equals an uninterrupted run's.
+- ``save(run, state, out)`` -> the card: the kept checkpoint's card gets the whole history,
+  why training ended, throughput (training examples per second of loop time), the budget
+  and the resumes (with no held-out split, the last weights are kept).
 
 A checkpoint (written through ``rewards.checkpoint.save_checkpoint``)::
 
@@ -24,23 +28,44 @@ A checkpoint (written through ``rewards.checkpoint.save_checkpoint``)::
     out/head.safetensors                                 TinyRM MLM head (trained parts)
     out/card.json                                        what ``load_scorer`` reads, plus data,
                                                          config, metrics, command, versions
+    out/resume/                                          while unfinished: the resume checkpoint
+    out/train.lock                                       held while a process trains into ``out``
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import math
+import os
 import random
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..checkpoint import new_card, save_checkpoint, seeded_init, write_card
+from ..checkpoint import (
+    copy_checkpoint,
+    load_card,
+    new_card,
+    save_checkpoint,
+    seeded_init,
+    settle,
+    write_card,
+)
 from .config import TrainConfig
 from .data import check_record, read_jsonl, record_key, split_by_problem
+from .resume import (
+    RESUME_DIR,
+    fingerprint,
+    mismatch,
+    read_resume,
+    records_sha256,
+    remove_resume,
+    write_resume,
+)
 from .tasks import TASKS, collate
 
 log = logging.getLogger(__name__)
@@ -56,6 +81,7 @@ __all__ = [
     "select_target_modules",
     "add_adapter",
     "make_scheduler",
+    "training_lock",
 ]
 
 _LAYER_INDEX = re.compile(r"\.(\d+)\.")
@@ -129,6 +155,8 @@ class Run:
     """The torch device of ``config.device``."""
     trainable: list
     """Every trained parameter: adapter weights, then fully trained head weights."""
+    trainable_names: list[str]
+    """Their names (resume checkpoints are keyed by them)."""
     optimizer: object
     scheduler: object
     train_examples: list[dict]
@@ -143,6 +171,8 @@ class Run:
     """Optimiser steps the schedule is laid out over."""
     card_training: dict
     """Data files, split sizes and trainable parameters: the same in every card of the run."""
+    fingerprint: dict
+    """What a resume checkpoint must match to continue this run (``resume.fingerprint``)."""
     command: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -164,8 +194,9 @@ def _load_records(data) -> tuple[list[dict], list[dict]]:
             check_record(r, i)
         records += rows
         info.append({"path": str(p), "sha256": _file_sha256(p), "rows": len(rows)})
-    if any(isinstance(x, dict) for x in data):
-        info.append({"path": "<in-memory>", "rows": sum(isinstance(x, dict) for x in data)})
+    in_memory = [x for x in data if isinstance(x, dict)]
+    if in_memory:
+        info.append({"path": "<in-memory>", "sha256": records_sha256(in_memory), "rows": len(in_memory)})
     return records, info
 
 
@@ -257,7 +288,8 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
     if not train_ex:
         raise ValueError(f"every training example is longer than max_length={config.max_length}; raise it")
 
-    adapter_params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    adapter_named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    adapter_params = [p for _, p in adapter_named]
     optimizer = _optimizer(config, adapter_params, list(heads.values()))
     per_epoch, total_micro, total = _schedule_lengths(config, len(train_ex))
     eval_size = 2 * config.batch_size
@@ -269,12 +301,17 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
              n_trainable, total)
     split.update(train_examples=len(train_ex), heldout_examples=len(held_ex),
                  dropped_over_max_length=dropped_train + dropped_held)
+    names = [n for n, _ in adapter_named] + list(heads)
+    trainable = adapter_params + list(heads.values())
     return Run(
-        config=config, task=task, model=model, device=device, trainable=adapter_params + list(heads.values()),
+        config=config, task=task, model=model, device=device, trainable=trainable, trainable_names=names,
         optimizer=optimizer, scheduler=make_scheduler(optimizer, config, total),
         train_examples=train_ex, eval_batches=eval_batches, probe_records=(held_recs or train_recs)[:2],
         batches_per_epoch=per_epoch, total_micro=total_micro, total_steps=total,
         card_training={"data": data_info, "split": split, "trainable_parameters": n_trainable},
+        fingerprint=fingerprint(config, data_info, train_examples=len(train_ex), heldout_batches=len(eval_batches),
+                                total_steps=total,
+                                trainable={n: list(p.shape) for n, p in zip(names, trainable, strict=True)}),
         command=command, started=started,
     )
 
@@ -312,6 +349,10 @@ class FitState:
     micro: int = 0
     """Forward/backward passes taken (``grad_accum`` of them per step)."""
     epoch: int = 0
+    batch: int = 0
+    """Batches of ``epoch`` done: with ``epoch``, the data position a resumed run restarts at."""
+    examples: int = 0
+    """Training examples forwarded (all epochs)."""
     run_loss: float = 0.0
     """Summed training loss since the last evaluation, over ``run_n`` labels."""
     run_n: int = 0
@@ -322,13 +363,35 @@ class FitState:
     history: list[dict] = field(default_factory=list)
     card: dict | None = None
     """The card of the kept (best) checkpoint; None until one is written."""
+    resumed: list[dict] = field(default_factory=list)
+    """One entry per resume: the step, epoch and batch it continued from, and the date."""
     loop_started: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` minus the loop seconds of earlier sessions (see ``loop_seconds``)."""
+
+    @property
+    def loop_seconds(self) -> float:
+        """Seconds in the training loop over all sessions, up to where each was resumed from
+        (work redone after a resume is not counted twice)."""
+        return time.monotonic() - self.loop_started
 
     def take_train_loss(self) -> float | None:
         """Mean training loss since the last call (None if no labels were seen); resets it."""
         loss = self.run_loss / self.run_n if self.run_n else None
         self.run_loss, self.run_n = 0.0, 0
         return loss
+
+    def to_dict(self) -> dict:
+        """Plain JSON data (``loop_started`` becomes ``loop_seconds``)."""
+        d = asdict(self)
+        del d["loop_started"]
+        d["loop_seconds"] = self.loop_seconds
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitState:
+        d = dict(d)
+        seconds = d.pop("loop_seconds")
+        return cls(**d, loop_started=time.monotonic() - seconds)
 
 
 @contextmanager
@@ -368,6 +431,8 @@ def _accumulate(run: Run, state: FitState, batch: list[dict]) -> None:
     state.run_loss += loss_sum.item()
     state.run_n += n
     state.micro += 1
+    state.batch += 1
+    state.examples += len(batch)
 
 
 def _optimizer_step(run: Run, state: FitState) -> None:
@@ -408,11 +473,129 @@ def _train_batches(examples: list[dict], batch_size: int, rng: random.Random) ->
     return batches
 
 
-def _epoch(run: Run, state: FitState, stopper: EarlyStopping, out: Path, report) -> bool:
-    """One pass over the epoch's batches (seeded by epoch); True = training is over."""
+# ------------------------------------------------------------------- resume checkpoints
+@dataclass
+class _ResumeSaver:
+    """When the next resume checkpoint is due (``save_every_steps`` / ``save_every_seconds``)."""
+
+    every_steps: int | None
+    every_seconds: float | None
+    last: float = field(default_factory=time.monotonic)
+    saves: int = 0
+
+    def due(self, step: int) -> bool:
+        by_steps = self.every_steps is not None and step % self.every_steps == 0
+        return by_steps or (self.every_seconds is not None and time.monotonic() - self.last >= self.every_seconds)
+
+
+def _save_resume(run: Run, state: FitState, stopper: EarlyStopping, out: Path, saver: _ResumeSaver) -> None:
+    """Everything a resumed run needs, at an optimiser-step boundary (no gradient pending)."""
+    import torch
+
+    rng = {"torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    meta = {"fingerprint": run.fingerprint, "state": state.to_dict(), "early_stopping": asdict(stopper),
+            "python_rng": random.getstate(), "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    write_resume(out, weights=dict(zip(run.trainable_names, run.trainable, strict=True)),
+                 torch_state={"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                              "rng": rng},
+                 meta=meta, best=state.card is not None)
+    saver.last, saver.saves = time.monotonic(), saver.saves + 1
+    log.info("step %d: resume checkpoint written to %s", state.step, out / RESUME_DIR)
+
+
+def _restore_best(out: Path, state: FitState, best: Path | None) -> None:
+    """Make OUT hold the best checkpoint the resume state knows (a run stopped by max_seconds,
+    or killed after a later best, may have written another one since)."""
+    if state.card is None:
+        return
+    on_disk = load_card(out) or {}
+    if on_disk.get("training", {}).get("best_step") == state.card["training"]["best_step"]:
+        return
+    if best is None:
+        raise RuntimeError(f"{out / RESUME_DIR} has no copy of the best checkpoint (step "
+                           f"{state.card['training']['best_step']}); delete {out / RESUME_DIR} to start over")
+    copy_checkpoint(best, out)
+
+
+def _resume(run: Run, out: Path, stopper: EarlyStopping) -> FitState | None:
+    """Load OUT/resume/ into the run (weights, optimiser, schedule, RNG) and return its loop
+    state; None when there is none. A run with other settings or data is refused."""
+    import torch
+
+    settle(out)
+    saved = read_resume(out, map_location=run.device)
+    if saved is None:
+        return None
+    meta, weights, torch_state, best = saved
+    problem = mismatch(meta["fingerprint"], run.fingerprint)
+    if problem:
+        raise ValueError(f"{out / RESUME_DIR} holds an unfinished run that this one cannot continue: {problem}; "
+                         f"rerun with the settings and data it was started with (training.config in its "
+                         f"state.json), or delete {out / RESUME_DIR} to start over")
+    with torch.no_grad():
+        for name, p in zip(run.trainable_names, run.trainable, strict=True):
+            p.copy_(weights[name].to(device=p.device, dtype=p.dtype))
+    run.optimizer.load_state_dict(torch_state["optimizer"])
+    run.scheduler.load_state_dict(torch_state["scheduler"])
+    py = meta["python_rng"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    torch.set_rng_state(torch_state["rng"]["torch"].cpu())
+    if run.device.type == "cuda" and "cuda" in torch_state["rng"]:
+        torch.cuda.set_rng_state_all([t.cpu() for t in torch_state["rng"]["cuda"]])
+    state = FitState.from_dict(meta["state"])
+    for k, v in meta["early_stopping"].items():
+        if k != "patience":
+            setattr(stopper, k, v)
+    _restore_best(out, state, best)
+    state.resumed.append({"step": state.step, "epoch": state.epoch, "batch": state.batch,
+                          "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
+    log.info("resuming %s from %s: step %d/%d, epoch %d, batch %d/%d (written %s)", run.config.kind,
+             out / RESUME_DIR, state.step, run.total_steps, state.epoch, state.batch, run.batches_per_epoch,
+             meta.get("written"))
+    return state
+
+
+_LOCKS_HELD: set[str] = set()
+
+
+@contextmanager
+def training_lock(out: str | Path):
+    """Hold OUT/train.lock (one process trains into a directory at a time; the lock goes
+    when the process ends, however it ends). Re-entrant within a process."""
+    out = Path(out)
+    key = str(out.resolve())
+    if key in _LOCKS_HELD:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise RuntimeError(f"{out} is being trained by another process (pid {fh.read().strip() or '?'}, "
+                               f"{out / 'train.lock'}); wait for it to end, or choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        _LOCKS_HELD.add(key)
+        try:
+            yield
+        finally:
+            _LOCKS_HELD.discard(key)
+
+
+# --------------------------------------------------------------------------- the loop
+def _epoch(run: Run, state: FitState, stopper: EarlyStopping, out: Path, report, saver: _ResumeSaver) -> bool:
+    """The rest of the epoch's batches (rebuilt from the epoch's seed; the first ``state.batch``
+    are done); True = training is over."""
     config = run.config
     done = False
-    for batch in _train_batches(run.train_examples, config.batch_size, random.Random(config.seed * 1000 + state.epoch)):
+    batches = _train_batches(run.train_examples, config.batch_size, random.Random(config.seed * 1000 + state.epoch))
+    for batch in batches[state.batch:]:
         _accumulate(run, state, batch)
         if state.micro % config.grad_accum:
             continue
@@ -423,47 +606,85 @@ def _epoch(run: Run, state: FitState, stopper: EarlyStopping, out: Path, report)
             state.stopped, done = "early_stop", True
         if state.step >= run.total_steps:
             done = True
-        if _time_is_up(run):
+        if not done and state.micro < run.total_micro and _time_is_up(run):
+            # the resume point is before the stop evaluation below, as if there had been no stop
+            _save_resume(run, state, stopper, out, saver)
             state.stopped, done = "max_seconds", True
+        elif not done and state.micro < run.total_micro and saver.due(state.step):
+            _save_resume(run, state, stopper, out, saver)
         if done or state.micro >= run.total_micro:
             break
     return done or state.micro >= run.total_micro
 
 
-def fit(run: Run, out: str | Path, *, progress: bool = True) -> FitState:
+def fit(run: Run, out: str | Path, *, progress: bool = True, resume: bool = True) -> FitState:
     """Train until the schedule, early stopping or ``max_seconds`` ends it; each new best
-    held-out loss writes its checkpoint to ``out``. Returns the loop's final state."""
+    held-out loss writes its checkpoint to ``out``. Returns the loop's final state.
+
+    resume: continue from ``out/resume/`` when it holds this run (the same settings, less
+    ``RESUME_FREE_FIELDS``, and data; other runs are refused); False starts afresh (and
+    deletes it). A finished run deletes ``out/resume/``; a ``max_seconds`` stop keeps it.
+    """
     out = Path(out)
     config = run.config
     stopper = EarlyStopping(config.patience)
-    state = FitState(untrained=evaluate(run))
-    state.history.append({"step": 0, "epoch": 0.0, "train_loss": None, **(state.untrained or {})})
+    with training_lock(out):
+        state = _resume(run, out, stopper) if resume else None
+        if state is None:
+            remove_resume(out)
+            state = FitState(untrained=evaluate(run))
+            state.history.append({"step": 0, "epoch": 0.0, "train_loss": None, **(state.untrained or {})})
+            state.loop_started = time.monotonic()
+        _loop(run, state, stopper, out, progress)
+        if state.stopped != "max_seconds":
+            remove_resume(out)
+    return state
+
+
+def _loop(run: Run, state: FitState, stopper: EarlyStopping, out: Path, progress: bool) -> None:
+    config = run.config
     run.model.train()
-    state.loop_started = time.monotonic()
+    saver = _ResumeSaver(config.save_every_steps, config.save_every_seconds)
+    label = f"train {config.kind}" + (f" (resumed at step {state.step})" if state.resumed else "")
     from policies.progress import Progress
 
     # a bar on a terminal, plain lines every 30 s / 10 % elsewhere (CI logs, nohup)
-    with Progress(f"train {config.kind}", run.total_steps, unit="steps", enabled=progress) as bar:
+    with Progress(label, max(0, run.total_steps - state.step), unit="steps", enabled=progress) as bar:
 
         def report(s: FitState) -> None:
             mean = s.run_loss / max(1, s.run_n)
             bar.advance(info=f"loss {mean:.4f}")
             if not progress and s.step % 10 == 0:
-                log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step", s.step, run.total_steps, mean,
-                         run.scheduler.get_last_lr()[0], (time.monotonic() - s.loop_started) / s.step)
+                log.info("step %d/%d: train loss %.4f, lr %.2e, %.1f s/step, %.1f samples/s", s.step,
+                         run.total_steps, mean, run.scheduler.get_last_lr()[0], s.loop_seconds / s.step,
+                         s.examples / max(1e-9, s.loop_seconds))
 
-        for epoch in range(math.ceil(config.epochs)):
-            state.epoch = epoch
-            done = _epoch(run, state, stopper, out, report)
+        for epoch in range(state.epoch, math.ceil(config.epochs)):
+            if epoch != state.epoch:
+                state.epoch, state.batch = epoch, 0
+            done = _epoch(run, state, stopper, out, report, saver)
             if not _eval_due(config, state.step) and _evaluate_and_keep_best(run, state, stopper, out,
                                                                              state.take_train_loss()):
                 state.stopped, done = "early_stop", True
             if done:
                 break
-    return state
 
 
 # ----------------------------------------------------------------------------- save
+def _run_record(run: Run, state: FitState) -> dict:
+    """The card's budget (what the run was allowed) and throughput (what it did)."""
+    config = run.config
+    seconds = state.loop_seconds
+    return {
+        "budget": {"epochs": config.epochs, "max_steps": config.max_steps, "max_seconds": config.max_seconds,
+                   "scheduled_steps": run.total_steps, "batch_size": config.batch_size,
+                   "grad_accum": config.grad_accum, "device": config.device, "threads": config.threads},
+        "throughput": {"steps": state.step, "examples": state.examples, "loop_seconds": round(seconds, 1),
+                       "samples_per_second": round(state.examples / seconds, 3) if seconds > 0 else None},
+        "resumed": list(state.resumed),
+    }
+
+
 def _training_card(run: Run, state: FitState, metrics: dict | None) -> dict:
     import peft
     import torch
@@ -475,8 +696,9 @@ def _training_card(run: Run, state: FitState, metrics: dict | None) -> dict:
         "config": config.to_dict(),
         **run.card_training,
         "best_step": state.step,
-        "seconds_at_best": round(time.monotonic() - run.started, 1),
+        "seconds_at_best": round(state.loop_seconds, 1),
         "stopped": state.stopped,
+        **_run_record(run, state),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -495,9 +717,9 @@ def _write_checkpoint(run: Run, state: FitState, out: Path, metrics: dict | None
 
 
 def save(run: Run, state: FitState, out: str | Path) -> dict:
-    """Finish the kept checkpoint: its card gets the whole history and why training ended.
-
-    With nothing to select on (no held-out split) the last weights are kept. Returns the card.
+    """Finish the kept checkpoint: its card gets the whole history, why training ended, the
+    budget, the throughput and the resumes. With nothing to select on (no held-out split)
+    the last weights are kept. Returns the card.
     """
     out = Path(out)
     card = state.card if state.card is not None else _write_checkpoint(run, state, out, None)
@@ -505,15 +727,19 @@ def save(run: Run, state: FitState, out: str | Path) -> dict:
     card["training"]["stopped"] = state.stopped
     card["training"]["steps_run"] = state.step
     card["training"]["seconds_total"] = round(time.monotonic() - run.started, 1)
+    card["training"].update(_run_record(run, state))
     write_card(out, card)
     return card
 
 
-def train(config: TrainConfig, data, out: str, *, progress: bool = True, command: str | None = None) -> dict:
+def train(config: TrainConfig, data, out: str, *, progress: bool = True, command: str | None = None,
+          resume: bool = True) -> dict:
     """Train a scorer; write the best checkpoint and its card to ``out``; return the card.
 
-    data: JSONL paths (or record dicts, for tests). ``prepare``, ``fit`` and ``save`` in a row.
+    data: JSONL paths (or record dicts, for tests). ``prepare``, ``fit`` and ``save`` in a row;
+    resume: continue from ``out/resume/`` when it holds this run (``fit``).
     """
-    run = prepare(config, data, command=command)
-    state = fit(run, out, progress=progress)
-    return save(run, state, out)
+    with training_lock(out):
+        run = prepare(config, data, command=command)
+        state = fit(run, out, progress=progress, resume=resume)
+        return save(run, state, out)
