@@ -114,6 +114,11 @@ class Policy(abc.ABC):
         tokenizer: an already loaded tokenizer (tests share one).
     """
 
+    incremental = False
+    """True when `poll` hands back requests as the engine finishes them (VLLMPolicy); False
+    for the blocking stand-in here, which a pipelined search gains little from (`run_search`
+    then runs lockstep unless asked otherwise)."""
+
     def __init__(
         self,
         model: str | None = None,

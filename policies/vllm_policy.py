@@ -90,6 +90,8 @@ class VLLMPolicy(Policy):
         llm: an existing `vllm.LLM` to use instead of building one (tests share one).
     """
 
+    incremental = True  # poll() runs one engine step and returns what it finished
+
     def __init__(
         self,
         model: str | None = None,

@@ -34,6 +34,7 @@ class FakePolicy:
     maxima kept in `max_live_seqs` / `max_live_tokens`."""
 
     num_parameters = 1000
+    incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
 
     def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5, budget=None,
                  arrival=None, per_poll: int | None = None):
