@@ -278,3 +278,31 @@ def test_a_failing_record_aborts_what_is_in_flight():
     with pytest.raises(Boom):
         beam(PROBS, pol, None, SearchConfig(strategy="beam", n=4, beam_width=2), on_done=explode, pipeline=True)
     assert pol.pending() == 0
+
+
+@pytest.mark.parametrize("flags, pipelined", [([], True), (["--no-pipeline", "--batch-problems", "2"], False)],
+                         ids=["default", "no-pipeline"])
+def test_cli_search_runs_step_level_strategies_pipelined_by_default(monkeypatch, tmp_path, flags, pipelined):
+    import cli
+    import policies
+    from search import cli as search_cli
+
+    built = []
+
+    def fake_policy(*a, **kw):  # the in-process engine's stand-in
+        built.append(FakePolicy(varied, budget=KVBudget(max_seqs=8)))
+        return built[-1]
+
+    monkeypatch.setattr(policies, "VLLMPolicy", fake_policy)
+    monkeypatch.setattr(search_cli, "load_scorer", lambda kind, model: FakeScorer(digit_scores))
+    ds = tmp_path / "ds.jsonl"
+    ds.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Problem {i}?", "answer": str(i % 2)}) + "\n"
+                          for i in range(5)))
+    out = tmp_path / "run.jsonl"
+    rc = cli.main(["search", "--dataset", str(ds), "--strategy", "beam", "--n", "4", "--beam-width", "2",
+                   "--reward", "prm", "--out", str(out), "--prompt-style", "plain", "--quiet", *flags])
+    assert rc == 0
+    summary = json.loads(out.with_name("run.summary.json").read_text())
+    assert summary["last_invocation"]["pipeline"] is pipelined and summary["problems"] == 5
+    pol = built[0]
+    assert bool(pol.requests) is pipelined and bool(pol.calls) is not pipelined
