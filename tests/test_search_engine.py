@@ -84,7 +84,6 @@ def test_pipelined_step_level_search_on_the_engine(small_policy, problems):
         assert small_policy.pending() == 0 and not small_policy.llm.llm_engine.has_unfinished_requests()
         for r in res:
             assert r.tree[0]["status"] == "root" and r.ledger.policy_calls >= 1
-            assert all(c.steps for c in r.candidates if c.finish_reason == "eos")
         assert fn(problems, small_policy, FakeScorer(), cfg)  # lockstep after it: LLM.generate works
 
 
