@@ -20,7 +20,8 @@ Both drivers run the same programs, so the algorithm lives once, in the strategy
   Generation requests go to the policy's non-blocking interface (`submit` / `poll`),
   within the engine's budget (`Admission`); scoring requests wait at most
   `score_wait_s` for others so that the scorer runs batches of up to `score_batch`
-  solutions. New problems start, in order, whenever the engine has room.
+  solutions. The requests of started problems go in first, in the order they became
+  ready; new problems start, in order, with whatever room is left.
 
 Seeds come from the request (the strategy derives them from the run seed and the
 request's place, as before), and the policy derives one per sample from the prompt, so
@@ -207,7 +208,7 @@ class Stats:
 
 
 class Pipeline:
-    """The pipelined driver's state (see the module docstring); `run()` drives it to the end."""
+    """The pipelined driver's state (see the module docstring); `drive()` runs it to the end."""
 
     def __init__(self, run, program, *, score_batch: int = SCORE_BATCH, score_wait_s: float = SCORE_WAIT_S,
                  max_seqs: int | None = None) -> None:
@@ -226,7 +227,9 @@ class Pipeline:
         self.admission = Admission(policy.kv_budget(), max_seqs)
         self.todo = deque(range(len(run.probs)))  # problems not started, in order
         self.gens: dict = {}
-        self.ready: deque[_Ready] = deque()
+        self.ready: deque[_Ready] = deque()  # started problems' requests waiting for room
+        self.fresh: deque[_Ready] = deque()  # new problems' first requests: only what room is left
+        self.begun: set[int] = set()  # problems that have sent a generation request
         self.tickets: dict[int, _Ready] = {}
         self.waiting: dict[int, _Waiting] = {}
         self.scoring: list = []  # (p, Score request)
@@ -256,11 +259,16 @@ class Pipeline:
         return self.stats
 
     def _admit(self) -> None:
-        """Send ready requests while they fit; then start new problems while there is room."""
+        """Send started problems' requests while they fit, then new problems' first ones;
+        start new problems while there is room. Each queue goes in order (a request that
+        does not fit waits for room rather than be overtaken, so none starves)."""
         while True:
-            while self.ready and self.admission.fits(self.ready[0].request.n, self.ready[0].tokens):
-                self._submit(self.ready.popleft())
-            if self.ready or not self.todo or not self.admission.has_room():
+            for queue in (self.ready, self.fresh):
+                while queue and self.admission.fits(queue[0].request.n, queue[0].tokens):
+                    self._submit(queue.popleft())
+                if queue:
+                    return
+            if not self.todo or not self.admission.has_room():
                 return
             p = self.todo.popleft()
             self.stats.started.append(p)
@@ -332,9 +340,11 @@ class Pipeline:
         self.run.ledgers[p].policy_calls += 1
         self.waiting[p] = _Waiting(req, groups, [None] * len(requests), len(requests))
         budget = self.admission.budget
+        queue = self.ready if p in self.begun else self.fresh
+        self.begun.add(p)
         for slot, r in enumerate(requests):
             tokens = self.policy.request_tokens(r, budget) if self.admission.kv_tokens else 0
-            self.ready.append(_Ready(p, slot, r, tokens))
+            queue.append(_Ready(p, slot, r, tokens))
 
     def _returned(self, ticket: int, comps: list) -> None:
         item = self.tickets.pop(ticket)
