@@ -131,7 +131,8 @@ def run_searches(args: argparse.Namespace, aggs: list[str], console) -> list[Pat
         if todo:
             cold_start(policy, scorer)
         s = run_search(problems, policy, scorer, config, out=rf.path, identity=ident,
-                       batch_problems=args.batch_problems, run_file=rf, on_record=None if args.quiet else show)
+                       batch_problems=args.batch_problems, run_file=rf, on_record=None if args.quiet else show,
+                       pipeline=search_cli.pipelined(args))
         acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
         console.print(f"  accuracy {acc} ({s['correct']}/{s['graded']}), {s['totals']['generated_tokens']:,} generated tokens, "
                       f"{s['last_invocation']['wall_s']:.1f} s")

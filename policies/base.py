@@ -13,18 +13,31 @@ seed, derive the same per-request seeds (`derive_seed`).
 The tokenizer (for the chat template) and the parameter count are read from the model's
 files (`model_path`); a backend that already holds the model overrides
 `_load_tokenizer` and `_hf_config` to ask it instead.
+
+Besides the blocking `sample` / `extend`, a policy takes requests one at a time and
+hands back whichever have finished (what a pipelined search runs on, search/drive.py):
+
+    t = policy.submit(GenRequest(problem, steps, n=4, kind="extend", seed=s))
+    for ticket, completions in policy.poll(): ...   # the requests finished by now
+    policy.pending(); policy.kv_budget(); policy.abort()
+
+Seeds are derived per sample exactly as `extend` / `sample` derive them, so a request
+returns the same completions whichever way it is sent. The base class runs the queued
+requests through `_generate` at each `poll` (a blocking stand-in that any backend has);
+the in-process engine (`VLLMPolicy`) overrides it with vLLM's `add_request` / `step`.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
+import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from policies.config import SamplingConfig
-from policies.types import Completion, TokenUsage
+from policies.types import Completion, GenRequest, KVBudget, TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,15 @@ def load_prompt_template(style: str | Path) -> str:
     if text.count("{problem}") != 1:
         raise ValueError(f"prompt template {p} must contain {{problem}} exactly once")
     return text
+
+
+_TICKETS = itertools.count()
+
+
+def new_ticket() -> int:
+    """The ticket of a newly submitted request: unique in the process (several policies
+    may share one engine)."""
+    return next(_TICKETS)
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -92,6 +114,11 @@ class Policy(abc.ABC):
         tokenizer: an already loaded tokenizer (tests share one).
     """
 
+    incremental = False
+    """True when `poll` hands back requests as the engine finishes them (VLLMPolicy); False
+    for the blocking stand-in here, which a pipelined search gains little from (`run_search`
+    then runs lockstep unless asked otherwise)."""
+
     def __init__(
         self,
         model: str | None = None,
@@ -109,6 +136,7 @@ class Policy(abc.ABC):
         self.usage = TokenUsage()
         self._tokenizer = tokenizer
         self._prompts: dict[str, str] = {}  # problem -> formatted prompt
+        self._queued: dict[int, GenRequest] = {}  # the blocking stand-in's submitted requests
 
     # ---- the model's files -------------------------------------------------------
     @property
@@ -195,10 +223,8 @@ class Policy(abc.ABC):
         if len(steps) != len(problems):
             raise ValueError(f"prefixes has {len(steps)} entries for {len(problems)} problems.")
         prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
-        return self._generate(
-            prompts, n, max_tokens or self.sampling.max_tokens, stop=None,
-            seed=self.sampling.seed if seed is None else seed, tag="sample",
-        )
+        max_tokens, stop = self.request_shape("sample", max_tokens)
+        return self._generate(prompts, n, max_tokens, stop=stop, seed=self.call_seed(seed), tag="sample")
 
     def extend(
         self,
@@ -219,11 +245,65 @@ class Policy(abc.ABC):
         if len(steps) != len(problems):
             raise ValueError(f"steps has {len(steps)} entries for {len(problems)} problems.")
         prompts = [self.prefix(p, s) for p, s in zip(problems, steps, strict=True)]
-        return self._generate(
-            prompts, k, max_tokens or self.sampling.max_step_tokens,
-            stop=[self.sampling.step_delimiter],
-            seed=self.sampling.seed if seed is None else seed, tag="extend",
-        )
+        max_tokens, stop = self.request_shape("extend", max_tokens)
+        return self._generate(prompts, k, max_tokens, stop=stop, seed=self.call_seed(seed), tag="extend")
+
+    def request_shape(self, kind: str, max_tokens: int | None = None) -> tuple[int, list[str] | None]:
+        """(token cap, stop strings) of a request: "extend" stops at the step delimiter,
+        `max_step_tokens` by default; "sample" runs to the end, `max_tokens` by default."""
+        if kind == "extend":
+            return max_tokens or self.sampling.max_step_tokens, [self.sampling.step_delimiter]
+        return max_tokens or self.sampling.max_tokens, None
+
+    def call_seed(self, seed: int | None) -> int | None:
+        """The seed a call runs with: its own, else the sampling config's."""
+        return self.sampling.seed if seed is None else seed
+
+    # ---- the non-blocking interface --------------------------------------------
+    def submit(self, request: GenRequest) -> int:
+        """Queue one request; returns its ticket. Its completions come back from `poll`
+        (the same completions `extend` / `sample` would give it)."""
+        ticket = new_ticket()
+        self._queued[ticket] = request
+        return ticket
+
+    def poll(self) -> list[tuple[int, list[Completion]]]:
+        """The requests finished since the last poll, as (ticket, completions).
+
+        This stand-in generates everything queued, one `_generate` call per (kind,
+        seed, token cap); an engine that can step (VLLMPolicy) returns what one engine
+        step finished instead."""
+        queued, self._queued = self._queued, {}
+        groups: dict[tuple, list[int]] = {}
+        for ticket, r in queued.items():
+            groups.setdefault((r.kind, self.call_seed(r.seed), r.max_tokens), []).append(ticket)
+        done = []
+        for (kind, seed, max_tokens), tickets in groups.items():
+            reqs = [queued[t] for t in tickets]
+            cap, stop = self.request_shape(kind, max_tokens)
+            prompts = [self.prefix(r.problem, r.steps) for r in reqs]
+            outs = self._generate(prompts, [r.n for r in reqs], cap, stop=stop, seed=seed, tag=kind)
+            done += list(zip(tickets, outs, strict=True))
+        return done
+
+    def pending(self) -> int:
+        """Sequences submitted and not yet returned by `poll`."""
+        return sum(r.n for r in self._queued.values())
+
+    def abort(self) -> None:
+        """Drop every submitted request not yet returned (a search that stops early)."""
+        self._queued.clear()
+
+    def kv_budget(self) -> KVBudget | None:
+        """What the engine holds at once (None: unknown here, e.g. a remote server)."""
+        return None
+
+    def request_tokens(self, request: GenRequest, budget: KVBudget) -> int:
+        """KV tokens `request` may hold at its peak under `budget` (`KVBudget.request_tokens`
+        with its prompt tokenized here)."""
+        prompt = self.prefix(request.problem, request.steps)
+        cap, _ = self.request_shape(request.kind, request.max_tokens)
+        return budget.request_tokens(len(self.tokenizer.encode(prompt)), request.n, cap)
 
     @abc.abstractmethod
     def _generate(self, prompts: list[str], n: int | list[int], max_tokens: int, *, stop: list[str] | None,

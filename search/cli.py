@@ -92,7 +92,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "used instead of a local scorer; its kind comes from the server")
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="output JSONL (default derived from the config, under runs/)")
-    g.add_argument("--batch-problems", type=int, default=16, help="problems that advance together")
+    g.add_argument("--batch-problems", type=int, default=16,
+                   help="problems that advance together in a lockstep run (not in a pipelined one)")
+    g.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=None,
+                   help="step-level strategies: each problem advances as soon as its own steps are back and "
+                        "scored, problems starting as the engine's KV cache allows (default with the in-process "
+                        "engine); --no-pipeline: all problems depth by depth in --batch-problems batches, the "
+                        "reference (default with --backend openai / ray)")
     g.add_argument("--quiet", action="store_true", help="no per-problem lines")
 
 
@@ -146,7 +152,8 @@ def default_out(args, config) -> Path:
 
 def identity(args, config) -> dict:
     """What makes a run: a resumed run must match it exactly. Not included:
-    --limit/--offset (a resume may extend the problem range), --out, --batch-problems."""
+    --limit/--offset (a resume may extend the problem range), --out, --batch-problems,
+    --pipeline (seeded results are the same either way)."""
     return {
         "search": config.as_dict(),
         "policy": {
@@ -228,6 +235,32 @@ def check_strategy_options(args, defaults: dict) -> None:
             raise ValueError(f"{flag} applies to --strategy {' / '.join(strategies)}, not {strategy}; drop {flag}")
 
 
+def pipelined(args) -> bool:
+    """Whether `search` runs pipelined: --pipeline, or by default a step-level strategy
+    on the in-process engine (the one policy that steps its own engine)."""
+    from search.strategies import get
+
+    if not get(args.strategy).step_level:
+        return False
+    return args.pipeline if args.pipeline is not None else args.backend == "inprocess"
+
+
+def check_pipeline_args(args, defaults: dict) -> None:
+    from search.strategies import REGISTRY, get
+
+    pipeline = getattr(args, "pipeline", None)
+    if pipeline is not None and not get(args.strategy).step_level:
+        step = " / ".join(n for n, s in REGISTRY.items() if s.step_level)
+        raise ValueError(f"--pipeline / --no-pipeline apply to --strategy {step}, not {args.strategy}; drop it")
+    if pipeline and args.backend == "ray":
+        raise ValueError("--pipeline does not apply to --backend ray (each actor searches its chunks depth by "
+                         "depth); drop it")
+    if pipelined(args) and args.batch_problems != defaults["batch_problems"]:
+        raise ValueError(f"--batch-problems sets the batches of a lockstep run, and --strategy {args.strategy} runs "
+                         "pipelined here (problems start as the engine's KV cache allows); add --no-pipeline to "
+                         "run in batches, or drop --batch-problems")
+
+
 def check_args(args) -> None:
     """Every search option checked before anything loads or starts (the run file, the
     dataset, the engine): one ValueError naming the option, the constraint and the fix.
@@ -242,6 +275,7 @@ def check_args(args) -> None:
             hint = " (omit --limit to run every problem)" if name == "limit" else ""
             raise ValueError(f"{flag} must be >= {low}, got {v}{hint}")
     check_strategy_options(args, defaults)
+    check_pipeline_args(args, defaults)
     from policies.datasets import check_options
     from rewards.kinds import MODEL_KINDS
 
@@ -394,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             summary = run_search(
                 problems, policy, scorer, config, out=out, identity=ident,
-                batch_problems=args.batch_problems, on_record=show, run_file=rf,
+                batch_problems=args.batch_problems, on_record=show, run_file=rf, pipeline=pipelined(args),
             )
     print_summary(console, summary)
     return 0

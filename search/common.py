@@ -92,6 +92,15 @@ def _touch(ledgers: Sequence[Ledger], pidxs) -> None:
         ledgers[p].policy_calls += 1
 
 
+def merge_items(keys) -> dict:
+    """{key: [positions]} of the keys, in first-seen order: the items that become one
+    policy request (the same partial solution of the same problem)."""
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
 def extend(policy, problems: Sequence[Problem], items, seed: int, ledgers: Sequence[Ledger]):
     """One `policy.extend` call for items [(problem index, steps, k)].
 
@@ -102,9 +111,7 @@ def extend(policy, problems: Sequence[Problem], items, seed: int, ledgers: Seque
     """
     if not items:
         return []
-    groups: dict[tuple, list[int]] = {}
-    for i, (p, steps, _k) in enumerate(items):
-        groups.setdefault((p, tuple(steps)), []).append(i)
+    groups = merge_items((p, tuple(steps)) for p, steps, _k in items)
     keys = list(groups)
     need = [sum(items[i][2] for i in groups[key]) for key in keys]
     k_call = need[0] if len(set(need)) == 1 else need
@@ -260,6 +267,7 @@ class SearchRun:
         self.delim = delimiter(policy)
         self.ledgers = new_ledgers(policy, scorer, len(self.probs))
         self.results: list[SearchResult | None] = [None] * len(self.probs)
+        self.starts = [self.t0] * len(self.probs)  # when each problem started (a pipelined run staggers them)
 
     def seed(self, *parts: object) -> int:
         """The seed of one policy call (see `call_seed`)."""
@@ -273,7 +281,7 @@ class SearchRun:
         """Select problem p's answer among `candidates` and store its result (see `finalize`)."""
         self.results[p] = finalize(
             self.probs[p], candidates, self.config, self.ledgers[p], delim=self.delim,
-            tree=tree, equal=self.equal, t0=self.t0, on_done=self.on_done,
+            tree=tree, equal=self.equal, t0=self.starts[p], on_done=self.on_done,
         )
 
     def sample_candidates(self, which: Sequence[int], n: int, seed: int) -> list[list[Candidate]]:

@@ -19,8 +19,10 @@ live problem at once:
 4. backup: every new child counts as one visit with its value, added to all
    its ancestors.
 
-One policy call and one scorer call per iteration for all problems (rollouts
-add one policy call). A problem stops when it has created `node_budget`
+The rule is written for one problem (`_mcts`, a program for search/drive.py). In
+lockstep, one policy call and one scorer call per iteration for all problems (rollouts
+add one policy call); pipelined, each problem runs its next iteration as soon as its
+own expansion is back and scored. A problem stops when it has created `node_budget`
 nodes (rollouts not counted) or its tree is used up. The principal variation
 (descend by visit count) is then rolled out to the end if it is unfinished;
 the answer is chosen among all finished nodes, rollouts and that rollout by
@@ -32,6 +34,7 @@ from __future__ import annotations
 import math
 
 from search.config import SearchConfig
+from search.drive import Extend, Score
 from search.tree import TreeSearch, add_children
 from search.types import Node, SearchResult, Tree
 
@@ -81,81 +84,70 @@ def _backup(tree: Tree, node: Node, v: float) -> None:
         node = tree.nodes[node.parent] if node.parent is not None else None
 
 
-def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
-    """MCTS with PUCT and a per-problem node budget (rule in the module docstring)."""
+def mcts(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None, pipeline: bool = False,
+         **drive_options) -> list[SearchResult]:
+    """MCTS with PUCT and a per-problem node budget (rule in the module docstring),
+    lockstep or pipelined (`TreeSearch.drive`)."""
     run = TreeSearch(problems, policy, scorer, config, on_done=on_done, equal=equal)
-    P, M = len(run.probs), config.beam_width
-    used_up: list[set[int]] = [set() for _ in run.probs]
-    created = [0] * P
-    stop = [False] * P
+    return run.drive(_mcts, pipeline=pipeline, **drive_options)
+
+
+def _mcts(run: TreeSearch, p: int):
+    """MCTS on problem p: a program for search/drive.py."""
+    config = run.config
+    M = config.beam_width
+    tree = run.trees[p]
+    used_up: set[int] = set()
+    created = 0
     it = 0
     while True:
-        active = [p for p in range(P) if not stop[p]]
-        if not active:
+        leaf = _select_leaf(tree, used_up, config.c_puct)
+        if leaf is None or created >= config.node_budget:
             break
-        items, leaves = [], []
-        for p in active:
-            leaf = _select_leaf(run.trees[p], used_up[p], config.c_puct)
-            if leaf is None or created[p] >= config.node_budget:
-                stop[p] = True
-                continue
-            k = min(M, config.node_budget - created[p])
-            items.append((p, run.trees[p].path(leaf), k))
-            leaves.append((p, leaf))
-        if not items:
-            break
-        outs = run.extend(items, run.seed("extend", it))
-        new: list[tuple[int, Node]] = []
-        for (p, leaf), comps in zip(leaves, outs, strict=True):
-            if leaf.parent is not None:
-                leaf.status = "expanded"
-            kids = add_children(run.trees[p], leaf, comps)
-            created[p] += len(comps)
-            for kid in kids:
-                if kid.finished:
-                    kid.status = "finished"
-                elif kid.depth >= config.max_steps:
-                    kid.status = "step_limit"
-                else:
-                    kid.status = "open"
-                new.append((p, kid))
+        k = min(M, config.node_budget - created)
+        outs = yield Extend([(tree.path(leaf), k)], run.seed("extend", it), it)
+        comps = outs[0]
+        if leaf.parent is not None:
+            leaf.status = "expanded"
+        kids = add_children(tree, leaf, comps)
+        created += len(comps)
+        for kid in kids:
+            if kid.finished:
+                kid.status = "finished"
+            elif kid.depth >= config.max_steps:
+                kid.status = "step_limit"
+            else:
+                kid.status = "open"
         if config.rollouts:
             # an unfinished child takes the value of a rollout from it (kept as a candidate);
             # rollouts and finished children are scored in one call
-            rolled = run.rollouts([(p, n) for p, n in new if not n.finished], run.seed("rollout", it))
-            run.evaluate([(p, r, steps) for p, _n, r, steps in rolled]
-                         + [(p, n, run.trees[p].path(n)) for p, n in new if n.finished])
-            for p, n, r, steps in rolled:
+            rolled = yield from run.rollouts(p, [n for n in kids if not n.finished], run.seed("rollout", it), it)
+            yield Score([(r, steps) for _n, r, steps in rolled] + [(n, tree.path(n)) for n in kids if n.finished], it)
+            for n, r, steps in rolled:
                 n.value = r.value
                 run.keep(p, r, steps)
         else:
-            run.score(new)
-        for p, n in new:
+            yield run.score(p, kids, it)
+        for n in kids:
             if n.finished:
                 run.keep(p, n)
             v = n.value if n.value is not None else 0.0
-            _backup(run.trees[p], n, v)
+            _backup(tree, n, v)
             if n.finished or n.depth >= config.max_steps:
-                used_up[p].add(n.id)
-        for p, leaf in leaves:
-            _mark_used_up(run.trees[p], leaf, used_up[p])
-            if created[p] >= config.node_budget or 0 in used_up[p]:
-                stop[p] = True
+                used_up.add(n.id)
+        _mark_used_up(tree, leaf, used_up)
+        if created >= config.node_budget or 0 in used_up:
+            break
         it += 1
-    # principal variation: descend by visits; roll it out when unfinished
-    pairs = []
-    for p in range(P):
-        tree = run.trees[p]
-        node = tree.root
-        while True:
-            kids = _kids(tree, node)
-            if not kids:
-                break
-            node = max(kids, key=lambda k: (k.visits, _q(k), -k.id))
-        rolled = any(tree.nodes[c].status == "rollout" for c in node.children)
-        if node.parent is not None and not node.finished and not rolled:
-            pairs.append((p, node))
-        elif node.parent is None:  # nothing was expanded (budget 0 or all duplicates)
-            pairs.append((p, node))
-    run.roll_out(pairs, run.seed("rollout", "final"))
-    return run.close_open()
+    # principal variation: descend by visits; roll it out when unfinished (after every
+    # problem's iterations in lockstep: the clock of the final rollout is infinite)
+    node = tree.root
+    while True:
+        kids = _kids(tree, node)
+        if not kids:
+            break
+        node = max(kids, key=lambda k: (k.visits, _q(k), -k.id))
+    rolled = any(tree.nodes[c].status == "rollout" for c in node.children)
+    pv = node.parent is None or (not node.finished and not rolled)  # the root: nothing was expanded
+    yield from run.roll_out(p, [node] if pv else [], run.seed("rollout", "final"), math.inf)
+    run.close(p)

@@ -26,9 +26,12 @@ re-weighted by it. The rule (N = config.n particles per problem):
   rollouts; the answer is chosen by `select` with `final_agg` (argmax by
   default; `--select weighted_vote` weighs answers by value).
 
-Each depth is one policy call and one scorer call for all particles of all
-problems; the rollout is one more of each. `Node.visits` counts the particles
-resampled onto a node.
+The rule is written for one problem's particle set (`_particle_filter`, a program
+for search/drive.py). In lockstep each depth is one policy call and one scorer call
+for all particles of all problems; the rollout is one more of each. Pipelined, each
+problem's particles move to the next depth as soon as their own steps are back and
+scored (resampling needs the whole set). `Node.visits` counts the particles resampled
+onto a node.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import random
 from collections import Counter
 
 from search.config import SearchConfig
+from search.drive import Extend
 from search.tree import TreeSearch, add_child, node_candidate, step_text
 from search.types import Node, SearchResult
 
@@ -63,67 +67,64 @@ def _weight(node: Node) -> float:
     return max(0.0, node.value) if node.value is not None else 0.0
 
 
-def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None) -> list[SearchResult]:
-    """Particle filtering over steps (rule in the module docstring)."""
+def particle_filter(problems, policy, scorer, config: SearchConfig, *, on_done=None, equal=None,
+                    pipeline: bool = False, **drive_options) -> list[SearchResult]:
+    """Particle filtering over steps (rule in the module docstring), lockstep or pipelined
+    (`TreeSearch.drive`)."""
     run = TreeSearch(problems, policy, scorer, config, on_done=on_done, equal=equal)
+    return run.drive(_particle_filter, pipeline=pipeline, **drive_options)
+
+
+def _close(run: TreeSearch, p: int, particles: list[Node]) -> None:
+    """Candidates: the distinct finished nodes of the final population, then the rollouts."""
+    final = {n.id: n for n in particles if n.finished}
+    for n in final.values():
+        n.status = "finished"
+    ranked = sorted(final.values(), key=lambda n: n.id)
+    run.close(p, [node_candidate(run.trees[p], n) for n in ranked] + run.finished[p])
+
+
+def _particle_filter(run: TreeSearch, p: int):
+    """Particle filtering on problem p: a program for search/drive.py."""
+    config = run.config
     N = config.n
-    particles: list[list[Node]] = [[t.root] * N for t in run.trees]  # one entry per particle
-
-    def close(p: int) -> None:
-        """Candidates: the distinct finished nodes of the final population, then the rollouts."""
-        final = {n.id: n for n in particles[p] if n.finished}
-        for n in final.values():
-            n.status = "finished"
-        ranked = sorted(final.values(), key=lambda n: n.id)
-        run.close(p, [node_candidate(run.trees[p], n) for n in ranked] + run.finished[p])
-
+    tree = run.trees[p]
+    particles: list[Node] = [tree.root] * N  # one entry per particle
     for depth in range(config.max_steps):
-        active = run.open()
-        if not active:
-            break
         # extend: every live particle gets one step; copies of a node are one request
-        items, owners = [], []
-        for p in active:
-            copies = Counter(n.id for n in particles[p] if not n.finished)
-            for nid, count in sorted(copies.items()):
-                items.append((p, run.trees[p].path(run.trees[p].nodes[nid]), count))
-                owners.append((p, run.trees[p].nodes[nid]))
-        outs = run.extend(items, run.seed("extend", depth))
-        moved: dict[int, list[Node]] = {p: [n for n in particles[p] if n.finished] for p in active}
-        new: list[tuple[int, Node]] = []
-        for (p, parent), comps in zip(owners, outs, strict=True):
+        copies = Counter(n.id for n in particles if not n.finished)
+        owners = [tree.nodes[nid] for nid in sorted(copies)]
+        outs = yield Extend([(tree.path(n), copies[n.id]) for n in owners], run.seed("extend", depth), depth)
+        moved = [n for n in particles if n.finished]
+        new: list[Node] = []
+        for parent, comps in zip(owners, outs, strict=True):
             if parent.parent is not None:
                 parent.status = "expanded"
-            by_text = {run.trees[p].nodes[c].step.strip(): run.trees[p].nodes[c] for c in parent.children}
+            by_text = {tree.nodes[c].step.strip(): tree.nodes[c] for c in parent.children}
             for c in comps:
                 node = by_text.get(step_text(c).strip())
                 if node is None:
-                    node = add_child(run.trees[p], parent, c)
+                    node = add_child(tree, parent, c)
                     by_text[node.step.strip()] = node
-                    new.append((p, node))
-                moved[p].append(node)
-        run.score(new)
+                    new.append(node)
+                moved.append(node)
+        yield run.score(p, new, depth)
         # resample N particles from the moved population by weight
-        for p in active:
-            pop = moved[p]
-            rng = random.Random(run.seed("resample", run.probs[p].id, depth))
-            drawn = [pop[i] for i in systematic_resample([_weight(n) for n in pop], N, rng)]
-            kept = {n.id for n in drawn}
-            for n in pop:
-                if n.id not in kept:
-                    n.status = "pruned"
-            for n in drawn:
-                n.visits += 1
-                if not n.finished:
-                    n.status = "live"
-            particles[p] = drawn
-            if all(n.finished for n in drawn):
-                close(p)
+        rng = random.Random(run.seed("resample", run.probs[p].id, depth))
+        drawn = [moved[i] for i in systematic_resample([_weight(n) for n in moved], N, rng)]
+        kept = {n.id for n in drawn}
+        for n in moved:
+            if n.id not in kept:
+                n.status = "pruned"
+        for n in drawn:
+            n.visits += 1
+            if not n.finished:
+                n.status = "live"
+        particles = drawn
+        if all(n.finished for n in drawn):
+            _close(run, p, particles)
+            return
     # step limit: roll the nodes of live particles out to the end (once per node)
-    pairs = []
-    for p in run.open():
-        pairs += [(p, n) for n in {n.id: n for n in particles[p] if not n.finished}.values()]
-    run.roll_out(pairs, run.seed("rollout", config.max_steps))
-    for p in run.open():
-        close(p)
-    return run.results
+    live = list({n.id: n for n in particles if not n.finished}.values())
+    yield from run.roll_out(p, live, run.seed("rollout", config.max_steps), config.max_steps)
+    _close(run, p, particles)

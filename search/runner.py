@@ -2,13 +2,19 @@
 
     summary = run_search(problems, policy, scorer, config, out="runs/x.jsonl", identity={...})
 
-- Problems advance `batch_problems` at a time (all of a chunk in every policy and
-  scorer call). The chunks are blocks of the problem order alone, so a resumed run
-  forms the same ones as an uninterrupted run: a block that was cut short is searched
-  again whole (its recorded problems are not written twice), and every policy and scorer
-  call sees the same batch; each batch starts with empty prefix and scorer caches
-  (`cold_batch`). With per-request seeds the records are then the same (what can still
-  differ: docs/search.md, "Resume").
+- Step-level strategies (beam, DVTS, MCTS, particle filtering) run pipelined by default
+  on a policy that steps its engine (`pipeline`; search/drive.py): every problem still to
+  run goes to one driver, which starts problems in order as the engine's KV budget
+  allows and moves each one on as soon as its own steps are back and scored. The caches
+  are emptied once, at the start (`cold_batch`).
+- Otherwise (the other strategies, `pipeline=False`, or a policy without its own
+  non-blocking interface) problems advance `batch_problems` at a time (all of a chunk in
+  every policy and scorer call). The chunks are blocks of the problem order alone, so a
+  resumed run forms the same ones as an uninterrupted run: a block that was cut short is
+  searched again whole (its recorded problems are not written twice), and every policy
+  and scorer call sees the same batch; each batch starts with empty prefix and scorer
+  caches (`cold_batch`). With per-request seeds the records are then the same (what can
+  still differ: docs/search.md, "Resume").
 - Golds are checked before anything runs: a problem whose gold the verifier cannot grade
   ("", "$$$", "\\,", ...) is not searched; it gets a record with status "invalid_gold"
   and a warning naming it, and the run goes on.
@@ -269,15 +275,24 @@ def run_search(
     on_record: Callable[[dict], None] | None = None,
     equal=None,
     run_file: RunFile | None = None,
+    pipeline: bool | None = None,
 ) -> dict:
-    """Run `config.strategy` on the problems not yet in `out`; return the summary."""
+    """Run `config.strategy` on the problems not yet in `out`; return the summary.
+
+    `pipeline` (step-level strategies): True runs every problem through one pipelined
+    driver (search/drive.py), False runs lockstep batches of `batch_problems` (the
+    reference), None chooses pipelined when the policy steps its own engine
+    (`policy.incremental`: the in-process vLLM engine). `batch_problems` applies to
+    lockstep runs only."""
     from search import STRATEGIES
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
+    pipelined = use_pipeline(config, policy, pipeline)
     identity, rf, ids, todo, searchable = open_run(problems, config, out, identity, run_file)
-    batches = plan_batches(searchable, {p.id for p in todo}, batch_problems)
+    batches = [todo] if pipelined and todo else plan_batches(searchable, {p.id for p in todo}, batch_problems)
     strategy = STRATEGIES[config.strategy]
+    options = {"pipeline": True} if pipelined else {}
     delim = common.delimiter(policy) if todo else "\n\n"
     usage = getattr(policy, "usage", None)
     calls0 = getattr(usage, "calls", 0)
@@ -297,7 +312,7 @@ def run_search(
 
     for batch in batches:
         cold_batch(policy, scorer)
-        strategy(batch, policy, scorer, config, on_done=finish, equal=equal)
+        strategy(batch, policy, scorer, config, on_done=finish, equal=equal, **options)
     invocation = {
         "ran": len(todo),
         "skipped": len(ids) - len(todo),
@@ -305,8 +320,23 @@ def run_search(
         "wall_s": round(time.perf_counter() - t0, 3),
         "policy_calls": getattr(usage, "calls", 0) - calls0,
         "scorer_calls": (read_scorer_stats(scorer)["calls"] - scorer0) if scorer is not None else 0,
+        "pipeline": pipelined,
     }
     return close_run(rf, ids, identity, invocation)
+
+
+def use_pipeline(config: SearchConfig, policy, pipeline: bool | None) -> bool:
+    """Whether a run is pipelined: asked for (step-level strategies only), or by default
+    for a step-level strategy on a policy that steps its own engine."""
+    if pipeline and not config.step_level:
+        from search.strategies import REGISTRY
+
+        step = " / ".join(n for n, s in REGISTRY.items() if s.step_level)
+        raise ValueError(f"pipeline applies to the step-level strategies ({step}), not {config.strategy}; "
+                         "drop it (the other strategies make one policy call per round already)")
+    if pipeline is None:
+        return config.step_level and bool(getattr(policy, "incremental", False))
+    return bool(pipeline)
 
 
 def open_run(problems, config: SearchConfig, out, identity: dict | None, run_file: RunFile | None):

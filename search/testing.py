@@ -1,5 +1,7 @@
 """Scripted fake policy and scorer for tests of search strategies: deterministic,
-instant, and they count every call and token (tests/test_search.py uses them)."""
+instant, and they count every call and token (tests/test_search.py uses them). The fake
+policy also takes requests one at a time (`submit` / `poll`) and returns them in an order
+the test chooses, within a KV budget it checks."""
 
 from __future__ import annotations
 
@@ -21,16 +23,35 @@ class FakePolicy:
     """`extend` returns, for prompt (problem, steps) and sample j, the step
     `script(problem, steps, j, seed)` -> (text, finish) with finish in
     {"step", "eos", "length"}; `sample` builds full solutions step by step
-    from the same script until "eos" or `max_steps`."""
+    from the same script until "eos" or `max_steps`.
+
+    The non-blocking interface (`submit` / `poll`, as policies.base.Policy) gives a
+    request the completions the blocking call would. `poll` returns `per_poll` of the
+    requests in flight (all when None) in submission order, or, with `arrival` (a seed or
+    a `random.Random`), in a shuffled order: tests choose how requests overtake each
+    other. `budget` (a `KVBudget`) is what `kv_budget` reports; the live sequences and KV
+    tokens (`KVBudget.request_tokens`, prompt = 10 + 5 per step) are tracked, their
+    maxima kept in `max_live_seqs` / `max_live_tokens`."""
 
     num_parameters = 1000
+    incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
 
-    def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5):
+    def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5, budget=None,
+                 arrival=None, per_poll: int | None = None):
+        import random
+
         self.sampling = SamplingConfig(seed=0)
         self.script = script or default_script
         self.max_steps = max_steps
         self.tps = tokens_per_step
         self.calls: list[Call] = []
+        self.budget = budget
+        self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
+        self.per_poll = per_poll
+        self.requests: list = []  # every GenRequest submitted, in order
+        self.polls = 0
+        self._live: dict[int, tuple] = {}  # ticket -> (request, sequences, KV tokens)
+        self.live_seqs = self.live_tokens = self.max_live_seqs = self.max_live_tokens = 0
 
     def _comp(self, text, finish, first, prompt_len, tokens=None):
         stop = {"step": "\n\n", "eos": 2, "length": None}[finish]
@@ -41,37 +62,77 @@ class FakePolicy:
             finish_reason=reason, cumulative_logprob=-1.0 * (tokens or self.tps), stop_reason=stop,
         )
 
+    def _extend_row(self, problem, steps, k, seed):
+        plen = 10 + 5 * len(steps)
+        return [self._comp(*self.script(problem, list(steps), j, seed), j == 0, plen) for j in range(k)]
+
+    def _sample_row(self, problem, prefix, n, seed):
+        row = []
+        for j in range(n):
+            steps, new = list(prefix), []
+            for _ in range(self.max_steps):
+                text, fin = self.script(problem, steps, j, seed)
+                if text:
+                    steps.append(text)
+                    new.append(text)
+                if fin != "step":
+                    break
+            row.append(self._comp("\n\n".join(new), "eos", j == 0, 10 + 5 * len(prefix), self.tps * max(len(new), 1)))
+        return row
+
     def extend(self, problems, steps, k=1, *, max_tokens=None, seed=None):
         self.calls.append(Call("extend", list(problems), [list(s) for s in steps], k, seed))
         ks = [k] * len(problems) if isinstance(k, int) else list(k)
-        out = []
-        for p, s, kk in zip(problems, steps, ks, strict=True):
-            plen = 10 + 5 * len(s)
-            row = []
-            for j in range(kk):
-                text, fin = self.script(p, list(s), j, seed)
-                row.append(self._comp(text, fin, j == 0, plen))
-            out.append(row)
-        return out
+        return [self._extend_row(p, s, kk, seed) for p, s, kk in zip(problems, steps, ks, strict=True)]
 
     def sample(self, problems, n, *, max_tokens=None, seed=None, prefixes=None):
         prefixes = prefixes if prefixes is not None else [[]] * len(problems)
         self.calls.append(Call("sample", list(problems), [list(s) for s in prefixes], n, seed))
+        return [self._sample_row(p, pre, n, seed) for p, pre in zip(problems, prefixes, strict=True)]
+
+    # ---- the non-blocking interface ----------------------------------------------
+    def submit(self, request) -> int:
+        from policies.base import new_ticket
+
+        ticket = new_ticket()
+        self.requests.append(request)
+        tokens = self.request_tokens(request, self.budget) if self.budget is not None else 0
+        self._live[ticket] = (request, request.n, tokens)
+        self.live_seqs += request.n
+        self.live_tokens += tokens
+        self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
+        self.max_live_tokens = max(self.max_live_tokens, self.live_tokens)
+        return ticket
+
+    def poll(self):
+        self.polls += 1
+        order = list(self._live)
+        if self.arrival is not None:
+            self.arrival.shuffle(order)
         out = []
-        for p, pre in zip(problems, prefixes, strict=True):
-            row = []
-            for j in range(n):
-                steps, new = list(pre), []
-                for _ in range(self.max_steps):
-                    text, fin = self.script(p, steps, j, seed)
-                    if text:
-                        steps.append(text)
-                        new.append(text)
-                    if fin != "step":
-                        break
-                row.append(self._comp("\n\n".join(new), "eos", j == 0, 10 + 5 * len(pre), self.tps * max(len(new), 1)))
-            out.append(row)
+        for ticket in order[: self.per_poll]:
+            r, seqs, tokens = self._live.pop(ticket)
+            self.live_seqs -= seqs
+            self.live_tokens -= tokens
+            row = (self._extend_row(r.problem, r.steps, r.n, r.seed) if r.kind == "extend"
+                   else self._sample_row(r.problem, r.steps, r.n, r.seed))
+            out.append((ticket, row))
         return out
+
+    def pending(self) -> int:
+        return self.live_seqs
+
+    def abort(self) -> None:
+        self._live.clear()
+        self.live_seqs = self.live_tokens = 0
+
+    def kv_budget(self):
+        return self.budget
+
+    def request_tokens(self, request, budget) -> int:
+        cap = request.max_tokens or (self.sampling.max_step_tokens if request.kind == "extend"
+                                     else self.sampling.max_tokens)
+        return budget.request_tokens(10 + 5 * len(request.steps), request.n, cap)
 
     def count(self, kind):
         return sum(c.kind == kind for c in self.calls)

@@ -1,16 +1,21 @@
 """Search trees of the step-level strategies (beam, DVTS, MCTS, particle filtering).
 
+    def program(run, p):                                      # one problem (search/drive.py)
+        tree = run.trees[p]
+        outs = yield Extend([(tree.path(n), k)], run.seed("extend", depth), depth)
+        kids = add_children(tree, parent, outs[0])             # nodes, duplicates marked
+        yield run.score(p, kids, depth)                        # scores and values
+        run.keep(p, node)                                      # a finished candidate
+        yield from run.roll_out(p, nodes, run.seed("rollout", depth), depth)  # the step limit
+        run.close(p)                                           # the result
+
     run = TreeSearch(problems, policy, scorer, config, on_done=on_done, equal=equal)
-    outs = run.extend(items, run.seed("extend", depth))     # one policy call
-    kids = add_children(run.trees[p], parent, outs[i])       # nodes, duplicates marked
-    run.score(pairs)                                         # one scorer call
-    run.keep(p, node); run.close(p)                          # candidates, then the result
-    run.roll_out(pairs, run.seed("rollout", depth))          # the step limit
-    return run.close_open()
+    return run.drive(program, pipeline=False)                  # lockstep, or pipelined
 
 `TreeSearch` is the state they all share: one `Tree`, one list of finished candidates
-and one ledger per problem, and the batched calls on them. What is particular to a
-strategy (its live beams, subtrees, particles or visit counts) stays in its own file.
+and one ledger per problem, the scorer call the drivers make (`evaluate`), and the two
+drivers (`drive`). What is particular to a strategy (its live beams, subtrees, particles
+or visit counts) stays in its program, in its own file.
 
 A node holds the path's summed token log-probability and generated tokens; a rollout
 node (status "rollout") holds the rest of a solution, sampled to the end in one piece.
@@ -19,6 +24,7 @@ node (status "rollout") holds the rest of a solution, sampled to the end in one 
 from __future__ import annotations
 
 from search import common
+from search.drive import Rollout, Score
 from search.types import Candidate, Node, Tree
 
 
@@ -86,17 +92,27 @@ def node_candidate(tree: Tree, node: Node, steps: list[str] | None = None) -> Ca
 
 class TreeSearch(common.SearchRun):
     """A `SearchRun` with one search tree and one list of finished candidates per
-    problem. Every method that calls the policy or the scorer makes one call for all
-    the (problem index, node) pairs it is given."""
+    problem, run by per-problem programs (search/drive.py)."""
 
     def __init__(self, problems, policy, scorer, config, *, on_done=None, equal=None) -> None:
         super().__init__(problems, policy, scorer, config, on_done=on_done, equal=equal)
         self.trees = [Tree() for _ in self.probs]
         self.finished: list[list[Candidate]] = [[] for _ in self.probs]
+        self.stats = None  # the pipelined driver's `Stats` after a pipelined run
 
-    def extend(self, items, seed: int):
-        """One `policy.extend` call for [(problem index, steps, k)] (see `common.extend`)."""
-        return common.extend(self.policy, self.probs, items, seed, self.ledgers)
+    def drive(self, program, *, pipeline: bool = False, **options) -> list:
+        """Run `program(run, p)` for every problem: lockstep (all problems depth by depth,
+        one policy and one scorer call per step) or pipelined (each problem as soon as its
+        results are in; options: see `search.drive.pipelined`). The results, in order."""
+        from search import drive
+
+        if pipeline:
+            self.stats = drive.pipelined(self, program, **options)
+        else:
+            if options:
+                raise TypeError(f"{', '.join(sorted(options))} apply to a pipelined run (pipeline=True)")
+            drive.lockstep(self, program)
+        return self.results
 
     def evaluate(self, entries) -> None:
         """One scorer call for [(problem index, node, steps)]: sets each node's scores and
@@ -106,30 +122,26 @@ class TreeSearch(common.SearchRun):
             node.scores = s
             node.value = common.value_of(s, self.config.agg, node.logprob, node.tokens)
 
-    def score(self, pairs) -> None:
-        """Score [(problem index, node)] on their paths (one scorer call)."""
-        self.evaluate([(p, n, self.trees[p].path(n)) for p, n in pairs])
+    def score(self, p: int, nodes, clock) -> Score:
+        """The request that scores problem p's nodes on their paths."""
+        return Score([(n, self.trees[p].path(n)) for n in nodes], clock)
 
-    def rollouts(self, pairs, seed: int) -> list[tuple[int, Node, Node, list[str]]]:
-        """Sample [(problem index, node)] out to the end in one policy call, unscored.
+    def rollouts(self, p: int, nodes, seed: int, clock):
+        """Sub-program: sample problem p's nodes out to the end, unscored. Returns
+        [(node, its rollout node, the full solution's steps)]."""
+        tree = self.trees[p]
+        paths = [tree.path(n) for n in nodes]
+        comps = yield Rollout(paths, seed, clock)
+        return [(node, add_rollout(tree, node, c), path + common.split_steps(c.text, self.delim))
+                for node, path, c in zip(nodes, paths, comps, strict=True)]
 
-        Returns (problem index, node, its rollout node, the full solution's steps)."""
-        paths = [(p, self.trees[p].path(n)) for p, n in pairs]
-        comps = common.rollout(self.policy, self.probs, paths, seed, self.ledgers)
-        out = []
-        for (p, node), (_p, path), c in zip(pairs, paths, comps, strict=True):
-            r = add_rollout(self.trees[p], node, c)
-            out.append((p, node, r, path + common.split_steps(c.text, self.delim)))
-        return out
-
-    def roll_out(self, pairs, seed: int) -> None:
-        """Roll [(problem index, node)] out to the end and score the rollouts (one policy
-        call, one scorer call); each rollout is kept as a finished candidate."""
-        if not pairs:
-            return
-        rolled = self.rollouts(pairs, seed)
-        self.evaluate([(p, r, steps) for p, _, r, steps in rolled])
-        for p, _node, r, steps in rolled:
+    def roll_out(self, p: int, nodes, seed: int, clock):
+        """Sub-program: roll problem p's nodes out to the end and score the rollouts; each
+        rollout is kept as a finished candidate. With no nodes it still takes its turn (a
+        lockstep run keeps every problem at the same place) but calls nothing."""
+        rolled = yield from self.rollouts(p, nodes, seed, clock)
+        yield Score([(r, steps) for _node, r, steps in rolled], clock)
+        for _node, r, steps in rolled:
             self.keep(p, r, steps)
 
     def keep(self, p: int, node: Node, steps: list[str] | None = None) -> None:
@@ -141,9 +153,3 @@ class TreeSearch(common.SearchRun):
         the whole tree."""
         cands = self.finished[p] if candidates is None else candidates
         super().close(p, cands, tree=self.trees[p].as_list())
-
-    def close_open(self) -> list:
-        """Close every problem still open; the results of all problems, in order."""
-        for p in self.open():
-            self.close(p)
-        return self.results

@@ -89,6 +89,10 @@ CASES = [
     ("search --endpoint http://127.0.0.1:9/v1", "--endpoint is for --backend openai"),
     ("search --backend openai", "needs at least one --endpoint"),
     ("search --ray-address auto", "need --backend ray"),
+    ("search --strategy best_of_n --pipeline", "--pipeline / --no-pipeline apply to --strategy beam"),
+    ("search --strategy majority --no-pipeline", "--pipeline / --no-pipeline apply to --strategy beam"),
+    ("search --strategy beam --backend ray --pipeline", "--pipeline does not apply to --backend ray"),
+    ("search --strategy dvts --batch-problems 4", "add --no-pipeline to run in batches"),
     # datasets
     ("search --dataset EMPTY", "is empty"),
     ("search --dataset BAD", "bad.jsonl:2: not valid JSON"),

@@ -217,6 +217,33 @@ def test_extend_stops_at_delimiter_and_reuses_the_prefix_cache(engine_policy):
     assert u.generated_tokens > 0 and u.cached_tokens > 0
 
 
+@pytest.mark.engine
+def test_submit_and_poll_give_what_extend_gives_on_the_engine(engine_policy):
+    """The non-blocking path (LLM.llm_engine.add_request / step) sends the same prompt and
+    per-sample seeds as `extend` (LLM.generate): alone on an engine with an empty prefix
+    cache both return the same samples. Aborted requests leave the engine."""
+    from policies import GenRequest
+
+    pol = engine_policy
+    pol.llm.reset_prefix_cache()
+    ref = pol.extend(PROBLEMS[:1], [[]], 3, max_tokens=24, seed=5)[0]
+    pol.llm.reset_prefix_cache()
+    ticket = pol.submit(GenRequest(PROBLEMS[0], (), n=3, seed=5, max_tokens=24))
+    got = {}
+    while pol.pending():
+        got.update(pol.poll())
+    assert [c.text for c in got[ticket]] == [c.text for c in ref]
+    assert [(c.prompt_tokens, c.generated_tokens, c.finish_reason) for c in got[ticket]] == [
+        (c.prompt_tokens, c.generated_tokens, c.finish_reason) for c in ref]
+    pol.submit(GenRequest(PROBLEMS[1], ("First step.",), n=2, kind="sample", seed=6))
+    pol.poll()
+    pol.abort()
+    assert pol.pending() == 0 and not pol.llm.llm_engine.has_unfinished_requests()
+    assert pol.extend(PROBLEMS[:1], [[]], 1, max_tokens=8, seed=5)  # the engine is free again
+    b = pol.kv_budget()
+    assert b.max_seqs == 64 and b.block_size == 32 and b.max_model_len == 2048 and b.kv_tokens > 10_000
+
+
 def test_both_policies_share_one_base_with_one_hook():
     from policies import Policy, VLLMPolicy
     from policies.openai_backend import OpenAIPolicy

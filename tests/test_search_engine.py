@@ -69,6 +69,24 @@ def test_beam_with_a_fake_prm_one_engine_call_per_depth(small_policy, problems):
         assert r.ledger.policy_calls <= calls and r.ledger.scorer_tokens > 0
 
 
+def test_pipelined_step_level_search_on_the_engine(small_policy, problems):
+    """Beam and DVTS through the engine's add_request / step, within a small sequence cap
+    (a problem's root request of 4 fills it): every problem done, every generated token
+    in the ledgers, nothing left in the engine, and the engine free for blocking calls."""
+    from search import dvts
+
+    for fn, strategy in ((beam, "beam"), (dvts, "dvts")):
+        cfg = SearchConfig(strategy=strategy, n=4, beam_width=2, max_steps=3, seed=5)
+        gen0 = small_policy.usage.generated_tokens
+        res = fn(problems, small_policy, FakeScorer(), cfg, pipeline=True, max_seqs=4)
+        assert all(r.candidates and r.chosen is not None for r in res)
+        assert sum(r.ledger.generated_tokens for r in res) == small_policy.usage.generated_tokens - gen0
+        assert small_policy.pending() == 0 and not small_policy.llm.llm_engine.has_unfinished_requests()
+        for r in res:
+            assert r.tree[0]["status"] == "root" and r.ledger.policy_calls >= 1
+        assert fn(problems, small_policy, FakeScorer(), cfg)  # lockstep after it: LLM.generate works
+
+
 def test_seeded_best_of_n_is_reproducible(small_policy, problems):
     cfg = SearchConfig(n=2, seed=11)
     a = best_of_n(problems[:1], small_policy, None, cfg)[0]

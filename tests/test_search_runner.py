@@ -22,6 +22,12 @@ PROBS = [{"id": f"p{i}", "problem": f"Problem {i}?", "answer": str(i % 2)} for i
 CFG = SearchConfig(strategy="beam", n=4, beam_width=2, agg="min")
 
 
+def searched(pol) -> set[str]:
+    """The problems a fake policy was asked about: blocking calls (lockstep) and
+    submitted requests (pipelined, the runner's default for beam)."""
+    return {t for c in pol.calls for t in c.problems} | {r.problem for r in pol.requests}
+
+
 def test_records_summary_and_grading(tmp_path):
     out = tmp_path / "run.jsonl"
     seen = []
@@ -62,13 +68,12 @@ def test_resume_skips_done_problems_and_loses_nothing(tmp_path):
     s = run_search(PROBS, pol, FakeScorer(digit_scores), CFG, out=out, batch_problems=2)
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == [p["id"] for p in PROBS] and len(set(ids)) == 5
-    ran = {t for c in pol.calls for t in c.problems}
-    assert ran == {p["problem"] for p in PROBS[2:]}  # done problems are not searched again
+    assert searched(pol) == {p["problem"] for p in PROBS[2:]}  # done problems are not searched again
     assert s["last_invocation"] == {**s["last_invocation"], "ran": 3, "skipped": 2}
     # a third run has nothing to do
     pol = FakePolicy()
     run_search(PROBS, pol, FakeScorer(digit_scores), CFG, out=out)
-    assert pol.calls == [] and len(out.read_text().splitlines()) == 5
+    assert searched(pol) == set() and len(out.read_text().splitlines()) == 5
 
 
 def test_torn_last_line_is_dropped_and_redone(tmp_path):
@@ -103,6 +108,10 @@ KILL_SCRIPT = textwrap.dedent(
         def extend(self, *a, **k):
             time.sleep(0.15)
             return super().extend(*a, **k)
+
+        def poll(self):  # the pipelined runner's way in
+            time.sleep(0.15)
+            return super().poll()
 
     probs = [{{"id": f"p{{i}}", "problem": f"Problem {{i}}?", "answer": "1"}} for i in range(8)]
     run_search(probs, Slow(), FakeScorer(digit_scores), SearchConfig(strategy="beam", n=4, beam_width=2),
@@ -166,13 +175,12 @@ def test_ungradable_golds_are_recorded_and_the_run_goes_on(tmp_path, caplog):
         assert r["status"] == "invalid_gold" and r["correct"] is None and r["candidates"] == [] and r["detail"]
         assert f"problem g{i}: gold" in caplog.text
     assert all(isinstance(recs[f"ok{i}"]["correct"], bool) for i in range(3))
-    searched = {t for c in pol.calls for t in c.problems}
-    assert searched == {f"Fine {i}?" for i in range(3)}  # no compute spent on ungradable problems
+    assert searched(pol) == {f"Fine {i}?" for i in range(3)}  # no compute spent on ungradable problems
     assert s["graded"] == 3 and sorted(s["invalid_gold"]) == [f"g{i}" for i in range(5)]
     # a rerun has nothing to do; once the gold is fixed, that problem is searched
     pol = FakePolicy()
     run_search(probs, pol, None, CFG, out=out)
-    assert pol.calls == []
+    assert searched(pol) == set()
     probs[0] = {**probs[0], "answer": "1"}
     s = run_search(probs, FakePolicy(), None, CFG, out=out)
     assert s["last_invocation"]["ran"] == 1 and s["problems"] == len(probs) and "g0" not in s["invalid_gold"]
@@ -215,10 +223,12 @@ class BatchSensitivePolicy(FakePolicy):
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, cfg):
     """Batches form from the problem order alone: the block cut short is searched again
     whole (its recorded problem not rewritten). Before, the resumed run batched the
-    problems left over, and 1 sample in 16 differed on the CPU engine."""
+    problems left over, and 1 sample in 16 differed on the CPU engine. (The lockstep
+    runner's batches; a pipelined run has none: tests/test_search_pipeline.py.)"""
     probs = [{"id": f"p{i}", "problem": f"Problem {i}?", "answer": str(i % 2)} for i in range(7)]
     full = tmp_path / "full.jsonl"
-    run_search(probs, BatchSensitivePolicy(), FakeScorer(digit_scores), cfg, out=full, batch_problems=3)
+    run_search(probs, BatchSensitivePolicy(), FakeScorer(digit_scores), cfg, out=full, batch_problems=3,
+               pipeline=False)
 
     class Stop(Exception):
         pass
@@ -231,8 +241,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, cfg):
     cut = tmp_path / "cut.jsonl"
     with pytest.raises(Stop):
         run_search(probs, BatchSensitivePolicy(), FakeScorer(digit_scores), cfg, out=cut, batch_problems=3,
-                   on_record=stop_after_four)
-    s = run_search(probs, BatchSensitivePolicy(), FakeScorer(digit_scores), cfg, out=cut, batch_problems=3)
+                   on_record=stop_after_four, pipeline=False)
+    s = run_search(probs, BatchSensitivePolicy(), FakeScorer(digit_scores), cfg, out=cut, batch_problems=3,
+                   pipeline=False)
 
     def key(path):
         recs = [json.loads(x) for x in path.read_text().splitlines()]
@@ -303,5 +314,8 @@ def test_every_batch_starts_with_empty_caches(tmp_path):
 
     pol = FakePolicy()
     pol._llm = Engine()
-    run_search(PROBS, pol, Scorer(digit_scores), CFG, out=tmp_path / "r.jsonl", batch_problems=2)
+    run_search(PROBS, pol, Scorer(digit_scores), CFG, out=tmp_path / "r.jsonl", batch_problems=2, pipeline=False)
     assert Engine.resets == Scorer.clears == 3  # batches [p0 p1] [p2 p3] [p4]
+    # pipelined: one driver for every problem, caches emptied once at its start
+    run_search(PROBS, pol, Scorer(digit_scores), CFG, out=tmp_path / "p.jsonl", batch_problems=2)
+    assert Engine.resets == Scorer.clears == 4
