@@ -115,7 +115,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     probs = [{{"id": f"p{{i}}", "problem": f"Problem {{i}}?", "answer": "1"}} for i in range(8)]
     run_search(probs, Slow(), FakeScorer(digit_scores), SearchConfig(strategy="beam", n=4, beam_width=2),
-               out=sys.argv[1], batch_problems=1)
+               out=sys.argv[1], batch_problems=1, pipeline=False)  # one problem at a time: a kill lands mid-run
     """
 )
 
