@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,29 +34,6 @@ log = logging.getLogger(__name__)
 __all__ = ["score_pool", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown"]
 
 
-def _done_ids(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    done = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                continue  # a torn last line from an interrupted run: that problem is redone
-    return done
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line an interrupted run left without its newline."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
 def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: dict, batch_problems: int = 2,
                limit: int | None = None, on_batch: Callable[[int, int], None] | None = None) -> int:
     """Write the pool with every sample's scores to `out_path` (plain JSONL); resumes.
@@ -65,6 +41,7 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
     reward: what the records' `reward` field says (kind, model, ...). Returns the
     number of problems scored by this call."""
     from policies.pool import read_pool
+    from rewards.train.data import JsonlWriter
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
@@ -72,11 +49,10 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
     if out.suffix == ".gz":
         raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
     rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
-    done = _done_ids(out)
-    todo = [r for r in rows if r["id"] not in done]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _drop_torn_tail(out)
-    with open(out, "a", encoding="utf-8") as f:
+    # torn tail repaired, finished ids known, and another scorer refused for the same file
+    with JsonlWriter(out, {"pool": str(pool_path), "reward": reward}, key_field="id") as w:
+        done = len(w.done)
+        todo = [r for r in rows if r["id"] not in w.done]
         for b in range(0, len(todo), batch_problems):
             chunk = todo[b : b + batch_problems]
             flat = [(r, s) for r in chunk for s in r["samples"]]
@@ -88,11 +64,9 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
                 s.setdefault("scores", [])
             for r in chunk:
                 r["reward"] = reward
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+            w.write(chunk)
             if on_batch:
-                on_batch(len(done) + b + len(chunk), len(rows))
+                on_batch(done + b + len(chunk), len(rows))
     return len(todo)
 
 
@@ -231,22 +205,18 @@ def _diff(x, y, n_boot, seed) -> dict:
 
 
 def _auc(s: np.ndarray, y: np.ndarray) -> float | None:
-    pos, neg = s[y == 1], s[y == 0]
-    if not len(pos) or not len(neg):
-        return None
-    # P(score of a correct sample > score of a wrong one), ties counted half
-    order = np.sort(neg)
-    lt = np.searchsorted(order, pos, side="left")
-    le = np.searchsorted(order, pos, side="right")
-    return round(float(((lt + le) / 2).sum() / (len(pos) * len(neg))), 4)
+    from rewards.train.probe import auc
+
+    a = auc(s, y)
+    return None if a is None else round(a, 4)
 
 
-def _ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float | None:
+def _ece(p: np.ndarray, y: np.ndarray) -> float | None:
+    from rewards.train.probe import expected_calibration_error
+
     if not len(p) or p.min() < 0 or p.max() > 1:
         return None  # values that are not probabilities (log-probs, confidences)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    return round(float(sum((idx == k).mean() * abs(p[idx == k].mean() - y[idx == k].mean())
-                           for k in range(bins) if (idx == k).any())), 4)
+    return round(expected_calibration_error(p, y), 4)
 
 
 def table_markdown(t: dict, command: str | None = None) -> str:

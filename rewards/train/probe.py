@@ -212,23 +212,15 @@ def log_loss(p: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float
 
 
 def auc(scores: np.ndarray, y: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count half); None when one class is absent."""
-    pos, neg = scores[y == 1], scores[y == 0]
+    """Area under the ROC curve: P(a positive scores above a negative), ties counted half;
+    None when one class is absent."""
+    scores, y = np.asarray(scores, float), np.asarray(y)
+    pos, neg = scores[y == 1], np.sort(scores[y == 0])
     if not len(pos) or not len(neg):
         return None
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    allv = np.concatenate([pos, neg])[order]
-    # average ranks over ties
-    i = 0
-    while i < len(allv):
-        j = i
-        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    r_pos = ranks[: len(pos)].sum()
-    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    below = np.searchsorted(neg, pos, side="left")
+    below_or_tied = np.searchsorted(neg, pos, side="right")
+    return float(((below + below_or_tied) / 2).sum() / (len(pos) * len(neg)))
 
 
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
