@@ -102,6 +102,18 @@ def count_parameters(hf_config) -> int:
         return 0
 
 
+
+def render_prompt(tokenizer, template: str, problem: str, system_prompt: str | None = None) -> str:
+    """The chat-formatted prompt that precedes a solution's first step: the dataset
+    template around the problem as the user turn (after an optional system turn), through
+    the tokenizer's chat template; plain text for a base model without one. The policy and
+    every reader of its states (rewards.probe) render through this one function."""
+    messages = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
+    messages.append({"role": "user", "content": template.replace("{problem}", problem)})
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
 class Policy(abc.ABC):
     """Generates complete solutions (`sample`) and next steps (`extend`).
 
@@ -176,16 +188,7 @@ class Policy(abc.ABC):
     def format_prompt(self, problem: str) -> str:
         """The chat-formatted prompt that precedes the solution's first step."""
         if problem not in self._prompts:
-            messages = []
-            if self.system_prompt is not None:
-                messages.append({"role": "system", "content": self.system_prompt})
-            messages.append({"role": "user", "content": self.template.replace("{problem}", problem)})
-            tok = self.tokenizer
-            if getattr(tok, "chat_template", None):
-                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            else:  # a base model without a chat template: plain text
-                text = "\n\n".join(m["content"] for m in messages) + "\n\n"
-            self._prompts[problem] = text
+            self._prompts[problem] = render_prompt(self.tokenizer, self.template, problem, self.system_prompt)
         return self._prompts[problem]
 
     def prefix(self, problem: str, steps: Sequence[str]) -> str:

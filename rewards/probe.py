@@ -165,14 +165,10 @@ class PolicyFeatures:
         return int(self.model.config.hidden_size)
 
     def prompt(self, problem: str) -> str:
+        from policies.base import render_prompt
+
         if problem not in self._prompts:
-            msgs = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
-            msgs.append({"role": "user", "content": self.template.replace("{problem}", problem)})
-            if getattr(self.tokenizer, "chat_template", None):
-                text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-            else:
-                text = "\n\n".join(m["content"] for m in msgs) + "\n\n"
-            self._prompts[problem] = text
+            self._prompts[problem] = render_prompt(self.tokenizer, self.template, problem, self.system_prompt)
         return self._prompts[problem]
 
     def render(self, problem: str, steps: Sequence[str]) -> tuple[str, list[int]]:
