@@ -1,0 +1,81 @@
+"""Search at equal compute on the held-out GSM8K slice (issue 13): beam, DVTS and particle
+filtering with the 0.5B policy and the shipped probe, against best-of-n and the weighted
+vote replayed from the stored, scored pool.
+
+    python bench/equal_compute.py --limit 100 --n 8,16 --run     # the searches (resumable), then the table
+    python bench/equal_compute.py --limit 100 --n 8,16           # the table from what is there
+
+`--run` runs, one engine at a time, each search into `--runs-dir` (a rerun resumes every
+file where it stopped):
+
+    python cli.py search --strategy S --reward probe --n N --beam-width 4 --agg last \
+        --dataset gsm8k-heldout200 --limit L --temperature 0.8 --max-tokens 512 --seed 0 \
+        --out RUNS_DIR/S-nN.jsonl
+
+with the pool's sampling settings, so the searches and the replayed samples come from
+the same policy distribution. The aggregator (`last`: the value model's estimate at the
+last step), M = 4 and the selection rules are fixed here, before any held-out result.
+The table and plot (accuracy against generated tokens per problem) are written to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scored-pool", default="pools/scored/gsm8k-heldout200-n16-probe-orm.jsonl.gz")
+    ap.add_argument("--strategies", default="beam,dvts,particle_filter")
+    ap.add_argument("--n", default="8,16", help="comma-separated N of the searches")
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--beam-width", type=int, default=4)
+    ap.add_argument("--agg", default="last")
+    ap.add_argument("--runs-dir", type=Path, default=Path("runs/equal-compute"))
+    ap.add_argument("--run", action="store_true", help="run (or resume) the searches first")
+    ap.add_argument("--out", type=Path, default=Path("reports/equal-compute"))
+    args = ap.parse_args()
+    ns = [int(x) for x in args.n.split(",")]
+    strategies = args.strategies.split(",")
+
+    files = []
+    for n in ns:
+        for s in strategies:
+            out = args.runs_dir / f"{s}-n{n}.jsonl"
+            files.append(out)
+            if args.run:
+                args.runs_dir.mkdir(parents=True, exist_ok=True)
+                cmd = [sys.executable, "cli.py", "search", "--strategy", s, "--reward", "probe", "--n", str(n),
+                       "--beam-width", str(args.beam_width), "--agg", args.agg, "--dataset", "gsm8k-heldout200",
+                       "--limit", str(args.limit), "--temperature", "0.8", "--max-tokens", "512", "--seed", "0",
+                       "--model", "qwen2.5-coder-0.5b", "--out", str(out)]
+                print("+", " ".join(cmd), flush=True)
+                subprocess.run(cmd, cwd=ROOT, check=True)
+    present = [f for f in files if f.exists()]
+    if not present:
+        raise SystemExit(f"no search output under {args.runs_dir}; run with --run first")
+    missing = [str(f) for f in files if not f.exists()]
+
+    from eval.equal_compute import equal_compute, markdown, plot
+
+    res = equal_compute(args.scored_pool, present, agg=args.agg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    md = markdown(res)
+    if missing:
+        md += f"\nNot run yet: {', '.join(missing)}\n"
+    (args.out / "table.md").write_text(md)
+    (args.out / "summary.json").write_text(json.dumps(res, indent=1))
+    plot(res, args.out / "accuracy-vs-tokens.png")
+    print(md)
+    print(f"written: {args.out}/table.md, summary.json, accuracy-vs-tokens.png")
+
+
+if __name__ == "__main__":
+    main()
