@@ -15,7 +15,11 @@ bench's format, so users bring their own):
   the rows it scores: by default rows are split in two folds by a hash of their
   id, each fold is scored with the threshold that maximises F1 on the other fold
   ("2-fold"); or `calibration` names another bench or file to tune on; or
-  `threshold` fixes it. Outcome scorers (ORM) score every prefix of a solution.
+  `threshold` fixes it. A scorer whose card carries a threshold fixed on its
+  training data (`scorer.step_threshold`: the probe's, see rewards/train/probe.py)
+  is scored with that one when neither is given (`card_threshold=False`: 2-fold);
+  the 2-fold F1 is then reported beside it for reference. Outcome scorers (ORM)
+  score every prefix of a solution.
 - gsm8k-pairs (`gsm8k/example_model_solutions.jsonl`: per problem, GPT-3 solutions
   with is_correct labels): every (correct, incorrect) pair of one problem is a
   chosen/rejected pair; pair accuracy counts ties as half (RewardBench). Own files:
@@ -104,8 +108,9 @@ def _fold(row_id) -> int:
 
 
 def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=None, batch_size: int = 16,
-              what: str = "solutions") -> list[list[float]]:
-    """scorer.score in batches (empty solutions get [] without a call)."""
+              what: str = "solutions", on_batch=None) -> list[list[float]]:
+    """scorer.score in batches (empty solutions get [] without a call); after each batch
+    ``on_batch(done, total, what)`` when given (a progress line)."""
     needs_golds = bool(getattr(scorer, "needs_golds", False))
     if needs_golds and (golds is None or any(g is None for g in golds)):
         raise ValueError(f"the {getattr(scorer, 'kind', '?')} scorer needs a gold answer per solution; "
@@ -121,6 +126,8 @@ def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=
             out[i] = [float(x) for x in s]
         log.info("scored %d/%d %s (%.0f s)", min(start + batch_size, len(idx)), len(idx), what,
                  time.perf_counter() - t0)
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(idx)), len(idx), what)
     return out
 
 
@@ -172,22 +179,54 @@ def load_processbench(path: str | Path, limit: int | None = None) -> list[dict]:
     return rows
 
 
+TWO_FOLD = "2-fold by id hash: each fold uses the threshold tuned on the other"
+
+
+def _two_fold(rows: list[dict], scores: list[list[float]], labels: list[int]) -> tuple[list[float], dict]:
+    """Per-row thresholds: each id-hash fold gets the one tuned on the other fold."""
+    folds = [_fold(r["id"]) for r in rows]
+    per_fold, thresholds = {}, {}
+    for f in (0, 1):
+        cal = [i for i, g in enumerate(folds) if g != f]
+        if not cal:
+            raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
+                             "raise --limit or pass --threshold / --calibration")
+        t, _ = metrics.choose_threshold([scores[i] for i in cal], [labels[i] for i in cal])
+        per_fold[f] = t
+        thresholds[f"fold{f}"] = t
+    return [per_fold[f] for f in folds], thresholds
+
+
+def card_threshold_method(info: dict | None) -> str:
+    """How a scorer's card threshold was chosen, in one line for the result."""
+    info = info or {}
+    how = info.get("criterion", "a criterion its card does not name")
+    data = info.get("pool") or "its training data"
+    return f"scorer card: fixed on training data ({data}) before this bench; {how}"
+
+
 def processbench(
     scorer,
     rows: list[dict],
     *,
     threshold: float | None = None,
     calibration_rows: list[dict] | None = None,
+    card_threshold: bool = True,
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    on_batch=None,
 ) -> dict:
-    """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold."""
+    """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold:
+    ``threshold`` if given, else tuned on ``calibration_rows``, else the scorer's card
+    threshold (``scorer.step_threshold``, unless ``card_threshold`` is False), else 2-fold."""
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
-    scores = step_scores(scorer, problems, sols, batch_size=batch_size)
+    scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch)
     thresholds: dict[str, float] = {}
+    carded = getattr(scorer, "step_threshold", None) if card_threshold else None
+    reference = None
     if threshold is not None:
         method = "fixed"
         per_row = [threshold] * len(rows)
@@ -195,26 +234,24 @@ def processbench(
     elif calibration_rows is not None:
         method = "calibration file"
         cal_scores = step_scores(scorer, [r["problem"] for r in calibration_rows],
-                                 [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size)
+                                 [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size,
+                                 on_batch=on_batch)
         t, f1 = metrics.choose_threshold(cal_scores, [int(r["label"]) for r in calibration_rows])
         thresholds["all"] = t
         thresholds["calibration_f1"] = f1
         per_row = [t] * len(rows)
+    elif carded is not None:
+        method = card_threshold_method(getattr(scorer, "threshold_info", None))
+        per_row = [float(carded)] * len(rows)
+        thresholds["all"] = float(carded)
+        reference = _two_fold_reference(rows, scores, labels)
     else:
-        method = "2-fold by id hash: each fold uses the threshold tuned on the other"
-        folds = [_fold(r["id"]) for r in rows]
-        per_fold = {}
-        for f in (0, 1):
-            cal = [i for i, g in enumerate(folds) if g != f]
-            if not cal:
-                raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
-                                 "raise --limit or pass --threshold / --calibration")
-            t, _ = metrics.choose_threshold([scores[i] for i in cal], [labels[i] for i in cal])
-            per_fold[f] = t
-            thresholds[f"fold{f}"] = t
-        per_row = [per_fold[f] for f in folds]
+        method = TWO_FOLD
+        per_row, thresholds = _two_fold(rows, scores, labels)
     preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
     res = metrics.processbench_scores(labels, preds)
+    if reference is not None:
+        res["two_fold_reference"] = reference
     err_hits = [float(p == y) for p, y in zip(preds, labels, strict=True) if y >= 0]
     ok_hits = [float(p == -1) for p, y in zip(preds, labels, strict=True) if y < 0]
     return {
@@ -228,6 +265,17 @@ def processbench(
         "solutions": len(rows),
         "steps_scored": sum(len(s) for s in sols),
     }
+
+
+def _two_fold_reference(rows: list[dict], scores: list[list[float]], labels: list[int]) -> dict | None:
+    """The 2-fold result on the same scores, for reference beside a card threshold
+    (None when a fold is empty, e.g. a tiny --limit)."""
+    try:
+        per_row, thresholds = _two_fold(rows, scores, labels)
+    except ValueError:
+        return None
+    preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
+    return {**metrics.processbench_scores(labels, preds), "thresholds": thresholds, "threshold_method": TWO_FOLD}
 
 
 def _f1_ci(labels, preds, n_boot, seed):
@@ -395,11 +443,14 @@ def run_bench(
     agg: str = "min",
     threshold: float | None = None,
     calibration: str | None = None,
+    card_threshold: bool = True,
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    on_batch=None,
 ) -> dict:
-    """Run one bench; the result carries the data path, the limit and the scorer."""
+    """Run one bench; the result carries the data path, the limit and the scorer.
+    on_batch(done, total, what): called after each scored batch (a progress line)."""
     if bench not in BENCHES:
         raise ValueError(f"unknown bench {bench!r}; valid: {', '.join(BENCHES)}")
     if limit is not None and limit < 1:
@@ -418,8 +469,9 @@ def run_bench(
                 raise ValueError(f"--calibration {calibration} is the file being scored; the threshold must come "
                                  "from another split (omit --calibration for 2-fold by id)")
             cal_rows = load_processbench(cpath, limit)
-        res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows, batch_size=batch_size,
-                           n_boot=n_boot, seed=seed)
+        res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows,
+                           card_threshold=card_threshold, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                           on_batch=on_batch)
         if calibration is not None:
             res["calibration"] = str(calibration)
     elif bench == "gsm8k-pairs":
@@ -448,13 +500,18 @@ def result_rows(res: dict) -> list[tuple[str, str]]:
     b = res["bench"]
     if b.startswith("processbench"):
         th = ", ".join(f"{k} {v:.4g}" for k, v in res["thresholds"].items())
-        return [
+        rows = [
             ("solutions (erroneous / correct)", f"{res['solutions']} ({res['n_error']} / {res['n_correct']})"),
             ("accuracy on erroneous", f"{f(res['error_acc'])} {ci(res['error_acc_ci'])}"),
             ("accuracy on correct", f"{f(res['correct_acc'])} {ci(res['correct_acc_ci'])}"),
             ("F1", f"{f(res['f1'])} {ci(res['f1_ci'])}"),
             ("threshold", f"{th} ({res['threshold_method']})"),
         ]
+        ref = res.get("two_fold_reference")
+        if ref is not None:
+            rows.append(("reference: F1 with 2-fold thresholds", f"{f(ref['f1'])} (error {f(ref['error_acc'])}, "
+                         f"correct {f(ref['correct_acc'])}; tuned on ProcessBench rows)"))
+        return rows
     if b == "gsm8k-pairs":
         return [
             ("problems / pairs", f"{res['problems']} / {res['pairs']}"),
