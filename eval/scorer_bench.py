@@ -198,11 +198,10 @@ def _two_fold(rows: list[dict], scores: list[list[float]], labels: list[int]) ->
 
 
 def card_threshold_method(info: dict | None) -> str:
-    """How a scorer's card threshold was chosen, in one line for the result."""
-    info = info or {}
-    how = info.get("criterion", "a criterion its card does not name")
-    data = info.get("pool") or "its training data"
-    return f"scorer card: fixed on training data ({data}) before this bench; {how}"
+    """Where a scorer's card threshold came from, in one line (the card's entry, with
+    its criterion, goes into the result as ``threshold_card``)."""
+    data = (info or {}).get("pool") or "its training data"
+    return f"scorer card: fixed on training data ({data}), not on this bench"
 
 
 def processbench(
@@ -241,17 +240,18 @@ def processbench(
         thresholds["calibration_f1"] = f1
         per_row = [t] * len(rows)
     elif carded is not None:
-        method = card_threshold_method(getattr(scorer, "threshold_info", None))
+        info = getattr(scorer, "threshold_info", None)
+        method = card_threshold_method(info)
         per_row = [float(carded)] * len(rows)
         thresholds["all"] = float(carded)
-        reference = _two_fold_reference(rows, scores, labels)
+        reference = {"two_fold_reference": _two_fold_reference(rows, scores, labels), "threshold_card": info}
     else:
         method = TWO_FOLD
         per_row, thresholds = _two_fold(rows, scores, labels)
     preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
     res = metrics.processbench_scores(labels, preds)
     if reference is not None:
-        res["two_fold_reference"] = reference
+        res.update({k: v for k, v in reference.items() if v is not None})
     err_hits = [float(p == y) for p, y in zip(preds, labels, strict=True) if y >= 0]
     ok_hits = [float(p == -1) for p, y in zip(preds, labels, strict=True) if y < 0]
     return {
@@ -264,6 +264,8 @@ def processbench(
         "rule": "a step is wrong when its score < threshold; prediction = first wrong step, -1 if none",
         "solutions": len(rows),
         "steps_scored": sum(len(s) for s in sols),
+        "per_row": [{"id": r["id"], "label": y, "pred": p, "scores": [round(x, 5) for x in s]}
+                    for r, y, p, s in zip(rows, labels, preds, scores, strict=True)],
     }
 
 

@@ -92,6 +92,32 @@ def test_processbench_two_fold_never_tunes_on_scored_rows():
     assert fixed["f1"] == 1.0 and fixed["thresholds"] == {"all": 0.5} and fixed["f1_ci"] == [1.0, 1.0]
 
 
+def test_processbench_uses_the_scorer_cards_threshold_unless_told_otherwise():
+    sc = FakeScorer(read_score)
+    sc.step_threshold = 0.5  # fixed on training data: the bench must not retune it
+    sc.threshold_info = {"criterion": "balanced F1", "pool": "pools/train.jsonl"}
+    lines = []
+    res = B.processbench(sc, pb_rows(), n_boot=50, batch_size=16, on_batch=lambda *a: lines.append(a))
+    assert res["thresholds"] == {"all": 0.5} and res["f1"] == 1.0
+    assert res["threshold_method"] == "scorer card: fixed on training data (pools/train.jsonl), not on this bench"
+    assert res["threshold_card"]["criterion"] == "balanced F1"
+    assert res["per_row"][0] == {"id": "pb-0", "label": 0, "pred": 0, "scores": [0.2, 0.9, 0.9]}
+    ref = res["two_fold_reference"]  # the same scores with 2-fold thresholds, for reference
+    assert ref["threshold_method"] == B.TWO_FOLD and set(ref["thresholds"]) == {"fold0", "fold1"}
+    assert lines == [(16, 40, "solutions"), (32, 40, "solutions"), (40, 40, "solutions")]
+    rows = dict(B.result_rows({"bench": "processbench-gsm8k", **res}))
+    assert "scorer card" in rows["threshold"] and "reference: F1 with 2-fold thresholds" in rows
+    # a fixed threshold and a calibration file come first; card_threshold=False gives 2-fold
+    assert B.processbench(sc, pb_rows(), threshold=0.1, n_boot=50)["thresholds"] == {"all": 0.1}
+    cal = B.processbench(sc, pb_rows(), calibration_rows=pb_rows()[:10], n_boot=50)
+    assert cal["threshold_method"] == "calibration file" and "two_fold_reference" not in cal
+    two = B.processbench(sc, pb_rows(), card_threshold=False, n_boot=50)
+    assert two["threshold_method"] == B.TWO_FOLD and "fold0" in two["thresholds"]
+    # a card threshold on rows too few for two folds: no reference, no error
+    one = B.processbench(sc, pb_rows()[:1], n_boot=20)
+    assert one["thresholds"] == {"all": 0.5} and "two_fold_reference" not in one
+
+
 def test_processbench_outcome_scorer_scores_prefixes():
     sc = FakeScorer(lambda p, s: [read_score(p, s)[-1]])
     sc.granularity = "outcome"
