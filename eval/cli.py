@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--calibration", default=None,
                    help="ProcessBench: bench name or JSONL to tune the threshold on (default: the scorer card's "
                         "threshold fixed on training data if it has one, else 2-fold by id)")
+    s.add_argument("--calibration-limit", type=int, default=None,
+                   help="ProcessBench: calibration rows to score (default: --limit; PRMBench files or their "
+                        "folder, e.g. ../shared/data/prm_step_labels/prmbench_train, are read as first-error rows)")
     s.add_argument("--no-card-threshold", action="store_true",
                    help="ProcessBench: ignore the scorer card's threshold (use 2-fold by id)")
     s.add_argument("--batch-size", type=int, default=16, help="solutions per score() call")
@@ -187,9 +190,12 @@ def run_scorer(args: argparse.Namespace) -> int:
     from policies.logs import beside, log_to
 
     log_to(beside(out))
-    for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+    for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size),
+                    ("--calibration-limit", args.calibration_limit)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
+    if args.calibration_limit is not None and args.calibration is None:
+        raise ValueError("--calibration-limit applies with --calibration")
     scorer = load_scorer(args.reward, model=args.scorer_model)
     card_t = None if args.no_card_threshold else getattr(scorer, "step_threshold", None)
     if args.bench.startswith("processbench") and args.threshold is None and args.calibration is None:
@@ -202,7 +208,8 @@ def run_scorer(args: argparse.Namespace) -> int:
                           soft_wrap=True)
     res = run_bench(
         args.bench, scorer, path=args.data, data_dir=args.data_dir, limit=args.limit, agg=args.agg,
-        threshold=args.threshold, calibration=args.calibration, card_threshold=not args.no_card_threshold,
+        threshold=args.threshold, calibration=args.calibration, calibration_limit=args.calibration_limit,
+        card_threshold=not args.no_card_threshold,
         batch_size=args.batch_size, n_boot=args.bootstrap, seed=args.seed, on_batch=_progress_line(scorer),
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}

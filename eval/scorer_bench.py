@@ -14,7 +14,8 @@ bench's format, so users bring their own):
   their harmonic mean F1 (ProcessBench's metric). The threshold is never tuned on
   the rows it scores: by default rows are split in two folds by a hash of their
   id, each fold is scored with the threshold that maximises F1 on the other fold
-  ("2-fold"); or `calibration` names another bench or file to tune on; or
+  ("2-fold"); or `calibration` names another bench or file to tune on (PRMBench
+  files or their folder are read as ProcessBench rows; `calibration_limit` rows); or
   `threshold` fixes it. A scorer whose card carries a threshold fixed on its
   training data (`scorer.step_threshold`: the probe's, see rewards/train/probe.py)
   is scored with that one when neither is given (`card_threshold=False`: 2-fold);
@@ -165,13 +166,51 @@ def _ci(x, n_boot, seed):
 # ---------------------------------------------------------------- ProcessBench
 
 
+def is_prmbench(path: str | Path) -> bool:
+    """A PRMBench file, or a folder of them (rows with original_process, modified_process,
+    error_steps), e.g. ../shared/data/prm_step_labels/prmbench_train."""
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        return False
+    with files[0].open(encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and {"original_process", "modified_process", "error_steps"} <= set(row)
+
+
+def prmbench_rows(path: str | Path) -> list[dict]:
+    """PRMBench as ProcessBench rows: each original process once (label -1: all right)
+    and each error-injected copy (label = its first error step, 0-based), read through
+    the training importer (rewards.train.data.import_prmbench). Training-type data (PRM800K
+    train problems), so a calibration set that shares nothing with ProcessBench."""
+    from rewards.train.data import import_prmbench
+
+    out = []
+    for r in import_prmbench(path):
+        wrong = [i for i, x in enumerate(r["labels"]) if x < 0.5]
+        if r["source"] != "prmbench" and not wrong:
+            continue  # an injected error past the last step: no first-error label
+        out.append({"id": r["problem_id"], "problem": r["problem"], "steps": r["steps"],
+                    "label": wrong[0] if wrong else -1})
+    return out
+
+
 def load_processbench(path: str | Path, limit: int | None = None) -> list[dict]:
-    rows = read_jsonl(path, "ProcessBench")
-    for ln, r in enumerate(rows, 1):
-        if not isinstance(r.get("steps"), list) or not isinstance(r.get("label"), int) or "problem" not in r:
-            raise ValueError(f"{path}: row {ln} needs 'problem', 'steps' (list) and 'label' (int, -1 = all right); "
-                             "see processbench/gsm8k.jsonl for the format")
-        r.setdefault("id", str(ln - 1))
+    """ProcessBench rows (a JSONL file); PRMBench files or a folder of them are converted
+    (``prmbench_rows``) so that they can serve as a calibration set."""
+    if is_prmbench(path):
+        rows = prmbench_rows(path)
+    else:
+        rows = read_jsonl(path, "ProcessBench")
+        for ln, r in enumerate(rows, 1):
+            if not isinstance(r.get("steps"), list) or not isinstance(r.get("label"), int) or "problem" not in r:
+                raise ValueError(f"{path}: row {ln} needs 'problem', 'steps' (list) and 'label' (int, -1 = all "
+                                 "right); see processbench/gsm8k.jsonl for the format")
+            r.setdefault("id", str(ln - 1))
     if limit:
         # the official files are sorted (erroneous first): take a fixed pseudo-random
         # subset (order of a hash of the id) so that both groups are represented
@@ -445,6 +484,7 @@ def run_bench(
     agg: str = "min",
     threshold: float | None = None,
     calibration: str | None = None,
+    calibration_limit: int | None = None,
     card_threshold: bool = True,
     batch_size: int = 16,
     n_boot: int = 2000,
@@ -470,12 +510,13 @@ def run_bench(
             if cpath.resolve() == path.resolve():
                 raise ValueError(f"--calibration {calibration} is the file being scored; the threshold must come "
                                  "from another split (omit --calibration for 2-fold by id)")
-            cal_rows = load_processbench(cpath, limit)
+            cal_rows = load_processbench(cpath, calibration_limit if calibration_limit is not None else limit)
         res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows,
                            card_threshold=card_threshold, batch_size=batch_size, n_boot=n_boot, seed=seed,
                            on_batch=on_batch)
         if calibration is not None:
             res["calibration"] = str(calibration)
+            res["calibration_rows"] = len(cal_rows)
     elif bench == "gsm8k-pairs":
         res = pairs_bench(scorer, load_pairs(path, limit), agg=agg, batch_size=batch_size, n_boot=n_boot, seed=seed)
     else:
