@@ -16,10 +16,10 @@ the dataset prompt (``policies.base.render_prompt`` with
 ``policies.vllm_policy.load_prompt_template``), then the steps, stripped as
 ``rewards.steps.split_steps`` leaves the policy's own, joined by a blank line
 (``rewards.steps.join_steps``). Steps written by others (ProcessBench rows) are read the
-same way. The feature of step i is the
-output of decoder layer ``layer`` (1-based, before the final norm; shape ``[d]``) at the
-last token that overlaps step i's characters. The forward pass stops after the highest
-layer asked for, so a probe on layer 16 of 24 costs two thirds of a full pass.
+same way. The feature of step i is the output of decoder layer ``layer`` (1-based,
+before the final norm; shape ``[d]``) at the last token that overlaps step i's
+characters. The forward pass stops after the highest layer asked for, so a probe on
+layer 16 of 24 costs two thirds of a full pass.
 
 - ``granularity="step"`` (PRM): one score per step end. Trained on outcome labels
   (every step of a sample gets the sample's verdict), it is an outcome-supervised
@@ -28,8 +28,8 @@ layer asked for, so a probe on layer 16 of 24 costs two thirds of a full pass.
 
 A probe directory holds ``probe.json`` (format ``tts-math-probe/1``, the backbone and
 its sha256, layer, prompt style, training card, and optionally ``threshold``: the
-step-flagging threshold fixed on the training pool, see ``rewards.train.probe``) and ``head.npz`` (``weight`` [d],
-``bias`` [], ``mean`` [d], ``scale`` [d]: the head is
+step-flagging threshold fixed on the training pool, see ``rewards.train.probe``) and
+``head.npz`` (``weight`` [d], ``bias`` [], ``mean`` [d], ``scale`` [d]: the head is
 ``sigmoid(((h - mean) / scale) @ weight + bias)``).
 """
 

@@ -238,7 +238,8 @@ def _run_probe(args) -> int:
     print(f"{out}: layer {fit['layer']}, l2 {fit['l2']:g}; CV log-loss {best['log_loss']:.4f}, outcome AUC "
           f"{best['auc_outcome']:.3f}, ECE {best['ece']:.3f} ({fit['samples']} samples, {fit['problems']} problems, "
           f"{fit['positive_share']:.1%} correct)")
-    print(_threshold_line(fit["threshold"]))
+    if fit["threshold"] is not None:
+        print(_threshold_line(fit["threshold"]))
     return 0
 
 

@@ -281,8 +281,12 @@ def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | Non
     t0 = time.perf_counter()
     head = fit_logistic(x, y, best["l2"], weight=_sample_weights(owner))
     fit_s = time.perf_counter() - t0
-    threshold = fit_threshold(f, layer=best["layer"], l2=best["l2"], granularity=granularity, folds=folds,
-                              seed=seed)
+    try:
+        threshold = fit_threshold(f, layer=best["layer"], l2=best["l2"], granularity=granularity, folds=folds,
+                                  seed=seed)
+    except ValueError as e:  # e.g. a fold whose complement holds one outcome only: no threshold, the head stands
+        log.warning("probe: no flagging threshold stored (%s)", e)
+        threshold = None
     return {"head": head, "layer": best["layer"], "l2": best["l2"], "cv": rows, "folds": folds, "seed": seed,
             "fit_seconds": round(fit_s, 2), "rows": int(len(y)), "samples": int(len(f.label)),
             "problems": int(len(set(f.pid.tolist()))), "positive_share": float(f.label.mean()),
