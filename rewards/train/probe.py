@@ -4,6 +4,8 @@
         --model qwen2.5-coder-0.5b --layers 12,18,24 --out runs/features/gsm8k-train
     python cli.py train probe --features runs/features/gsm8k-train --granularity step \\
         --out rewards/defaults/probe-prm-qwen0.5b
+    # a probe trained before its card had a threshold (the head is not touched)
+    python cli.py train probe-threshold --probe runs/probe/probe-prm --features runs/probe/features-train
 
 1. ``extract_pool_features``: every sample of the pool goes once through the frozen
    policy (``rewards.probe.PolicyFeatures``); the hidden states at its step ends, for
