@@ -41,7 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                 "(default min)")
     s.add_argument("--threshold", type=float, default=None, help="ProcessBench: fixed step threshold")
     s.add_argument("--calibration", default=None,
-                   help="ProcessBench: bench name or JSONL to tune the threshold on (default: 2-fold by id)")
+                   help="ProcessBench: bench name or JSONL to tune the threshold on (default: the scorer card's "
+                        "threshold fixed on training data if it has one, else 2-fold by id)")
+    s.add_argument("--calibration-limit", type=int, default=None,
+                   help="ProcessBench: calibration rows to score (default: --limit; PRMBench files or their "
+                        "folder, e.g. ../shared/data/prm_step_labels/prmbench_train, are read as first-error rows)")
+    s.add_argument("--no-card-threshold", action="store_true",
+                   help="ProcessBench: ignore the scorer card's threshold (use 2-fold by id)")
     s.add_argument("--batch-size", type=int, default=16, help="solutions per score() call")
     s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -184,14 +190,27 @@ def run_scorer(args: argparse.Namespace) -> int:
     from policies.logs import beside, log_to
 
     log_to(beside(out))
-    for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+    for flag, v in (("--limit", args.limit), ("--batch-size", args.batch_size),
+                    ("--calibration-limit", args.calibration_limit)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
+    if args.calibration_limit is not None and args.calibration is None:
+        raise ValueError("--calibration-limit applies with --calibration")
     scorer = load_scorer(args.reward, model=args.scorer_model)
+    card_t = None if args.no_card_threshold else getattr(scorer, "step_threshold", None)
+    if args.bench.startswith("processbench") and args.threshold is None and args.calibration is None:
+        if card_t is not None:
+            console.print(f"threshold {card_t:.4g} from the scorer's card (fixed on its training data, "
+                          "not on ProcessBench); --threshold, --calibration or --no-card-threshold for another",
+                          soft_wrap=True)
+        else:
+            console.print("threshold: 2-fold by id (each half scored with the threshold tuned on the other)",
+                          soft_wrap=True)
     res = run_bench(
         args.bench, scorer, path=args.data, data_dir=args.data_dir, limit=args.limit, agg=args.agg,
-        threshold=args.threshold, calibration=args.calibration, batch_size=args.batch_size,
-        n_boot=args.bootstrap, seed=args.seed,
+        threshold=args.threshold, calibration=args.calibration, calibration_limit=args.calibration_limit,
+        card_threshold=not args.no_card_threshold,
+        batch_size=args.batch_size, n_boot=args.bootstrap, seed=args.seed, on_batch=_progress_line(scorer),
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,3 +226,21 @@ def run_scorer(args: argparse.Namespace) -> int:
         console.print("[yellow]note: this scorer is untrained (fresh head); expect chance-level numbers[/]")
     console.print(f"{res['seconds']:.0f} s; result: {out}")
     return 0
+
+
+def _progress_line(scorer):
+    """on_batch for run_bench: one stderr line per scored batch, with the scorer's tokens/s."""
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    stats = getattr(scorer, "stats", None)
+    tok0 = getattr(stats, "tokens_scored", 0)
+
+    def show(done: int, total: int, what: str) -> None:
+        el = time.perf_counter() - t0
+        tok = getattr(stats, "tokens_scored", 0) - tok0
+        rate = f", {tok} tokens, {tok / el:.0f} tok/s" if tok and el > 0 else ""
+        print(f"eval scorer: {done}/{total} {what}, {el:.0f} s{rate}", file=sys.stderr, flush=True)
+
+    return show

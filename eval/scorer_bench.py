@@ -14,8 +14,13 @@ bench's format, so users bring their own):
   their harmonic mean F1 (ProcessBench's metric). The threshold is never tuned on
   the rows it scores: by default rows are split in two folds by a hash of their
   id, each fold is scored with the threshold that maximises F1 on the other fold
-  ("2-fold"); or `calibration` names another bench or file to tune on; or
-  `threshold` fixes it. Outcome scorers (ORM) score every prefix of a solution.
+  ("2-fold"); or `calibration` names another bench or file to tune on (PRMBench
+  files or their folder are read as ProcessBench rows; `calibration_limit` rows); or
+  `threshold` fixes it. A scorer whose card carries a threshold fixed on its
+  training data (`scorer.step_threshold`: the probe's, see rewards/train/probe.py)
+  is scored with that one when neither is given (`card_threshold=False`: 2-fold);
+  the 2-fold F1 is then reported beside it for reference. Outcome scorers (ORM)
+  score every prefix of a solution.
 - gsm8k-pairs (`gsm8k/example_model_solutions.jsonl`: per problem, GPT-3 solutions
   with is_correct labels): every (correct, incorrect) pair of one problem is a
   chosen/rejected pair; pair accuracy counts ties as half (RewardBench). Own files:
@@ -104,8 +109,9 @@ def _fold(row_id) -> int:
 
 
 def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=None, batch_size: int = 16,
-              what: str = "solutions") -> list[list[float]]:
-    """scorer.score in batches (empty solutions get [] without a call)."""
+              what: str = "solutions", on_batch=None) -> list[list[float]]:
+    """scorer.score in batches (empty solutions get [] without a call); after each batch
+    ``on_batch(done, total, what)`` when given (a progress line)."""
     needs_golds = bool(getattr(scorer, "needs_golds", False))
     if needs_golds and (golds is None or any(g is None for g in golds)):
         raise ValueError(f"the {getattr(scorer, 'kind', '?')} scorer needs a gold answer per solution; "
@@ -121,6 +127,8 @@ def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=
             out[i] = [float(x) for x in s]
         log.info("scored %d/%d %s (%.0f s)", min(start + batch_size, len(idx)), len(idx), what,
                  time.perf_counter() - t0)
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(idx)), len(idx), what)
     return out
 
 
@@ -158,18 +166,81 @@ def _ci(x, n_boot, seed):
 # ---------------------------------------------------------------- ProcessBench
 
 
+def is_prmbench(path: str | Path) -> bool:
+    """A PRMBench file, or a folder of them (rows with original_process, modified_process,
+    error_steps), e.g. ../shared/data/prm_step_labels/prmbench_train."""
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        return False
+    with files[0].open(encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and {"original_process", "modified_process", "error_steps"} <= set(row)
+
+
+def prmbench_rows(path: str | Path) -> list[dict]:
+    """PRMBench as ProcessBench rows: each original process once (label -1: all right)
+    and each error-injected copy (label = its first error step, 0-based), read through
+    the training importer (rewards.train.data.import_prmbench). Training-type data (PRM800K
+    train problems), so a calibration set that shares nothing with ProcessBench."""
+    from rewards.train.data import import_prmbench
+
+    out = []
+    for r in import_prmbench(path):
+        wrong = [i for i, x in enumerate(r["labels"]) if x < 0.5]
+        if r["source"] != "prmbench" and not wrong:
+            continue  # an injected error past the last step: no first-error label
+        out.append({"id": r["problem_id"], "problem": r["problem"], "steps": r["steps"],
+                    "label": wrong[0] if wrong else -1})
+    return out
+
+
 def load_processbench(path: str | Path, limit: int | None = None) -> list[dict]:
-    rows = read_jsonl(path, "ProcessBench")
-    for ln, r in enumerate(rows, 1):
-        if not isinstance(r.get("steps"), list) or not isinstance(r.get("label"), int) or "problem" not in r:
-            raise ValueError(f"{path}: row {ln} needs 'problem', 'steps' (list) and 'label' (int, -1 = all right); "
-                             "see processbench/gsm8k.jsonl for the format")
-        r.setdefault("id", str(ln - 1))
+    """ProcessBench rows (a JSONL file); PRMBench files or a folder of them are converted
+    (``prmbench_rows``) so that they can serve as a calibration set."""
+    if is_prmbench(path):
+        rows = prmbench_rows(path)
+    else:
+        rows = read_jsonl(path, "ProcessBench")
+        for ln, r in enumerate(rows, 1):
+            if not isinstance(r.get("steps"), list) or not isinstance(r.get("label"), int) or "problem" not in r:
+                raise ValueError(f"{path}: row {ln} needs 'problem', 'steps' (list) and 'label' (int, -1 = all "
+                                 "right); see processbench/gsm8k.jsonl for the format")
+            r.setdefault("id", str(ln - 1))
     if limit:
         # the official files are sorted (erroneous first): take a fixed pseudo-random
         # subset (order of a hash of the id) so that both groups are represented
         rows = sorted(rows, key=lambda r: (zlib.crc32(f"limit:{r['id']}".encode()), str(r["id"])))[:limit]
     return rows
+
+
+TWO_FOLD = "2-fold by id hash: each fold uses the threshold tuned on the other"
+
+
+def _two_fold(rows: list[dict], scores: list[list[float]], labels: list[int]) -> tuple[list[float], dict]:
+    """Per-row thresholds: each id-hash fold gets the one tuned on the other fold."""
+    folds = [_fold(r["id"]) for r in rows]
+    per_fold, thresholds = {}, {}
+    for f in (0, 1):
+        cal = [i for i, g in enumerate(folds) if g != f]
+        if not cal:
+            raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
+                             "raise --limit or pass --threshold / --calibration")
+        t, _ = metrics.choose_threshold([scores[i] for i in cal], [labels[i] for i in cal])
+        per_fold[f] = t
+        thresholds[f"fold{f}"] = t
+    return [per_fold[f] for f in folds], thresholds
+
+
+def card_threshold_method(info: dict | None) -> str:
+    """Where a scorer's card threshold came from, in one line (the card's entry, with
+    its criterion, goes into the result as ``threshold_card``)."""
+    data = (info or {}).get("pool") or "its training data"
+    return f"scorer card: fixed on training data ({data}), not on this bench"
 
 
 def processbench(
@@ -178,16 +249,22 @@ def processbench(
     *,
     threshold: float | None = None,
     calibration_rows: list[dict] | None = None,
+    card_threshold: bool = True,
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    on_batch=None,
 ) -> dict:
-    """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold."""
+    """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold:
+    ``threshold`` if given, else tuned on ``calibration_rows``, else the scorer's card
+    threshold (``scorer.step_threshold``, unless ``card_threshold`` is False), else 2-fold."""
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
-    scores = step_scores(scorer, problems, sols, batch_size=batch_size)
+    scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch)
     thresholds: dict[str, float] = {}
+    carded = getattr(scorer, "step_threshold", None) if card_threshold else None
+    reference = None
     if threshold is not None:
         method = "fixed"
         per_row = [threshold] * len(rows)
@@ -195,26 +272,25 @@ def processbench(
     elif calibration_rows is not None:
         method = "calibration file"
         cal_scores = step_scores(scorer, [r["problem"] for r in calibration_rows],
-                                 [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size)
+                                 [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size,
+                                 on_batch=on_batch)
         t, f1 = metrics.choose_threshold(cal_scores, [int(r["label"]) for r in calibration_rows])
         thresholds["all"] = t
         thresholds["calibration_f1"] = f1
         per_row = [t] * len(rows)
+    elif carded is not None:
+        info = getattr(scorer, "threshold_info", None)
+        method = card_threshold_method(info)
+        per_row = [float(carded)] * len(rows)
+        thresholds["all"] = float(carded)
+        reference = {"two_fold_reference": _two_fold_reference(rows, scores, labels), "threshold_card": info}
     else:
-        method = "2-fold by id hash: each fold uses the threshold tuned on the other"
-        folds = [_fold(r["id"]) for r in rows]
-        per_fold = {}
-        for f in (0, 1):
-            cal = [i for i, g in enumerate(folds) if g != f]
-            if not cal:
-                raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
-                                 "raise --limit or pass --threshold / --calibration")
-            t, _ = metrics.choose_threshold([scores[i] for i in cal], [labels[i] for i in cal])
-            per_fold[f] = t
-            thresholds[f"fold{f}"] = t
-        per_row = [per_fold[f] for f in folds]
+        method = TWO_FOLD
+        per_row, thresholds = _two_fold(rows, scores, labels)
     preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
     res = metrics.processbench_scores(labels, preds)
+    if reference is not None:
+        res.update({k: v for k, v in reference.items() if v is not None})
     err_hits = [float(p == y) for p, y in zip(preds, labels, strict=True) if y >= 0]
     ok_hits = [float(p == -1) for p, y in zip(preds, labels, strict=True) if y < 0]
     return {
@@ -227,7 +303,20 @@ def processbench(
         "rule": "a step is wrong when its score < threshold; prediction = first wrong step, -1 if none",
         "solutions": len(rows),
         "steps_scored": sum(len(s) for s in sols),
+        "per_row": [{"id": r["id"], "label": y, "pred": p, "scores": [round(x, 5) for x in s]}
+                    for r, y, p, s in zip(rows, labels, preds, scores, strict=True)],
     }
+
+
+def _two_fold_reference(rows: list[dict], scores: list[list[float]], labels: list[int]) -> dict | None:
+    """The 2-fold result on the same scores, for reference beside a card threshold
+    (None when a fold is empty, e.g. a tiny --limit)."""
+    try:
+        per_row, thresholds = _two_fold(rows, scores, labels)
+    except ValueError:
+        return None
+    preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
+    return {**metrics.processbench_scores(labels, preds), "thresholds": thresholds, "threshold_method": TWO_FOLD}
 
 
 def _f1_ci(labels, preds, n_boot, seed):
@@ -395,11 +484,15 @@ def run_bench(
     agg: str = "min",
     threshold: float | None = None,
     calibration: str | None = None,
+    calibration_limit: int | None = None,
+    card_threshold: bool = True,
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    on_batch=None,
 ) -> dict:
-    """Run one bench; the result carries the data path, the limit and the scorer."""
+    """Run one bench; the result carries the data path, the limit and the scorer.
+    on_batch(done, total, what): called after each scored batch (a progress line)."""
     if bench not in BENCHES:
         raise ValueError(f"unknown bench {bench!r}; valid: {', '.join(BENCHES)}")
     if limit is not None and limit < 1:
@@ -417,11 +510,13 @@ def run_bench(
             if cpath.resolve() == path.resolve():
                 raise ValueError(f"--calibration {calibration} is the file being scored; the threshold must come "
                                  "from another split (omit --calibration for 2-fold by id)")
-            cal_rows = load_processbench(cpath, limit)
-        res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows, batch_size=batch_size,
-                           n_boot=n_boot, seed=seed)
+            cal_rows = load_processbench(cpath, calibration_limit if calibration_limit is not None else limit)
+        res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows,
+                           card_threshold=card_threshold, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                           on_batch=on_batch)
         if calibration is not None:
             res["calibration"] = str(calibration)
+            res["calibration_rows"] = len(cal_rows)
     elif bench == "gsm8k-pairs":
         res = pairs_bench(scorer, load_pairs(path, limit), agg=agg, batch_size=batch_size, n_boot=n_boot, seed=seed)
     else:
@@ -448,13 +543,18 @@ def result_rows(res: dict) -> list[tuple[str, str]]:
     b = res["bench"]
     if b.startswith("processbench"):
         th = ", ".join(f"{k} {v:.4g}" for k, v in res["thresholds"].items())
-        return [
+        rows = [
             ("solutions (erroneous / correct)", f"{res['solutions']} ({res['n_error']} / {res['n_correct']})"),
             ("accuracy on erroneous", f"{f(res['error_acc'])} {ci(res['error_acc_ci'])}"),
             ("accuracy on correct", f"{f(res['correct_acc'])} {ci(res['correct_acc_ci'])}"),
             ("F1", f"{f(res['f1'])} {ci(res['f1_ci'])}"),
             ("threshold", f"{th} ({res['threshold_method']})"),
         ]
+        ref = res.get("two_fold_reference")
+        if ref is not None:
+            rows.append(("reference: F1 with 2-fold thresholds", f"{f(ref['f1'])} (error {f(ref['error_acc'])}, "
+                         f"correct {f(ref['correct_acc'])}; tuned on ProcessBench rows)"))
+        return rows
     if b == "gsm8k-pairs":
         return [
             ("problems / pairs", f"{res['problems']} / {res['pairs']}"),

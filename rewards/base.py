@@ -91,6 +91,12 @@ class Scorer:
     kind: ClassVar[str] = "?"
     granularity: ClassVar[str] = "step"  # "step" or "outcome"; see module docstring
     needs_golds: ClassVar[bool] = False
+    step_threshold: float | None = None
+    """A step-flagging threshold fixed at training time ("step score < it: an error"),
+    with ``threshold_info`` saying how it was chosen; first-error benchmarks
+    (eval.scorer_bench, ProcessBench) use it when the user gives none. None: no such
+    threshold (the bench then tunes one without the scored rows)."""
+    threshold_info: dict | None = None
 
     def __init__(self) -> None:
         self.stats = ScorerStats()

@@ -12,11 +12,14 @@ the head trains in seconds on features extracted once from a sample pool
 (``rewards.train.probe``).
 
 A candidate is read exactly as the policy wrote it: the policy's chat template around
-the dataset prompt (``policies.vllm_policy.load_prompt_template``), then the steps
-joined by a blank line (``rewards.steps.join_steps``). The feature of step i is the
-output of decoder layer ``layer`` (1-based, before the final norm; shape ``[d]``) at the
-last token that overlaps step i's characters. The forward pass stops after the highest
-layer asked for, so a probe on layer 16 of 24 costs two thirds of a full pass.
+the dataset prompt (``policies.base.render_prompt`` with
+``policies.vllm_policy.load_prompt_template``), then the steps, stripped as
+``rewards.steps.split_steps`` leaves the policy's own, joined by a blank line
+(``rewards.steps.join_steps``). Steps written by others (ProcessBench rows) are read the
+same way. The feature of step i is the output of decoder layer ``layer`` (1-based,
+before the final norm; shape ``[d]``) at the last token that overlaps step i's
+characters. The forward pass stops after the highest layer asked for, so a probe on
+layer 16 of 24 costs two thirds of a full pass.
 
 - ``granularity="step"`` (PRM): one score per step end. Trained on outcome labels
   (every step of a sample gets the sample's verdict), it is an outcome-supervised
@@ -24,8 +27,9 @@ layer asked for, so a probe on layer 16 of 24 costs two thirds of a full pass.
 - ``granularity="outcome"`` (ORM): one score, at the end of the last step.
 
 A probe directory holds ``probe.json`` (format ``tts-math-probe/1``, the backbone and
-its sha256, layer, prompt style, training card) and ``head.npz`` (``weight`` [d],
-``bias`` [], ``mean`` [d], ``scale`` [d]: the head is
+its sha256, layer, prompt style, training card, and optionally ``threshold``: the
+step-flagging threshold fixed on the training pool, see ``rewards.train.probe``) and
+``head.npz`` (``weight`` [d], ``bias`` [], ``mean`` [d], ``scale`` [d]: the head is
 ``sigmoid(((h - mean) / scale) @ weight + bias)``).
 """
 
@@ -172,13 +176,15 @@ class PolicyFeatures:
         return self._prompts[problem]
 
     def render(self, problem: str, steps: Sequence[str]) -> tuple[str, list[int]]:
-        """The candidate's text and each step's character end in it."""
+        """The candidate's text and each step's character end in it. Steps are stripped
+        first, as the policy's own steps are (a no-op on them)."""
+        steps = [s.strip() for s in steps]
         head = self.prompt(problem)
         ends, pos = [], len(head)
         for i, s in enumerate(steps):
             pos += (2 if i else 0) + len(s)  # join_steps puts a blank line between steps
             ends.append(pos)
-        text = head + join_steps(list(steps))
+        text = head + join_steps(steps)
         return text, ends
 
     def _encode(self, problem: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -299,6 +305,13 @@ class ProbeScorer(Scorer):
             raise ValueError(f"{directory}: head width {self.head.dim} != backbone hidden size "
                              f"{self.features.hidden_size}; pass the backbone it was trained on")
         self.name = self.card.get("name", directory.name)
+        th = self.card.get("threshold")
+        if th is not None:
+            if not isinstance(th, dict) or not isinstance(th.get("value"), int | float):
+                raise ValueError(f"{directory}/probe.json: 'threshold' must be an object with a numeric 'value'; "
+                                 "rewrite it with `cli.py train probe-threshold`")
+            self.step_threshold = float(th["value"])
+            self.threshold_info = th
 
     @property
     def num_parameters(self) -> int:
@@ -320,5 +333,6 @@ class ProbeScorer(Scorer):
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer")}
+        return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer"),
+                "threshold": self.step_threshold}
 

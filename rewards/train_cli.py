@@ -27,7 +27,7 @@ from pathlib import Path
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings beside --out (OUT/train.log for a checkpoint)
 
 _BUILDERS = ("data-outcome", "data-steps")
-_PROBE = ("probe-features", "probe")  # the probe kind trains in two steps: features once, then heads
+_PROBE = ("probe-features", "probe", "probe-threshold")  # features once, then heads (+ their threshold)
 
 
 def _bool(s: str) -> bool:
@@ -132,6 +132,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--l2", default="1e-4,1e-3,1e-2,1e-1,1", help="L2 strengths to choose from")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by problem")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    p = sub.add_parser(_PROBE[2], help="fix a trained probe's step-flagging threshold on its training features",
+                       description="Out-of-fold step scores of the probe's training pool (heads refitted with the "
+                                   "card's layer and L2, grouped by problem) choose the threshold that maximises "
+                                   "the balanced F1 of 'some step below it' vs 'final answer wrong'; written into "
+                                   "probe.json as 'threshold' (the head is not touched). `cli.py train probe` "
+                                   "does this itself; this command adds it to a probe trained before.")
+    p.add_argument("--probe", required=True, help="probe directory (probe.json + head.npz)")
+    p.add_argument("--features", required=True, help="the features the probe was trained on (its training pool)")
+    p.add_argument("--folds", type=int, default=None, help="folds (default: the card's cv_folds)")
+    p.add_argument("--seed", type=int, default=None, help="fold seed (default: the card's, else 0)")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
     p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
@@ -156,6 +166,10 @@ def run(args) -> int:
     from policies.logs import beside, log_to
 
     # data commands write a JSONL (X.log beside it); training writes a checkpoint folder
+    if cmd == _PROBE[2]:
+        if Path(args.probe).is_dir():  # a wrong --probe gets its one-line error, not a new folder
+            log_to(Path(args.probe) / "threshold.log")
+        return _run_probe_threshold(args)
     log_to(beside(args.out) if cmd == "data-import" or cmd in _BUILDERS else Path(args.out) / "train.log")
     if cmd == "probe-features":
         return _run_probe_features(args)
@@ -224,6 +238,25 @@ def _run_probe(args) -> int:
     print(f"{out}: layer {fit['layer']}, l2 {fit['l2']:g}; CV log-loss {best['log_loss']:.4f}, outcome AUC "
           f"{best['auc_outcome']:.3f}, ECE {best['ece']:.3f} ({fit['samples']} samples, {fit['problems']} problems, "
           f"{fit['positive_share']:.1%} correct)")
+    if fit["threshold"] is not None:
+        print(_threshold_line(fit["threshold"]))
+    return 0
+
+
+def _threshold_line(th: dict) -> str:
+    return (f"step-flagging threshold {th['value']:.4g} (out-of-fold on the training pool: "
+            f"{th['wrong_flagged']:.1%} of wrong samples flagged, {th['right_unflagged']:.1%} of right ones not; "
+            f"balanced F1 {th['balanced_f1']:.3f})")
+
+
+def _run_probe_threshold(args) -> int:
+    from rewards.train import probe
+
+    if args.folds is not None and args.folds < 2:
+        raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed,
+                               command=_command_line())
+    print(f"{args.probe}/probe.json: {_threshold_line(th)}")
     return 0
 
 

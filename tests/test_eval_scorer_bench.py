@@ -92,6 +92,57 @@ def test_processbench_two_fold_never_tunes_on_scored_rows():
     assert fixed["f1"] == 1.0 and fixed["thresholds"] == {"all": 0.5} and fixed["f1_ci"] == [1.0, 1.0]
 
 
+def test_processbench_uses_the_scorer_cards_threshold_unless_told_otherwise():
+    sc = FakeScorer(read_score)
+    sc.step_threshold = 0.5  # fixed on training data: the bench must not retune it
+    sc.threshold_info = {"criterion": "balanced F1", "pool": "pools/train.jsonl"}
+    lines = []
+    res = B.processbench(sc, pb_rows(), n_boot=50, batch_size=16, on_batch=lambda *a: lines.append(a))
+    assert res["thresholds"] == {"all": 0.5} and res["f1"] == 1.0
+    assert res["threshold_method"] == "scorer card: fixed on training data (pools/train.jsonl), not on this bench"
+    assert res["threshold_card"]["criterion"] == "balanced F1"
+    assert res["per_row"][0] == {"id": "pb-0", "label": 0, "pred": 0, "scores": [0.2, 0.9, 0.9]}
+    ref = res["two_fold_reference"]  # the same scores with 2-fold thresholds, for reference
+    assert ref["threshold_method"] == B.TWO_FOLD and set(ref["thresholds"]) == {"fold0", "fold1"}
+    assert lines == [(16, 40, "solutions"), (32, 40, "solutions"), (40, 40, "solutions")]
+    rows = dict(B.result_rows({"bench": "processbench-gsm8k", **res}))
+    assert "scorer card" in rows["threshold"] and "reference: F1 with 2-fold thresholds" in rows
+    # a fixed threshold and a calibration file come first; card_threshold=False gives 2-fold
+    assert B.processbench(sc, pb_rows(), threshold=0.1, n_boot=50)["thresholds"] == {"all": 0.1}
+    cal = B.processbench(sc, pb_rows(), calibration_rows=pb_rows()[:10], n_boot=50)
+    assert cal["threshold_method"] == "calibration file" and "two_fold_reference" not in cal
+    two = B.processbench(sc, pb_rows(), card_threshold=False, n_boot=50)
+    assert two["threshold_method"] == B.TWO_FOLD and "fold0" in two["thresholds"]
+    # a card threshold on rows too few for two folds: no reference, no error
+    one = B.processbench(sc, pb_rows()[:1], n_boot=20)
+    assert one["thresholds"] == {"all": 0.5} and "two_fold_reference" not in one
+
+
+def test_prmbench_rows_serve_as_first_error_calibration(tmp_path):
+    orig = ["s=0.9", "s=0.8", "s=0.7"]  # the fake scorer reads the score after "="
+    row = {"original_question": "q1", "modified_question": "q1", "original_process": orig,
+           "modified_process": ["s=0.9", " s=0.1 ", "s=0.2"], "error_steps": [3, 2], "idx": "x1",
+           "classification": "confidence"}
+    past = {**row, "modified_process": ["s=0.9"], "error_steps": [4], "classification": "circular"}
+    (tmp_path / "a.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(past) + "\n")  # same original: read once
+    assert B.is_prmbench(tmp_path) and B.is_prmbench(tmp_path / "a.jsonl") and not B.is_prmbench(tmp_path / "no")
+    got = B.load_processbench(tmp_path)
+    assert got == [{"id": "prmbench-x1", "problem": "q1", "steps": orig, "label": -1},
+                   {"id": "prmbench-x1-confidence", "problem": "q1", "steps": ["s=0.9", "s=0.1", "s=0.2"],
+                    "label": 1}]  # error_steps count from 1: the first error is step 2 -> index 1
+    res = B.run_bench("processbench-gsm8k", FakeScorer(read_score), path=_pb_file(tmp_path), calibration=str(tmp_path),
+                      n_boot=20)
+    assert res["threshold_method"] == "calibration file" and res["calibration_rows"] == 2
+
+
+def _pb_file(tmp_path):
+    f = tmp_path / "pb" / "rows.jsonl"
+    f.parent.mkdir()
+    f.write_text("".join(json.dumps(r) + "\n" for r in pb_rows()))
+    return f
+
+
 def test_processbench_outcome_scorer_scores_prefixes():
     sc = FakeScorer(lambda p, s: [read_score(p, s)[-1]])
     sc.granularity = "outcome"
@@ -169,6 +220,13 @@ def test_default_files_load(shared_data_dir):
     assert pool[0]["gold"] == "18" and all(c["answer"] for c in pool[0]["candidates"])
 
 
+def test_shared_prmbench_folder_loads_as_calibration_rows(shared_data_dir):
+    rows = B.load_processbench(shared_data_dir / "prm_step_labels" / "prmbench_train", limit=60)
+    labels = [r["label"] for r in rows]
+    assert len(rows) == 60 and any(y < 0 for y in labels) and any(y >= 0 for y in labels)
+    assert all(0 <= r["label"] < len(r["steps"]) for r in rows if r["label"] >= 0)
+
+
 def test_eval_scorer_cli(shared_data_dir, tmp_path, capsys):
     import cli
 
@@ -182,6 +240,13 @@ def test_eval_scorer_cli(shared_data_dir, tmp_path, capsys):
     rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--limit", "30",
                    "--calibration", "processbench-gsm8k", "--out", str(out)])
     assert rc == 2 and "another split" in capsys.readouterr().err
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--limit", "10",
+                   "--calibration", str(shared_data_dir / "prm_step_labels" / "prmbench_train"),
+                   "--calibration-limit", "20", "--bootstrap", "50", "--out", str(out)])
+    assert rc == 0 and json.loads(out.read_text())["calibration_rows"] == 20
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--limit", "10",
+                   "--calibration-limit", "20", "--out", str(out)])
+    assert rc == 2 and "applies with --calibration" in capsys.readouterr().err
     rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "bon-pool", "--data", str(tmp_path / "no.jsonl")])
     err = capsys.readouterr().err
     assert rc == 2 and "no.jsonl: no such file" in err and len(err.strip().splitlines()) == 1

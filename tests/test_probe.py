@@ -200,3 +200,132 @@ def test_scores_from_stored_features_equal_the_scorer(tiny_lm, tmp_path):
         assert ra["samples"][-1]["scores"] == []  # the ungradable sample has no features
     with pytest.raises(KeyError, match="allow-heldout"):
         FeatureProbe(d, feats).scores("p9", 0)
+
+
+# ---------------------------------------------------------------- the flagging threshold
+
+
+def test_flag_threshold_hand_computed():
+    # per-sample minima: wrong 0.2, 0.4, 0.6; right 0.3, 0.7, 0.85
+    scores = [[0.9, 0.2], [0.5, 0.4], [0.7], [0.6, 0.8], [0.9, 0.85], [0.3], []]
+    correct = [False, False, True, False, True, True, True]  # the step-less sample is left out
+    # t = candidate: wrong flagged (min < t), right unflagged, balanced F1
+    #   0.2: 0/3, 3/3, 0      0.3: 1/3, 3/3, 0.5     0.4: 1/3, 2/3, 4/9    0.6: 2/3, 2/3, 2/3
+    #   0.7: 3/3, 2/3, 0.8    0.85: 3/3, 1/3, 0.5    inf: 3/3, 0/3, 0
+    got = tp.choose_flag_threshold(scores, correct)
+    assert got["value"] == pytest.approx(0.65)  # midpoint of the winner 0.7 and 0.6 below it
+    assert got["balanced_f1"] == pytest.approx(0.8)
+    assert (got["wrong_flagged"], got["right_unflagged"]) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    assert got["f1_wrong_class"] == pytest.approx(2 * 0.75 / 1.75)  # 3 of 4 flagged are wrong, all found
+    assert (got["samples"], got["right"]) == (6, 3)
+    # ties go to the lowest candidate (minima: wrong 0.2, 0.85; right 0.3, 0.9)
+    tie = tp.choose_flag_threshold([[0.2], [0.3], [0.85], [0.9]], [False, True, False, True])
+    #   0.3: 1/2, 2/2 -> 2/3;  0.85: 1/2, 1/2 -> 1/2;  0.9: 2/2, 1/2 -> 2/3 (tie with 0.3: the lower wins)
+    assert tie["value"] == pytest.approx(0.25) and tie["balanced_f1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="right and wrong samples"):
+        tp.choose_flag_threshold([[0.5], [0.6]], [True, True])
+
+
+def test_flag_threshold_does_not_depend_on_the_share_of_right_answers():
+    rng = np.random.default_rng(3)
+    wrong = [list(rng.uniform(0.0, 0.7, size=3)) for _ in range(20)]
+    right = [list(rng.uniform(0.3, 1.0, size=3)) for _ in range(20)]
+    base = tp.choose_flag_threshold(wrong + right, [False] * 20 + [True] * 20)
+    many_wrong = tp.choose_flag_threshold(wrong * 4 + right, [False] * 80 + [True] * 20)
+    assert many_wrong["value"] == pytest.approx(base["value"])
+    assert many_wrong["balanced_f1"] == pytest.approx(base["balanced_f1"])
+    assert base["value"] < 1.0  # not "flag everything"
+
+
+def _features(rng, n_problems=8, n=4, d=6):
+    """Synthetic training features: dimension 0 carries the outcome."""
+    n_steps = rng.integers(1, 4, size=n_problems * n)
+    label = rng.integers(0, 2, size=n_problems * n)
+    label[:2] = [0, 1]
+    owner = np.repeat(np.arange(len(n_steps)), n_steps)
+    x = rng.normal(size=(len(owner), d))
+    x[:, 0] += 2.0 * (label[owner] - 0.5)
+    return tp.Features(layers=[3], feats=x[None].astype(np.float16), n_steps=n_steps.astype(np.int32),
+                       label=label.astype(np.int8), pid=np.repeat([f"p{i}" for i in range(n_problems)], n),
+                       sample=np.tile(np.arange(n), n_problems).astype(np.int32),
+                       answer=np.array(["1"] * len(n_steps)), manifest={"pool": "pools/train.jsonl", "model": "m"})
+
+
+@pytest.mark.parametrize("granularity", ["step", "outcome"])
+def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granularity):
+    f = _features(np.random.default_rng(0))
+    got = tp.oof_step_scores(f, layer=3, l2=0.1, granularity=granularity, folds=4, seed=1)
+    assert [len(g) for g in got] == f.n_steps.tolist()
+    fold = tp._folds(f.pid, 4, 1)
+    x, y, owner = tp.design(f, 3, granularity)
+    x_all = f.layer(3)
+    starts = np.r_[0, np.cumsum(f.n_steps)[:-1]]
+    for k in range(4):
+        tr = fold[owner] != k
+        head = tp.fit_logistic(x[tr], y[tr], 0.1, weight=tp._sample_weights(owner)[tr])
+        for j in np.flatnonzero(fold == k):
+            rows = x_all[starts[j] : starts[j] + f.n_steps[j]]
+            np.testing.assert_allclose(got[j], head.probs(rows), atol=1e-9)
+    th = tp.fit_threshold(f, layer=3, l2=0.1, granularity=granularity, folds=4, seed=1)
+    assert th["value"] == pytest.approx(tp.choose_flag_threshold(got, f.label.astype(bool))["value"])
+    assert th["pool"] == "pools/train.jsonl" and (th["folds"], th["seed"]) == (4, 1)
+    assert "out-of-fold" in th["data"] and th["criterion"] == tp.THRESHOLD_CRITERION
+
+
+def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path, capsys, monkeypatch):
+    import sys
+
+    import cli
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    feats = tmp_path / "feats"
+    tp.extract_pool_features(pool, feats, model=tiny_lm, layers=[2])
+    argv = ["train", "probe", "--features", str(feats), "--granularity", "step", "--folds", "3",
+            "--l2", "0.01", "--out", str(tmp_path / "probe")]
+    monkeypatch.setattr(sys, "argv", ["cli.py", *argv])
+    assert cli.main(argv) == 0
+    assert "step-flagging threshold" in capsys.readouterr().out
+    card_path = tmp_path / "probe" / "probe.json"
+    card = json.loads(card_path.read_text())
+    want = tp.fit_threshold(tp.load_features(feats), layer=2, l2=0.01, granularity="step", folds=3, seed=0)
+    assert card["threshold"]["value"] == pytest.approx(want["value"]) and card["training"]["cv_seed"] == 0
+    # probe-threshold refixes it on the card's pool (head untouched) and refuses another pool's features
+    head = (tmp_path / "probe" / "head.npz").read_bytes()
+    card["threshold"] = {"value": 0.5}
+    card_path.write_text(json.dumps(card))
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats)]) == 0
+    assert json.loads(card_path.read_text())["threshold"]["value"] == pytest.approx(want["value"])
+    assert (tmp_path / "probe" / "head.npz").read_bytes() == head
+    other = tmp_path / "other.jsonl"
+    other.write_text(pool.read_text())
+    tp.extract_pool_features(other, tmp_path / "feats-other", model=tiny_lm, layers=[2])
+    capsys.readouterr()
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features",
+                     str(tmp_path / "feats-other")]) == 2
+    assert "pass the features of the probe's training pool" in capsys.readouterr().err
+    # the scorer carries it; ProcessBench uses it and says so
+    scorer = ProbeScorer(tmp_path / "probe")
+    assert scorer.step_threshold == pytest.approx(want["value"]) and scorer.describe()["threshold"] is not None
+    rows = [{"id": f"r{i}", "problem": f"Add things {i}.", "steps": [f"Problem {i}: we add 1.", "So the total is 9."],
+             "label": 1 if i % 2 else -1} for i in range(6)]
+    data = tmp_path / "pb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--batch-size", "4",
+                     "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert "from the scorer's card (fixed on its training data" in cap.out
+    assert "eval scorer: 4/6 solutions" in cap.err and "eval scorer: 6/6 solutions" in cap.err
+    res = json.loads(out.read_text())
+    assert res["thresholds"] == {"all": pytest.approx(want["value"])}
+    assert res["threshold_method"].startswith("scorer card") and "two_fold_reference" in res
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--no-card-threshold",
+                     "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["threshold_method"].startswith("2-fold")
+
+
+def test_the_probe_reads_steps_stripped_as_the_policy_writes_them(tiny_lm):
+    f = PolicyFeatures(tiny_lm, layers=[2], dtype="float32")
+    assert f.render(PROBLEM, [" " + s + "\n" for s in STEPS]) == f.render(PROBLEM, STEPS)

@@ -4,6 +4,8 @@
         --model qwen2.5-coder-0.5b --layers 12,18,24 --out runs/features/gsm8k-train
     python cli.py train probe --features runs/features/gsm8k-train --granularity step \\
         --out rewards/defaults/probe-prm-qwen0.5b
+    # a probe trained before its card had a threshold (the head is not touched)
+    python cli.py train probe-threshold --probe runs/probe/probe-prm --features runs/probe/features-train
 
 1. ``extract_pool_features``: every sample of the pool goes once through the frozen
    policy (``rewards.probe.PolicyFeatures``); the hidden states at its step ends, for
@@ -12,6 +14,13 @@
 2. ``select_and_fit``: the layer and the L2 strength are chosen by cross-validation
    over problems (grouped K-fold on the training pool only: held-out pools never
    choose anything), then the head is refit on all training samples.
+3. ``fit_threshold``: the flagging threshold a first-error benchmark (ProcessBench)
+   uses, fixed on the same training pool from out-of-fold step scores (each sample
+   scored by heads that never saw its problem): the threshold t that maximises the
+   harmonic mean of "a wrong-answer sample has a step below t" and "a right-answer
+   sample has none" (``choose_flag_threshold``). It is stored in the card
+   (``threshold``); ``eval scorer --bench processbench-*`` uses it when no threshold
+   is given.
 
 Labels are outcomes: every step of a sample carries the sample's verdict (for the
 step-level head, a value model of P(correct at the end | prefix)). Samples the verifier
@@ -36,7 +45,8 @@ from rewards.probe import PROBE_FORMAT, PolicyFeatures, ProbeHead
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "fit_logistic", "select_and_fit",
-           "save_probe", "expected_calibration_error"]
+           "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold",
+           "fit_threshold", "write_threshold"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
 
@@ -273,9 +283,98 @@ def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | Non
     t0 = time.perf_counter()
     head = fit_logistic(x, y, best["l2"], weight=_sample_weights(owner))
     fit_s = time.perf_counter() - t0
-    return {"head": head, "layer": best["layer"], "l2": best["l2"], "cv": rows, "folds": folds,
+    try:
+        threshold = fit_threshold(f, layer=best["layer"], l2=best["l2"], granularity=granularity, folds=folds,
+                                  seed=seed)
+    except ValueError as e:  # e.g. a fold whose complement holds one outcome only: no threshold, the head stands
+        log.warning("probe: no flagging threshold stored (%s)", e)
+        threshold = None
+    return {"head": head, "layer": best["layer"], "l2": best["l2"], "cv": rows, "folds": folds, "seed": seed,
             "fit_seconds": round(fit_s, 2), "rows": int(len(y)), "samples": int(len(f.label)),
-            "problems": int(len(set(f.pid.tolist()))), "positive_share": float(f.label.mean())}
+            "problems": int(len(set(f.pid.tolist()))), "positive_share": float(f.label.mean()),
+            "threshold": threshold}
+
+
+# ---------------------------------------------------------------- the flagging threshold
+
+THRESHOLD_CRITERION = ("balanced F1: harmonic mean of the share of wrong-answer samples with some step scored "
+                       "below t and the share of right-answer samples with none")
+
+
+def oof_step_scores(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5,
+                    seed: int = 0) -> list[np.ndarray]:
+    """Out-of-fold scores of every step of every sample: fold k's steps are scored by a
+    head fitted, as ``select_and_fit`` fits it (same rows, weights and L2), on the other
+    folds' problems only. An outcome head scores each step end as the end of a prefix,
+    as the ProcessBench bench scores an outcome scorer's prefixes."""
+    fold = _folds(f.pid, folds, seed)  # per sample
+    x, y, owner = design(f, layer, granularity)
+    w, fo = _sample_weights(owner), fold[owner]
+    x_all, fo_all = f.layer(layer), fold[f.step_owner]
+    p = np.full(len(fo_all), np.nan)
+    for k in range(folds):
+        tr, te = fo != k, fo_all == k
+        if not te.any():
+            continue
+        if len(set(y[tr].tolist())) < 2:
+            raise ValueError(f"out-of-fold scores: the training folds without fold {k} hold one outcome only; "
+                             "pass fewer --folds or a pool with both right and wrong samples")
+        p[te] = fit_logistic(x[tr], y[tr], l2, weight=w[tr]).probs(x_all[te])
+    return np.split(p, np.cumsum(f.n_steps)[:-1])
+
+
+def choose_flag_threshold(step_scores: Sequence[Sequence[float]], correct: Sequence[bool]) -> dict:
+    """The threshold t that best separates wrong-answer from right-answer samples by the
+    rule a first-error benchmark applies ("some step < t" flags the sample).
+
+    Criterion (``THRESHOLD_CRITERION``): the harmonic mean of the flagged share of
+    wrong-answer samples and the unflagged share of right-answer samples. It is
+    ProcessBench's F1 (accuracy on erroneous x accuracy on correct solutions) at the
+    level of whole samples, the most a pool without step labels can tell, and it does
+    not depend on the share of right answers (22.6% in the training pool, about half
+    in ProcessBench); plain F1 of the "wrong" class would flag everything there.
+
+    Candidates are the distinct per-sample minima and +inf (with t = a candidate, the
+    samples whose minimum is below it are flagged); ties go to the lowest candidate; the
+    value returned is the midpoint between the winner and the candidate below it (the
+    same flags, not on a training score). Samples without steps are left out."""
+    mins = np.array([float(np.min(s)) for s in step_scores if len(s)])
+    ok = np.array([bool(c) for s, c in zip(step_scores, correct, strict=True) if len(s)])
+    if not ok.any() or ok.all():
+        raise ValueError(f"choosing a flagging threshold needs right and wrong samples; got {int(ok.sum())} right "
+                         f"of {len(ok)}")
+    cands = np.append(np.unique(mins), np.inf)
+    wrong_sorted, right_sorted = np.sort(mins[~ok]), np.sort(mins[ok])
+    flagged_wrong = np.searchsorted(wrong_sorted, cands, side="left") / len(wrong_sorted)
+    unflagged_right = 1.0 - np.searchsorted(right_sorted, cands, side="left") / len(right_sorted)
+    den = flagged_wrong + unflagged_right
+    bf1 = np.where(den > 0, 2 * flagged_wrong * unflagged_right / np.where(den > 0, den, 1.0), 0.0)
+    i = int(np.argmax(bf1))
+    t = float(cands[i])
+    if i > 0 and math.isfinite(t):
+        t = float((cands[i - 1] + cands[i]) / 2)
+    n_flag_wrong = flagged_wrong[i] * len(wrong_sorted)
+    n_flag = n_flag_wrong + (1 - unflagged_right[i]) * len(right_sorted)
+    precision = n_flag_wrong / n_flag if n_flag else 0.0
+    f1_wrong = 2 * precision * flagged_wrong[i] / (precision + flagged_wrong[i]) if precision + flagged_wrong[i] else 0.0
+    return {"value": t, "balanced_f1": float(bf1[i]), "wrong_flagged": float(flagged_wrong[i]),
+            "right_unflagged": float(unflagged_right[i]), "f1_wrong_class": float(f1_wrong),
+            "samples": int(len(ok)), "right": int(ok.sum())}
+
+
+def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5, seed: int = 0) -> dict:
+    """The card's ``threshold`` entry: ``choose_flag_threshold`` on the out-of-fold step
+    scores of these (training) features, with how it was chosen."""
+    scores = oof_step_scores(f, layer=layer, l2=l2, granularity=granularity, folds=folds, seed=seed)
+    got = choose_flag_threshold(scores, f.label.astype(bool).tolist())
+    log.info("probe threshold %s: %.4f (balanced F1 %.3f: %.1f%% of wrong samples flagged, %.1f%% of right ones "
+             "not)", granularity, got["value"], got["balanced_f1"], 100 * got["wrong_flagged"],
+             100 * got["right_unflagged"])
+    return {**got, "criterion": THRESHOLD_CRITERION, "rule": "a step is flagged when its score < value",
+            "data": "training pool only: out-of-fold step scores (heads refitted with the card's layer and L2 on "
+                    f"{folds} folds grouped by problem, seed {seed}), each sample scored by a head that never saw "
+                    "its problem",
+            "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
 
 
 def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Features, command: str | None = None,
@@ -296,10 +395,48 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
             "extraction_tokens": man.get("tokens"), "extraction_seconds": man.get("seconds"),
             "extraction_tok_s": round(man["tokens"] / man["seconds"], 1) if man.get("seconds") else None,
             "fit_seconds": fit["fit_seconds"], "labels": "outcome (verifier verdict of the whole sample)",
+            "cv_seed": fit.get("seed"),
         },
         "command": command,
     }
+    if fit.get("threshold") is not None:
+        card["threshold"] = fit["threshold"]
     (out / "probe.json").write_text(json.dumps(card, indent=1))
     digest = hashlib.sha256((out / "head.npz").read_bytes()).hexdigest()
     log.info("probe saved to %s (head sha256 %s)", out, digest[:12])
     return out
+
+
+def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, folds: int | None = None,
+                    seed: int | None = None, command: str | None = None) -> dict:
+    """Fix (or refix) the flagging threshold of a trained probe from its training
+    features, without touching the head: the card's layer, L2 and granularity, folds
+    and seed from the card unless given. The features must be those of the card's
+    training pool and backbone (a held-out pool never chooses a threshold)."""
+    from rewards.probe import is_probe_dir
+
+    probe_dir = Path(probe_dir)
+    if not is_probe_dir(probe_dir):
+        raise FileNotFoundError(f"{probe_dir}: not a probe directory (probe.json + head.npz); train one with "
+                                "`cli.py train probe`")
+    card_path = probe_dir / "probe.json"
+    card = json.loads(card_path.read_text())
+    f = features if isinstance(features, Features) else load_features(features)
+    tr = card.get("training", {})
+    man = f.manifest
+    for what, ours, theirs in (("pool", tr.get("pool"), man.get("pool")), ("backbone", card.get("backbone"),
+                                                                          man.get("model"))):
+        if ours != theirs:
+            raise ValueError(f"{probe_dir}: trained on {what} {ours!r}, but these features are of {theirs!r}; "
+                             f"pass the features of the probe's training pool (`cli.py train probe-features`)")
+    folds = int(folds or tr.get("cv_folds") or 5)
+    seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
+    th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
+                       folds=folds, seed=seed)
+    if command:
+        th["command"] = command
+    card["threshold"] = th
+    tmp = card_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(card, indent=1))
+    tmp.replace(card_path)
+    return th
