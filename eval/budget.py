@@ -108,23 +108,19 @@ def replay_fixed(p: Problem, order: Sequence[int], k: int, rule: str, weights) -
 
 def replay_early_stop(p: Problem, order: Sequence[int], *, warmup: int, keep: float, window: int,
                       n: int | None = None) -> tuple[float, float, float]:
-    """(correct, tokens, traces) of DeepConf online on `order`: see the module docstring."""
-    from search.confidence import lowest_group, stop_position, warmup_threshold
+    """(correct, tokens, traces) of DeepConf online on `order`: see the module docstring. The
+    threshold and the voters come from the functions the online strategy runs
+    (search.confidence.online_threshold / online_votes, search/deepconf.py)."""
+    from search.confidence import lowest_group, online_threshold, online_votes
 
     idx = list(order[: n or p.n])
     w_idx, rest = idx[:warmup], idx[warmup:]
-    group = {i: lowest_group(p.conf[i], window) for i in idx}
-    s = warmup_threshold([group[i] for i in w_idx], keep)
+    s = online_threshold([p.conf[i] for i in w_idx], window, keep)
+    voters, stops = online_votes([p.conf[i] for i in w_idx], [p.conf[i] for i in rest], window, s)
     tokens = float(sum(p.tokens[i] for i in w_idx))
-    kept = [i for i in w_idx if group[i] >= s]
-    for i in rest:
-        t = stop_position(p.conf[i], window, s)
-        if t is None:
-            kept.append(i)
-            tokens += p.tokens[i]
-        else:
-            tokens += min(t + 1, p.tokens[i])
-    kept.sort(key=idx.index)
+    tokens += sum(p.tokens[i] if t is None else min(t + 1, p.tokens[i]) for i, t in zip(rest, stops, strict=True))
+    group = {i: lowest_group(p.conf[i], window) for i in idx}
+    kept = [idx[j] for j in voters]  # in draw order: warm-ups, then the later traces
     return _pick(p, kept, "weighted_vote", group), tokens, float(len(idx))
 
 

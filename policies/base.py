@@ -87,6 +87,19 @@ def per_prompt_counts(n, count: int, name: str) -> list[int]:
     return ns
 
 
+def check_watch(policy, request: GenRequest) -> None:
+    """A request that asks for early stop (`GenRequest.watch`) needs a policy that stops
+    samples in the engine and token confidences to watch."""
+    if request.watch is None:
+        return
+    if not getattr(policy, "early_stop", False):
+        raise ValueError(f"{type(policy).__name__} cannot stop a sample inside the engine (GenRequest.watch); "
+                         "early stop needs the in-process engine (VLLMPolicy, --backend inprocess)")
+    if not policy.sampling.logprobs:
+        raise ValueError("early stop (GenRequest.watch) watches token confidences, and the policy samples "
+                         "without log-probs; build it with SamplingConfig(logprobs=5)")
+
+
 def count_parameters(hf_config) -> int:
     """Parameters of a model, built from its Hugging Face config on the meta device (no
     weights touched); 0, with a warning, when the config cannot be built."""
@@ -130,6 +143,10 @@ class Policy(abc.ABC):
     """True when `poll` hands back requests as the engine finishes them (VLLMPolicy); False
     for the blocking stand-in here, which a pipelined search gains little from (`run_search`
     then runs lockstep unless asked otherwise)."""
+    early_stop = False
+    """True when `submit` honours `GenRequest.watch`: a sample is stopped inside the engine
+    at the token its watcher names (VLLMPolicy). The blocking stand-in here cannot: it
+    sees a sample only once it is whole."""
 
     def __init__(
         self,
@@ -266,6 +283,7 @@ class Policy(abc.ABC):
     def submit(self, request: GenRequest) -> int:
         """Queue one request; returns its ticket. Its completions come back from `poll`
         (the same completions `extend` / `sample` would give it)."""
+        check_watch(self, request)
         ticket = new_ticket()
         self._queued[ticket] = request
         return ticket

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,7 +22,7 @@ class Completion:
     generated_tokens: int
     prompt_tokens: int
     cached_tokens: int
-    finish_reason: str | None  # "stop" (delimiter or EOS), "length", "abort"
+    finish_reason: str | None  # "stop" (delimiter or EOS), "length", "abort", "early_stop" (GenRequest.watch)
     cumulative_logprob: float | None = None
     stop_reason: str | int | None = None  # the stop string hit, the EOS id, or None
     token_logprobs: tuple[float, ...] | None = None
@@ -101,6 +102,14 @@ class GenRequest:
     flight or on the order requests finish in. None: the policy's sampling seed."""
     max_tokens: int | None = None
     """Token cap (None: the policy's `max_step_tokens` for "extend", `max_tokens` for "sample")."""
+    watch: Callable[[], Callable[[float], bool]] | None = None
+    """Early stop inside the engine (None: none). Called once per sample, it returns that
+    sample's watcher, which the policy calls with each generated token's confidence
+    (`Completion.token_confidence`), in order, as the engine makes it; True stops the
+    sample at that token: it is aborted in the engine and comes back with the tokens up to
+    and including that one, `finish_reason` "early_stop". Needs a policy whose `early_stop`
+    is True and token log-probs (`SamplingConfig.logprobs` >= 1). The search's DeepConf
+    strategy passes `search.confidence.WindowStop`."""
 
     def __post_init__(self) -> None:
         if self.kind not in REQUEST_KINDS:
@@ -111,6 +120,9 @@ class GenRequest:
             object.__setattr__(self, "steps", tuple(self.steps))
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1 or None, got {self.max_tokens}.")
+        if self.watch is not None and not callable(self.watch):
+            raise ValueError(f"watch must be a callable that makes one watcher per sample, or None; "
+                             f"got {type(self.watch).__name__}.")
 
 
 @dataclass(frozen=True, slots=True)

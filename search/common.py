@@ -216,25 +216,37 @@ def finalize(
     equal=None,
     t0: float | None = None,
     on_done: OnDone | None = None,
+    values: Sequence[float | None] | None = None,
+    among: Sequence[int] | None = None,
+    details: dict | None = None,
 ) -> SearchResult:
     """Extract answers, compute final values with `final_agg`, select the answer.
 
-    With `t0` (a perf_counter start) the ledger's wall time is stamped first; the
-    finished result is handed to `on_done`, so every strategy closes a problem the
-    same way.
+    `values` (one per candidate) replace the `final_agg` values (the deepconf strategy's
+    token confidences); with `among` only those candidates (indices, in order) take part
+    in the selection, the others are recorded but do not vote. `details` goes into the
+    record as is. With `t0` (a perf_counter start) the ledger's wall time is stamped
+    first; the finished result is handed to `on_done`, so every strategy closes a
+    problem the same way.
     """
     from verifiers import extract_answer
 
     if t0 is not None:
         ledger.wall_s = time.perf_counter() - t0
-    for c in candidates:
+    for i, c in enumerate(candidates):
         c.answer = extract_answer(c.text(delim)) if c.steps else None
-        c.value = value_of(c.scores, config.final_agg, c.logprob, c.generated_tokens)
-    chosen, answer, votes, calls = select(candidates, config.select, equal=equal)
+        c.value = values[i] if values is not None else value_of(c.scores, config.final_agg, c.logprob,
+                                                                 c.generated_tokens)
+    idx = list(range(len(candidates))) if among is None else list(among)
+    chosen, answer, votes, calls = select([candidates[i] for i in idx], config.select, equal=equal)
+    if among is not None:  # back to indices into all the candidates
+        chosen = None if chosen is None else idx[chosen]
+        for t in votes:
+            t["members"] = [idx[j] for j in t["members"]]
     ledger.verifier_calls += calls
     result = SearchResult(
         problem=problem, candidates=candidates, chosen=chosen, answer=answer,
-        votes=votes, tree=tree, ledger=ledger,
+        votes=votes, tree=tree, ledger=ledger, details=details,
     )
     if on_done:
         on_done(result)
@@ -277,11 +289,12 @@ class SearchRun:
         """Indices of the problems not closed yet, in order."""
         return [p for p, r in enumerate(self.results) if r is None]
 
-    def close(self, p: int, candidates: list[Candidate], *, tree: list[dict] | None = None) -> None:
-        """Select problem p's answer among `candidates` and store its result (see `finalize`)."""
+    def close(self, p: int, candidates: list[Candidate], *, tree: list[dict] | None = None, **options) -> None:
+        """Select problem p's answer among `candidates` and store its result (see `finalize`,
+        whose `values`, `among` and `details` pass through `options`)."""
         self.results[p] = finalize(
             self.probs[p], candidates, self.config, self.ledgers[p], delim=self.delim,
-            tree=tree, equal=self.equal, t0=self.starts[p], on_done=self.on_done,
+            tree=tree, equal=self.equal, t0=self.starts[p], on_done=self.on_done, **options,
         )
 
     def sample_candidates(self, which: Sequence[int], n: int, seed: int) -> list[list[Candidate]]:

@@ -38,7 +38,15 @@ warm-up traces' `groupW` values (the (100 - keep)-th percentile, so `keep`% of t
 survive); `stop_position` is the token at which a trace's windowed confidence first falls
 below it, i.e. where generation would have stopped. By construction a trace is stopped
 iff its ``groupW`` summary is below the threshold, and then exactly `stop_position + 1`
-tokens were generated.
+tokens were generated. The one rule serves both sides:
+
+- offline (eval/budget.py replays a pool): `online_threshold` and `online_votes` on the
+  stored traces;
+- online (search/deepconf.py, the `deepconf` strategy): the same two functions, with
+  `WindowStop`, the streaming form of `stop_position`, watching each token as the engine
+  makes it. It computes the window means with the same floating-point operations as
+  `group_means` (a running sum, as `np.cumsum`, differences over the window), so the
+  token it stops at is exactly `stop_position` of the tokens it saw (tested).
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ import numpy as np
 
 DEFAULT_WINDOW = 32
 BOTTOM_WINDOW = DEFAULT_WINDOW
+TOP_K = 5
+"""Log-probs per token the token confidence averages (the pools' `--logprobs 5`)."""
 
 Summary = Callable[[Sequence[float]], float]
 
@@ -70,7 +80,7 @@ def group_means(conf: Sequence[float], window: int) -> np.ndarray:
     """Mean of every full sliding window of `window` tokens (T - window + 1 of them);
     a trace shorter than the window gives one group, its whole mean."""
     a = _arr(conf, f"group{window}")
-    if a.size <= window:
+    if a.size < window:
         return np.array([a.mean()])
     cs = np.concatenate([[0.0], np.cumsum(a)])
     return (cs[window:] - cs[:-window]) / window
@@ -148,3 +158,73 @@ def stop_position(conf: Sequence[float], window: int, threshold: float) -> int |
     if a.size <= window:
         return a.size - 1
     return int(below[0]) + window - 1
+
+
+def trace_group(conf: Sequence[float] | None, window: int) -> float | None:
+    """`lowest_group` of one trace; None when it has no finite token confidence (an empty
+    trace: it can neither set the threshold nor vote)."""
+    if conf is None or not any(x is not None and math.isfinite(x) for x in conf):
+        return None
+    return lowest_group(conf, window)
+
+
+def online_threshold(warmup: Sequence[Sequence[float] | None], window: int, keep: float) -> float:
+    """The early-stop threshold of one problem from its warm-up traces' token confidences:
+    `warmup_threshold` of their `groupW` values. -inf (nothing stops) when no warm-up trace
+    has a token confidence."""
+    groups = [g for g in (trace_group(c, window) for c in warmup) if g is not None]
+    return warmup_threshold(groups, keep) if groups else -math.inf
+
+
+def online_votes(warmup: Sequence[Sequence[float] | None], rest: Sequence[Sequence[float] | None], window: int,
+                 threshold: float) -> tuple[list[int], list[int | None]]:
+    """(voters, stops) of DeepConf online for one problem.
+
+    `voters`: indices into warmup + rest of the traces that vote: the warm-up traces whose
+    `groupW` is at or above the threshold, and the later traces that `stop_position` does
+    not stop. `stops`: per later trace, its `stop_position` (None: it ran to its end); a
+    trace stopped online was generated up to and including that token. A trace without
+    token confidences never votes."""
+    voters = [i for i, c in enumerate(warmup) if (g := trace_group(c, window)) is not None and g >= threshold]
+    stops: list[int | None] = []
+    for j, c in enumerate(rest):
+        if trace_group(c, window) is None:
+            stops.append(None)
+            continue
+        t = stop_position(c, window, threshold)
+        stops.append(t)
+        if t is None:
+            voters.append(len(warmup) + j)
+    return voters, stops
+
+
+class WindowStop:
+    """`stop_position` streamed: called with each generated token's confidence in order,
+    it returns True at the token where `stop_position` stops the trace made of the tokens
+    so far (the first full window of `window` tokens whose mean is below `threshold`).
+
+        watch = WindowStop(32, threshold)
+        for t, c in enumerate(token_confidences):
+            if watch(c): ...   # stop: t + 1 tokens generated; stop_position(conf[:t+1]) == t
+
+    The running sum and the window differences are the operations `group_means` makes
+    (np.cumsum adds in order), so both give bit-identical window means. Non-finite values
+    (a position without top-k log-probs) are skipped, as `group_means` drops them. A trace
+    shorter than the window is never stopped here: it is judged at its end, by its mean
+    (`online_votes`)."""
+
+    __slots__ = ("window", "threshold", "_sums")
+
+    def __init__(self, window: int, threshold: float) -> None:
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an int >= 1 token, got {window!r}; e.g. 32")
+        self.window, self.threshold = window, float(threshold)
+        self._sums = [0.0]  # running sums of the finite confidences seen, as np.cumsum after a leading 0
+
+    def __call__(self, conf: float | None) -> bool:
+        if conf is None or not math.isfinite(conf):
+            return False
+        self._sums.append(self._sums[-1] + conf)
+        if len(self._sums) <= self.window:
+            return False
+        return (self._sums[-1] - self._sums[-1 - self.window]) / self.window < self.threshold

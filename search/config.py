@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from search import strategies  # plain data
 
 BEAM_RULES = ("top_n_over_m", "expand_all")
-ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")  # kept in a run's identity only where they apply
+ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")
+DEEPCONF_FIELDS = ("warmup", "keep", "window")
+OPTIONAL_FIELDS = (*ADAPTIVE_FIELDS, *DEEPCONF_FIELDS)  # kept in a run's identity only where they apply
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +57,13 @@ class SearchConfig:
     """adaptive: samples per problem in the first round."""
     round_size: int | None = 1
     """adaptive: samples added per later round; None doubles the total each round."""
+    warmup: int = 4
+    """deepconf: traces per problem generated in full to set the early-stop threshold (<= n)."""
+    keep: float = 90.0
+    """deepconf: percentage of warm-up-like traces to keep: the threshold is the (100 - keep)-th
+    percentile of the warm-up traces' lowest-group confidences (90: DeepConf-high, 10: -low)."""
+    window: int = 32
+    """deepconf: sliding window in tokens of the lowest-group confidence and of the early stop."""
     seed: int = 0
     """Run seed; every policy call gets a seed derived from it and the call's place
     in the search, so a seeded run is reproducible."""
@@ -87,6 +96,7 @@ class SearchConfig:
         if self.round_size is not None and (not isinstance(self.round_size, int) or self.round_size < 1):
             raise ValueError(f"round_size must be an int >= 1 or None (doubling), got {self.round_size!r}; "
                              "e.g. --round-size 1 or --round-size double.")
+        self._check_deepconf()
         from search.stopping import stop_rule
 
         try:
@@ -117,16 +127,29 @@ class SearchConfig:
             except ValueError as e:
                 raise ValueError(f"{name}: {e}") from None
 
+    def _check_deepconf(self) -> None:
+        for name, flag in (("warmup", "--warmup 4"), ("window", "--window 32")):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}; e.g. {flag}.")
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int | float) or not 0 < self.keep <= 100:
+            raise ValueError(f"keep must be a percentage in (0, 100], got {self.keep!r}; e.g. --keep 90 "
+                             "(DeepConf-high) or --keep 10 (DeepConf-low).")
+        if self.strategy == "deepconf" and self.warmup > self.n:
+            raise ValueError(f"warmup must be <= n for deepconf (the warm-up traces are among the n), got "
+                             f"warmup={self.warmup}, n={self.n}; e.g. --warmup {min(4, self.n)}.")
+
     @property
     def step_level(self) -> bool:
         return strategies.get(self.strategy).step_level
 
     def as_dict(self) -> dict:
-        """The fields as a dict; the adaptive-only fields only for strategy adaptive, so the
-        identity of every other run (and the resume check against its file) is unchanged."""
+        """The fields as a dict; the adaptive-only and deepconf-only fields only for those
+        strategies, so the identity of every other run (and the resume check against its
+        file) is unchanged."""
         d = asdict(self)
         used = strategies.get(self.strategy).options
-        for name in ADAPTIVE_FIELDS:
+        for name in OPTIONAL_FIELDS:
             if name not in used:
                 d.pop(name)
         return d

@@ -7,6 +7,8 @@
   run goes to one driver, which starts problems in order as the engine's KV budget
   allows and moves each one on as soon as its own steps are back and scored. The caches
   are emptied once, at the start (`cold_batch`).
+- A strategy that drives the engine itself (`deepconf`: `streams` in search/strategies.py)
+  also gets every problem still to run at once, and admits them as the engine allows.
 - Otherwise (the other strategies, `pipeline=False`, or a policy without its own
   non-blocking interface) problems advance `batch_problems` at a time (all of a chunk in
   every policy and scorer call). The chunks are blocks of the problem order alone, so a
@@ -39,7 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from search import common
+from search import common, strategies
 from search.config import SearchConfig
 from search.ledger import Ledger, read_scorer_stats
 from search.types import Problem, SearchResult, as_problems
@@ -283,14 +285,15 @@ def run_search(
     driver (search/drive.py), False runs lockstep batches of `batch_problems` (the
     reference), None chooses pipelined when the policy steps its own engine
     (`policy.incremental`: the in-process vLLM engine). `batch_problems` applies to
-    lockstep runs only."""
+    lockstep runs only (not to a strategy that `streams`: it gets every problem at once)."""
     from search import STRATEGIES
 
     if batch_problems < 1:
         raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
     pipelined = use_pipeline(config, policy, pipeline)
     identity, rf, ids, todo, searchable = open_run(problems, config, out, identity, run_file)
-    batches = [todo] if pipelined and todo else plan_batches(searchable, {p.id for p in todo}, batch_problems)
+    whole = pipelined or strategies.get(config.strategy).streams  # problems start as the engine allows
+    batches = [todo] if whole and todo else plan_batches(searchable, {p.id for p in todo}, batch_problems)
     strategy = STRATEGIES[config.strategy]
     options = {"pipeline": True} if pipelined else {}
     delim = common.delimiter(policy) if todo else "\n\n"

@@ -41,6 +41,10 @@ class Strategy:
     """It draws n independent samples: a sweep replays subsets at every n' < n."""
     width_multiple: bool = False
     """n must be a multiple of beam_width."""
+    streams: bool = False
+    """It drives the engine itself, request by request (`submit` / `poll`), and stops samples
+    inside it: it needs per-token confidences (the policy samples with
+    `search.confidence.TOP_K` log-probs) and gets every problem of a run at once."""
 
     def __post_init__(self) -> None:
         module, sep, attr = self.function.partition(":")
@@ -65,6 +69,8 @@ REGISTRY: dict[str, Strategy] = {
                      ("beam_width", *STEP_OPTIONS, "node_budget", "c_puct", "rollouts")),
     "particle_filter": Strategy("search.particle_filter:particle_filter", "argmax", STEP_OPTIONS),
     "adaptive": Strategy("search.adaptive:adaptive", "majority", ("stop", "first_round", "round_size")),
+    "deepconf": Strategy("search.deepconf:deepconf", "weighted_vote", ("warmup", "keep", "window"),
+                         fixed_select=True, streams=True),
 }
 NAMES = tuple(REGISTRY)
 

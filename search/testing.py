@@ -180,3 +180,88 @@ def digit_scores(problem, steps):
         digits = [c for c in s if c.isdigit()]
         out.append(0.1 + 0.2 * int(digits[-1]) if digits else 0.5)
     return [min(x, 1.0) for x in out]
+
+
+class FakeTracePolicy:
+    """Full samples with scripted per-token confidences, stopped early as the engine would
+    (`GenRequest.watch`): the deepconf strategy's fake (tests/test_deepconf.py).
+
+    `script(problem, i) -> (answer, confidences)` gives the i-th sample submitted for that
+    problem (counted over its requests, in submission order): one generated token per
+    confidence, the last one's text "\\boxed{answer}" (a sample stopped before its end has
+    no answer). A watched sample is fed its confidences in order and cut after the token its
+    watcher stops at ("early_stop"). `poll` finishes `per_poll` requests (all when None) in
+    submission order, or shuffled with `arrival` (a seed); `budget` is what `kv_budget`
+    reports, the live sequences are tracked (`max_live_seqs`)."""
+
+    num_parameters = 1000
+    incremental = True
+    early_stop = True
+
+    def __init__(self, script, *, arrival=None, per_poll: int | None = None, budget=None, logprobs: int = 5):
+        import random
+
+        self.sampling = SamplingConfig(seed=0, logprobs=logprobs)
+        self.script = script
+        self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
+        self.per_poll = per_poll
+        self.budget = budget
+        self.requests: list = []  # every GenRequest submitted, in order
+        self.returned: list = []  # (request, completions) in the order poll returned them
+        self._count: dict[str, int] = {}  # problem -> samples submitted
+        self._live: dict[int, tuple] = {}  # ticket -> (request, first sample index)
+        self.live_seqs = self.max_live_seqs = 0
+
+    def submit(self, request) -> int:
+        from policies.base import check_watch, new_ticket
+
+        check_watch(self, request)
+        ticket = new_ticket()
+        first = self._count.get(request.problem, 0)
+        self._count[request.problem] = first + request.n
+        self.requests.append(request)
+        self._live[ticket] = (request, first)
+        self.live_seqs += request.n
+        self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
+        return ticket
+
+    def _completion(self, request, i: int, j: int) -> Completion:
+        answer, conf = self.script(request.problem, i)
+        texts = ["w "] * (len(conf) - 1) + [f"\\boxed{{{answer}}}"]
+        m, finish = len(conf), "stop"
+        if request.watch is not None:
+            watcher = request.watch()
+            stop = next((t for t, c in enumerate(conf) if watcher(c)), None)
+            if stop is not None and stop + 1 < len(conf):
+                m, finish = stop + 1, "early_stop"
+        return Completion(
+            text="".join(texts[:m]), generated_tokens=m, prompt_tokens=10 if j == 0 else 0,
+            cached_tokens=5 if j == 0 else 0, finish_reason=finish, cumulative_logprob=-1.0 * m,
+            stop_reason=2 if finish == "stop" else None, token_confidence=tuple(float(c) for c in conf[:m]),
+        )
+
+    def poll(self):
+        order = list(self._live)
+        if self.arrival is not None:
+            self.arrival.shuffle(order)
+        out = []
+        for ticket in order[: self.per_poll]:
+            r, first = self._live.pop(ticket)
+            self.live_seqs -= r.n
+            row = [self._completion(r, first + j, j) for j in range(r.n)]
+            self.returned.append((r, row))
+            out.append((ticket, row))
+        return out
+
+    def pending(self) -> int:
+        return self.live_seqs
+
+    def abort(self) -> None:
+        self._live.clear()
+        self.live_seqs = 0
+
+    def kv_budget(self):
+        return self.budget
+
+    def request_tokens(self, request, budget) -> int:
+        return budget.request_tokens(10, request.n, request.max_tokens or self.sampling.max_tokens)

@@ -145,8 +145,12 @@ class SearchResult:
     """Answer classes: [{"answer", "count", "weight", "members"}], best first."""
     tree: list[dict] | None = None
     ledger: Ledger = field(default_factory=Ledger)
+    details: dict | None = None
+    """What the strategy adds to the record (deepconf: threshold, stopped traces); None: nothing,
+    and the record has no "details" key."""
 
     def as_dict(self) -> dict:
+        extra = {} if self.details is None else {"details": self.details}
         return {
             "id": self.problem.id,
             "problem": self.problem.text,
@@ -157,4 +161,5 @@ class SearchResult:
             "candidates": [c.as_dict() for c in self.candidates],
             "tree": self.tree,
             "ledger": self.ledger.as_dict(),
+            **extra,
         }

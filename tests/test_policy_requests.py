@@ -220,3 +220,112 @@ def test_vllm_kv_budget_reads_the_engine(vllm_installed):
                                       hidden_size=256)
     assert pol.kv_budget().kv_tokens == 2**21 // (2 * 4 * 2 * 64 * 2)  # bytes over bytes per token
     assert pol.incremental
+
+
+# ---- early stop (GenRequest.watch) on a stand-in streaming engine ----------------------
+class StreamingEngine:
+    """`LLMEngine` for streamed requests: every step adds one token to every live request,
+    with the confidences of `script` (the top-5 log-probs of position t are all -script[t]);
+    CUMULATIVE requests report every step, FINAL_ONLY ones only their end."""
+
+    def __init__(self, script):
+        from vllm.sampling_params import RequestOutputKind
+
+        self.cumulative = RequestOutputKind.CUMULATIVE
+        self.script = script
+        self.live, self.added, self.aborted, self.made = {}, [], [], {}
+        self.kinds = {}
+
+    def add_request(self, rid, prompt, params):
+        self.live[rid] = (prompt, params)
+        self.added.append(rid)
+        self.kinds[rid] = params.output_kind
+        self.made[rid] = 0
+
+    def _output(self, rid, prompt, params, finished):
+        m = self.made[rid]
+        conf = self.script[:m]
+        logprobs = [{t: SimpleNamespace(logprob=-c, rank=1, decoded_token=f"t{t} "),
+                     **{1000 + r: SimpleNamespace(logprob=-c, rank=r, decoded_token="x") for r in range(2, 6)}}
+                    for t, c in enumerate(conf)]
+        out = SimpleNamespace(text="".join(f"t{t} " for t in range(m)), token_ids=list(range(m)),
+                              finish_reason="stop" if finished else None, cumulative_logprob=-float(sum(conf)),
+                              stop_reason=None, logprobs=logprobs)
+        return SimpleNamespace(request_id=rid, finished=finished, prompt_token_ids=[0] * len(prompt),
+                               num_cached_tokens=0, outputs=[out])
+
+    def step(self):
+        outs = []
+        for rid, (prompt, params) in list(self.live.items()):
+            self.made[rid] += 1
+            finished = self.made[rid] == len(self.script)
+            if finished:
+                del self.live[rid]
+            if finished or params.output_kind == self.cumulative:
+                outs.append(self._output(rid, prompt, params, finished))
+        return outs
+
+    def abort_request(self, ids):
+        self.aborted += ids
+        for rid in ids:
+            self.live.pop(rid, None)
+
+
+def _streaming_policy(script, seed=3):
+    from policies import VLLMPolicy
+
+    llm = SimpleNamespace(llm_engine=StreamingEngine(script), get_tokenizer=PlainTokenizer)
+    return VLLMPolicy(sampling=SamplingConfig(seed=seed, logprobs=5, max_tokens=50), prompt_style="plain", llm=llm)
+
+
+def _drain(pol):
+    got = {}
+    while pol.pending():
+        got.update(pol.poll())
+    return got
+
+
+def test_vllm_watch_aborts_a_sample_at_its_watchers_token(vllm_installed):
+    import functools
+
+    from search.confidence import WindowStop, stop_position
+
+    pol = _streaming_policy([5.0, 5.0, 1.0, 1.0, 5.0, 5.0])  # window-2 means 5, 3, 1, 3, 5
+    watched = pol.submit(GenRequest("A?", n=2, kind="sample", seed=1, watch=functools.partial(WindowStop, 2, 3.0)))
+    plain = pol.submit(GenRequest("B?", n=1, kind="sample", seed=1))
+    got = _drain(pol)
+    engine = pol.llm.llm_engine
+    for c in got[watched]:  # stopped at token 3 (mean 1 < 3): 4 tokens, no more made
+        assert (c.generated_tokens, c.finish_reason, c.token_confidence) == (4, "early_stop", (5.0, 5.0, 1.0, 1.0))
+        assert c.text == "t0 t1 t2 t3 " and stop_position(c.token_confidence, 2, 3.0) == 3
+    assert sorted(engine.aborted) == sorted(r for r in engine.added if r.startswith(f"tts-{watched}-"))
+    assert [engine.made[r] for r in engine.aborted] == [4, 4]
+    (c,) = got[plain]
+    assert (c.generated_tokens, c.finish_reason) == (6, "stop")
+    assert {str(k) for k in engine.kinds.values()} == {"RequestOutputKind.CUMULATIVE", "RequestOutputKind.FINAL_ONLY"}
+    assert pol.usage.generated_tokens == 4 + 4 + 6 and pol.pending() == 0
+
+
+def test_vllm_watch_at_the_last_token_is_the_samples_own_end(vllm_installed):
+    import functools
+
+    from search.confidence import WindowStop
+
+    pol = _streaming_policy([5.0, 5.0, 1.0], seed=None)  # window-2 mean 3 < 3.5 only at the last token
+    t = pol.submit(GenRequest("A?", n=3, kind="sample", watch=functools.partial(WindowStop, 2, 3.5)))
+    got = _drain(pol)
+    assert [(c.generated_tokens, c.finish_reason) for c in got[t]] == [(3, "stop")] * 3
+    engine = pol.llm.llm_engine
+    assert len(engine.added) == 3 and not engine.aborted  # unseeded, still one engine request per sample
+
+
+def test_cut_completion_keeps_the_tokens_up_to_the_stop():
+    from policies.vllm_policy import cut_completion
+
+    c = Completion(text="ab c", generated_tokens=3, prompt_tokens=5, cached_tokens=0, finish_reason="length",
+                   cumulative_logprob=-6.0, token_logprobs=(-1.0, -2.0, -3.0), token_confidence=(1.0, 2.0, 3.0),
+                   token_text=("a", "b", " c"))
+    cut = cut_completion(c, 2)
+    assert (cut.text, cut.generated_tokens, cut.cumulative_logprob, cut.finish_reason) == ("ab", 2, -3.0, "early_stop")
+    assert cut.token_confidence == (1.0, 2.0) and cut.prompt_tokens == 5
+    assert cut_completion(c, 3).text == "ab c"

@@ -48,7 +48,7 @@ def test_config_resolves_defaults():
     assert SearchConfig(strategy="majority").select == "majority"
     assert SearchConfig(strategy="beam", final_agg="last").final_agg == "last"
     assert set(STRATEGIES) == {"best_of_n", "majority", "weighted_majority", "beam", "dvts", "mcts", "particle_filter",
-                               "adaptive"}
+                               "adaptive", "deepconf"}
 
 
 def test_strategy_registry_drives_config_and_cli_tables():
@@ -58,7 +58,8 @@ def test_strategy_registry_drives_config_and_cli_tables():
     # the per-strategy facts the registry replaced, as they were written out by hand
     assert {n: SearchConfig(strategy=n).select for n in strategies.NAMES} == {
         "best_of_n": "argmax", "majority": "majority", "weighted_majority": "weighted_vote", "beam": "argmax",
-        "dvts": "argmax", "mcts": "argmax", "particle_filter": "argmax", "adaptive": "majority"}
+        "dvts": "argmax", "mcts": "argmax", "particle_filter": "argmax", "adaptive": "majority",
+        "deepconf": "weighted_vote"}
     assert [n for n in strategies.NAMES if SearchConfig(strategy=n).step_level] == [
         "beam", "dvts", "mcts", "particle_filter"]
     assert strategies.option_strategies() == {
@@ -66,9 +67,11 @@ def test_strategy_registry_drives_config_and_cli_tables():
         "max_steps": ("beam", "dvts", "mcts", "particle_filter"),
         "max_step_tokens": ("beam", "dvts", "mcts", "particle_filter"),
         "node_budget": ("mcts",), "c_puct": ("mcts",), "rollouts": ("mcts",),
-        "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",)}
+        "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",),
+        "warmup": ("deepconf",), "keep": ("deepconf",), "window": ("deepconf",)}
     assert set(strategies.option_strategies()) <= set(_defaults())  # every option is a CLI flag
     assert [n for n, s in strategies.REGISTRY.items() if s.iid] == ["best_of_n", "majority", "weighted_majority"]
+    assert [n for n, s in strategies.REGISTRY.items() if s.streams] == ["deepconf"]
     assert all(STRATEGIES[n] is strategies.load(n) for n in strategies.NAMES)
     with pytest.raises(ValueError, match="strategy must be one of best_of_n, majority"):
         strategies.get("bfs")
