@@ -115,6 +115,27 @@ class TinyRMScorer(Scorer):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def forward_params(self) -> int:
+        from .cost import forward_params
+
+        if hasattr(self.model, "cls"):  # BERT family: the encoder per token, the MLM head at the mask only
+            return forward_params(getattr(self.model, self.model.base_model_prefix))
+        # other MLMs run their head (tied to the embeddings, so not counted above) at every position
+        return forward_params(self.model) + self.model.get_output_embeddings().weight.numel()
+
+    def _mask_logits(self, ids, attn, kwargs, masks: list[int]):
+        """Vocabulary logits [B, V] at each row's mask: for the BERT family the MLM head runs at
+        the masks only (the encoder's states elsewhere are not read)."""
+        import torch
+
+        rows = torch.arange(len(masks))
+        cols = torch.tensor(masks)
+        if hasattr(self.model, "cls"):
+            h = getattr(self.model, self.model.base_model_prefix)(input_ids=ids, attention_mask=attn, **kwargs)[0]
+            return self.model.cls(h[rows, cols])
+        return self.model(input_ids=ids, attention_mask=attn, **kwargs).logits[rows, cols]
+
     # ------------------------------------------------------------- encoding
     def encode_pair(self, question: str, a: str, b: str) -> dict:
         """Token ids, token type ids and the mask index of one ordered pair."""
@@ -186,10 +207,9 @@ class TinyRMScorer(Scorer):
                 attn[b, :n] = 1
             kwargs = {"token_type_ids": tt.to(self.device)} if batch[0][1]["token_type_ids"] is not None else {}
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), **kwargs).logits
-                rows = torch.arange(B)
-                cols = torch.tensor([e["mask"] for _, e in batch])
-                two = logits[rows, cols][:, list(self.choice_ids)].float()  # [B, 2]
+                logits = self._mask_logits(ids.to(self.device), attn.to(self.device), kwargs,
+                                           [e["mask"] for _, e in batch])
+                two = logits[:, list(self.choice_ids)].float()  # [B, 2]
                 probs = torch.softmax(two, dim=-1)[:, 0].tolist()
             for (i, _), p in zip(batch, probs, strict=True):
                 out[i] = p

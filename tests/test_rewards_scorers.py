@@ -433,6 +433,13 @@ def test_tinyrm_mask_position_and_p0(tiny_tinyrm):
     assert s.p0([("What is 2+3?", "2+3=5", "2+3=6")])[0] == pytest.approx(ref, abs=1e-6)
 
 
+def test_tinyrm_forward_params_count_the_encoder_not_the_head(tiny_tinyrm):
+    # hidden 32, 2 layers, intermediate 64: per layer q/k/v/o 4 x (32*32 + 32) = 4224, two
+    # LayerNorms 2 x 64, FFN (32*64 + 64) + (64*32 + 32) = 4192 -> 8544; plus the embeddings'
+    # LayerNorm 64. Embedding tables are lookups; the MLM head runs at the mask only.
+    assert tiny_tinyrm.forward_params == 2 * 8544 + 64
+
+
 def test_tinyrm_order_swap_symmetry(tiny_tinyrm):
     pairs = [("2+3=5", "2+3=6"), ("x = 4", "x = 5 so the answer is 5"), ("a", "a")]
     w = tiny_tinyrm.win("q", pairs)
