@@ -315,6 +315,9 @@ def table_markdown(t: dict, command: str | None = None) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in t["rows"]:
         name = r["reward"].get("name") or r["reward"].get("kind")
+        model = Path(str(r["reward"].get("model") or "")).name
+        if model and model not in name:  # e.g. two ORMs read through the same adapter
+            name = f"{name} ({model})"
         lines.append(f"| {name} | {r['agg']} | {acc(r['rm'])} | {acc(r['weighted'])} | "
                      f"{diff(r['weighted']['minus_maj'])} | {diff(r['rm']['minus_pass1'])} | "
                      f"{r['auc'] if r['auc'] is not None else '-'} | {r['ece'] if r['ece'] is not None else '-'} | "

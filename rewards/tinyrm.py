@@ -10,7 +10,9 @@ P0(A, B) = softmax(l0, l1)[0], "choice 0 is better". Both orders are run and ave
     win(A, B) = (P0(A, B) + 1 - P0(B, A)) / 2,   so win(A, B) + win(B, A) = 1 exactly.
 
 Long pairs are truncated inside the choices (keeping their ends, where the final
-answer is) and the question, never in " Answer: [MASK]" (the paper code's bug).
+answer is) and the question, never in " Answer: [MASK]" (the paper code's bug): the
+longest text is cut first; when two long solutions exceed the limit together, each keeps
+an equal share (``fair_shares``).
 
 Scoring n candidates of one problem (candidates with the same problem string are a group):
 
@@ -52,7 +54,7 @@ from .steps import join_steps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TinyRMScorer", "load_tinyrm", "DEFAULT_PREFIX", "pair_text"]
+__all__ = ["TinyRMScorer", "load_tinyrm", "DEFAULT_PREFIX", "pair_text", "fair_shares"]
 
 DEFAULT_PREFIX = "Which response is more correct? "
 _TOURNAMENTS = ("auto", "round_robin", "swiss")
@@ -61,6 +63,17 @@ _TOURNAMENTS = ("auto", "round_robin", "swiss")
 def pair_text(prefix: str, question: str, a: str, b: str, mask: str) -> tuple[str, str]:
     """The two segments of a judged pair (pure)."""
     return f"{prefix}Question: {question} Choice 0: {a}", f" Choice 1: {b} Answer: {mask}"
+
+
+def fair_shares(lengths: dict[str, int], budget: int) -> dict[str, int]:
+    """Token caps summing to at most ``budget``: the shortest texts keep all they have, the
+    rest share what is left equally (pure)."""
+    caps, left = {}, budget
+    order = sorted(lengths, key=lambda k: lengths[k])
+    for i, k in enumerate(order):
+        caps[k] = min(lengths[k], left // (len(order) - i))
+        left -= caps[k]
+    return caps
 
 
 class TinyRMScorer(Scorer):
@@ -152,20 +165,20 @@ class TinyRMScorer(Scorer):
                                      "a solution may contain the literal mask token")
                 return {"input_ids": enc["input_ids"], "token_type_ids": enc.get("token_type_ids"),
                         "mask": mask_pos[0]}
-            # cut the excess (plus a margin for boundary effects) from the longest text
+            # cut the excess (plus a margin for boundary effects) from the longest text; when the
+            # longest alone is shorter than the excess, share what fits out evenly (water-filling)
             over = n - self.max_length + 2
-            lens = {k: len(tok.encode(v, add_special_tokens=False)) for k, v in (("a", a), ("b", b), ("q", q))}
+            texts = {"a": a, "b": b, "q": q}
+            lens = {k: len(tok.encode(v, add_special_tokens=False)) for k, v in texts.items()}
             key = max(("a", "b", "q"), key=lambda k: lens[k])
-            if lens[key] <= over:
-                raise ValueError(f"pair too long to fit max_length={self.max_length} even after truncation")
-            text = {"a": a, "b": b, "q": q}[key]
-            kept = self._keep(text, lens[key] - over, keep_end=key != "q")
-            if key == "a":
-                a = kept
-            elif key == "b":
-                b = kept
-            else:
-                q = kept
+            caps = {key: lens[key] - over} if lens[key] > over else fair_shares(lens, sum(lens.values()) - over)
+            if any(c < 1 for c in caps.values()):
+                raise ValueError(f"pair too long to fit max_length={self.max_length} even after truncation "
+                                 f"(the prefix and the template alone take {n - sum(lens.values())} tokens)")
+            for k, c in caps.items():
+                if c < lens[k]:
+                    texts[k] = self._keep(texts[k], c, keep_end=k != "q")
+            a, b, q = texts["a"], texts["b"], texts["q"]
         raise ValueError(f"could not truncate the pair to max_length={self.max_length}")
 
     def _keep(self, text: str, n_tokens: int, *, keep_end: bool) -> str:

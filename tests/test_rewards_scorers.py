@@ -459,6 +459,20 @@ def test_tinyrm_truncation_keeps_answer_slot(tiny_tinyrm):
     assert text.endswith("answer : [MASK] [SEP]") and "final a" in text and "short b" in text
 
 
+def test_tinyrm_truncates_two_long_solutions_to_equal_shares(tiny_tinyrm):
+    from rewards.tinyrm import fair_shares
+
+    assert fair_shares({"a": 300, "b": 200, "q": 20}, 100) == {"q": 20, "b": 40, "a": 40}
+    assert fair_shares({"a": 30, "b": 20, "q": 5}, 100) == {"q": 5, "b": 20, "a": 30}
+    s = tiny_tinyrm
+    # each solution alone is longer than the limit, so the longest cannot take the whole cut
+    e = s.encode_pair("q?", "alpha " * 300 + "final A", "beta " * 250 + "final B")
+    assert len(e["input_ids"]) <= s.max_length and e["input_ids"][e["mask"]] == s.tokenizer.mask_token_id
+    text = s.tokenizer.decode(e["input_ids"])
+    assert "final a" in text and "final b" in text and text.endswith("answer : [MASK] [SEP]")
+    assert 0.3 < text.count("alpha") / text.count("beta") < 3
+
+
 def test_tinyrm_tournaments_and_cost(tiny_tinyrm):
     s = tiny_tinyrm
     cands = [[f"candidate {i} says {i * 7}"] for i in range(5)]
