@@ -102,8 +102,9 @@ class TrainConfig:
     """PRM: train only at the last step tag of each solution."""
     balance: str = "none"
     """ORM, for outcome labels with few positives (a 0.5B policy's pool: ~23% correct):
-    "none" (plain BCE, value head bias 0); "prior" (plain BCE, the value head's bias starts at
-    the training split's log-odds, so training starts from the base rate); "weight" (as
+    "none" (plain BCE, value head randomly initialised); "prior" (plain BCE; the value head
+    starts with weights 0 and the training split's log-odds as bias, so every score starts at
+    the base rate); "weight" (as
     "prior", and the positives' BCE term weighted by negatives/positives, a balanced loss; the
     read-out subtracts log(weight) from the logit, so a score still estimates P(correct) and
     the held-out loss is plain BCE)."""

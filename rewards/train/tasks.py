@@ -302,8 +302,9 @@ class ORMTask(_CausalTask):
                              f"{self.adapter.readout!r} (use tts-orm or an adapter with readout value_head)")
         torch.manual_seed(self.config.seed)
         head = torch.nn.Linear(model.config.hidden_size, 1, dtype=getattr(torch, self.config.dtype))
-        if self.config.balance != "none":
+        if self.config.balance != "none":  # the read-out starts at the base rate for every input
             with torch.no_grad():
+                head.weight.zero_()
                 head.bias.fill_(self.prior_logit + self.shift)
         self.heads["value_head"] = head
         return model
