@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "probe-features --allow-heldout` on the same pool) instead of running the policy")
     pt = sub.add_parser("pool-table", help="scorers against pass@1 and maj@N on scored pools",
                         description="RM@N and weighted@N per scorer and aggregator, with paired bootstrap "
-                                    "intervals against maj@N and pass@1 (eval/score_pool.py).")
+                                    "intervals against maj@N and pass@1, and each scorer's forward GFLOP per "
+                                    "candidate (eval/score_pool.py).")
     pt.add_argument("pools", nargs="+", help="scored pools of the same problems")
     pt.add_argument("--agg", default=",".join(DEFAULT_AGGS),
                     help=f"aggregators for step scores (default {','.join(DEFAULT_AGGS)})")
@@ -130,11 +131,16 @@ def run_score_pool(args: argparse.Namespace) -> int:
             raise ValueError("--features applies to --reward probe with --scorer-model DIR")
         probe = FeatureProbe(args.scorer_model, args.features)
         n = score_pool_from_features(args.pool, probe, args.out,
-                                     reward={**probe.describe(), "model": args.scorer_model})
+                                     reward={**probe.describe(), "model": args.scorer_model,
+                                             "flops_per_token": probe.flops_per_token})
         print(f"scored {n} problems into {args.out} from stored features ({args.features})")
         return 0
     scorer = load_scorer(args.reward, model=args.scorer_model)
     reward = {**scorer.describe(), "model": args.scorer_model}
+    if scorer.forward_params:  # the pool table's cost column: 2 x params x scorer_tokens per candidate
+        from rewards.cost import flops_per_token
+
+        reward["flops_per_token"] = flops_per_token(scorer.forward_params)
     t0 = time.perf_counter()
 
     def show(done, total):

@@ -13,8 +13,10 @@ every aggregator and selection rule on the stored scores.
 `pool_table` is the scorer table: per scored pool and aggregator, at N = the pool's n,
 RM@N (the highest-valued sample) and weighted@N (votes weighted by value) against
 pass@1 and maj@N on the same problems, with paired bootstrap intervals of the
-differences (resampling problems), and the outcome AUC and calibration error (ECE) of
-the aggregated value as P(correct).
+differences (resampling problems), the outcome AUC and calibration error (ECE) of
+the aggregated value as P(correct), and the scorer's cost: forward FLOPs per candidate
+(``rewards.cost``: 2 x the parameters a token passes through x the tokens it scored,
+recorded per problem as ``scorer_tokens``; ``scorer_cost``), so accuracy sits beside cost.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,8 @@ from eval.registry import DEFAULT_AGGS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["score_pool", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown"]
+__all__ = ["score_pool", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown", "scorer_cost",
+           "pool_tokens"]
 
 
 def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: dict, batch_problems: int = 2,
@@ -57,17 +61,38 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
             chunk = todo[b : b + batch_problems]
             flat = [(r, s) for r in chunk for s in r["samples"]]
             with_steps = [(r, s) for r, s in flat if s.get("steps")]
+            before = scorer.stats.tokens_scored
             scores = scorer.score([r["problem"] for r, _ in with_steps], [s["steps"] for _, s in with_steps])
             for (_, s), sc in zip(with_steps, scores, strict=True):
                 s["scores"] = [round(float(x), 6) for x in sc]
             for _, s in flat:
                 s.setdefault("scores", [])
-            for r in chunk:
+            shares = _apportion(scorer.stats.tokens_scored - before,
+                                [sum(1 for s in r["samples"] if s.get("steps")) for r in chunk])
+            for r, tokens in zip(chunk, shares, strict=True):
                 r["reward"] = reward
+                r["scorer_tokens"] = tokens
             w.write(chunk)
             if on_batch:
                 on_batch(done + b + len(chunk), len(rows))
     return len(todo)
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """``total`` split over the records of one score() call in proportion to their scored
+    candidates (integers summing to ``total``; a batch's tokens are not known per problem)."""
+    w = sum(weights)
+    if not w:
+        return [0] * len(weights)
+    cum = [round(total * sum(weights[: i + 1]) / w) for i in range(len(weights))]
+    return [c - p for c, p in zip(cum, [0, *cum[:-1]], strict=True)]
+
+
+def pool_tokens(record: dict) -> int:
+    """Tokens the policy's own forward pass reads for a record's samples (prompt + generated,
+    over the samples with steps): what a probe scores, with no scorer run to count them."""
+    return sum(int(s.get("prompt_tokens") or 0) + int(s.get("generated_tokens") or 0)
+               for s in record["samples"] if s.get("steps"))
 
 
 class FeatureProbe:
@@ -100,6 +125,13 @@ class FeatureProbe:
         return {"kind": "probe", "name": self.card.get("name"), "granularity": self.granularity,
                 "layer": self.card["layer"], "backbone": self.card["backbone"], "from_features": True}
 
+    @property
+    def flops_per_token(self) -> int:
+        """What scoring with the policy would cost per token (its decoder up to the layer read)."""
+        from rewards.cost import decoder_params_upto, flops_per_token
+
+        return flops_per_token(decoder_params_upto(self.card["backbone"], int(self.card["layer"])))
+
     def scores(self, pid: str, j: int) -> list[float]:
         key = (str(pid), int(j))
         if key not in self.rows:
@@ -122,6 +154,7 @@ def score_pool_from_features(pool_path: str | Path, probe: FeatureProbe, out_pat
             for j, s in enumerate(r["samples"]):
                 s["scores"] = probe.scores(r["id"], j) if s.get("steps") and _gradable(s) else []
             r["reward"] = reward
+            r["scorer_tokens"] = pool_tokens(r)  # what the policy's pass read when the features were made
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
             n += 1
     return n
@@ -170,6 +203,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
         rows = [r for r in rows if r["id"] in common]
         rows.sort(key=lambda r: r["id"])
         reward = rows[0].get("reward") or {"kind": "none"}
+        cost = scorer_cost(rows, reward)
         gran = "outcome" if all(len(s.get("scores") or []) <= 1 for r in rows for s in r["samples"]) else "step"
         for agg in aggs if gran == "step" else ("last",):
             probs = _problem_rows(rows, agg)
@@ -184,7 +218,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
                         "pass@1": {"acc": float(np.mean(pass1)), "ci": _ci(pass1, n_boot, seed)},
                         f"maj@{n}": {"acc": float(np.mean(maj)), "ci": _ci(maj, n_boot, seed)},
                         f"pass@{n}": {"acc": float(np.mean(oracle)), "ci": _ci(oracle, n_boot, seed)}}
-            row = {"pool": path, "reward": reward, "agg": agg}
+            row = {"pool": path, "reward": reward, "agg": agg, "cost": cost}
             vals = np.array([v if v is not None else np.nan for p in probs for v in p["values"]])
             ys = np.array([c for p in probs for c in p["correct"]], float)
             ok = ~np.isnan(vals)
@@ -197,6 +231,43 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
             out_rows.append(row)
     return {"baseline": base, "rows": out_rows, "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95},
             "ids": sorted(common)}
+
+
+def scorer_cost(rows: Sequence[dict], reward: dict) -> dict:
+    """Forward FLOPs per candidate of a scored pool's scorer (``rewards.cost``), over ``rows``.
+
+    FLOPs per token: the ``reward``'s ``flops_per_token`` (written by ``score-pool``); for a
+    probe scored before it was recorded, from its backbone's config and the layer read.
+    Tokens: the records' ``scorer_tokens`` (counted by the scorer while scoring: prompt and
+    solution, every pair for TinyRM); for such an older probe, the pool's prompt + generated
+    tokens. Candidates: every sample of the rows. Missing parts give None."""
+    fpt, tokens, source = reward.get("flops_per_token"), None, None
+    if fpt is None and reward.get("kind") == "probe" and reward.get("backbone") and reward.get("layer"):
+        fpt = _probe_flops_per_token(str(reward["backbone"]), int(reward["layer"]))
+    if rows and all("scorer_tokens" in r for r in rows):
+        tokens, source = sum(int(r["scorer_tokens"]) for r in rows), "scorer"
+    elif rows and reward.get("kind") == "probe":
+        tokens, source = sum(pool_tokens(r) for r in rows), "pool prompt + generated tokens"
+    candidates = sum(len(r["samples"]) for r in rows)
+    out = {"flops_per_token": fpt, "tokens": tokens, "tokens_from": source, "candidates": candidates,
+           "tokens_per_candidate": round(tokens / candidates, 1) if tokens is not None and candidates else None,
+           "flops_per_candidate": None}
+    if fpt is not None and tokens is not None and candidates:
+        from rewards.cost import flops_per_candidate
+
+        out["flops_per_candidate"] = flops_per_candidate(flops_per_token=fpt, tokens=tokens, candidates=candidates)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _probe_flops_per_token(backbone: str, layer: int) -> int | None:
+    from rewards.cost import decoder_params_upto, flops_per_token
+
+    try:
+        return flops_per_token(decoder_params_upto(backbone, layer))
+    except (OSError, ValueError, ImportError) as e:
+        log.warning("scorer cost of the probe on %s layer %d unknown (%s); the table shows '-'", backbone, layer, e)
+        return None
 
 
 def _diff(x, y, n_boot, seed) -> dict:
@@ -219,6 +290,14 @@ def _ece(p: np.ndarray, y: np.ndarray) -> float | None:
     return round(expected_calibration_error(p, y), 4)
 
 
+def gflops(cost: dict | None) -> str:
+    """The table's cost cell: forward GFLOP per candidate, '-' when unknown."""
+    f = (cost or {}).get("flops_per_candidate")
+    if f is None:
+        return "-"
+    return f"{f / 1e9:.3g}" if f < 1e12 else f"{f / 1e9:,.0f}"
+
+
 def table_markdown(t: dict, command: str | None = None) -> str:
     b = t["baseline"]
     n = b["n"]
@@ -231,13 +310,18 @@ def table_markdown(t: dict, command: str | None = None) -> str:
 
     lines = [f"{b['problems']} problems, N = {n}: pass@1 {acc(b['pass@1'])}, maj@{n} {acc(b[f'maj@{n}'])}, "
              f"pass@{n} {acc(b[f'pass@{n}'])}", "",
-             f"| scorer | agg | RM@{n} | weighted@{n} | weighted - maj@{n} | RM - pass@1 | AUC | ECE |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"| scorer | agg | RM@{n} | weighted@{n} | weighted - maj@{n} | RM - pass@1 | AUC | ECE "
+             "| scorer GFLOP / candidate |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in t["rows"]:
         name = r["reward"].get("name") or r["reward"].get("kind")
+        model = Path(str(r["reward"].get("model") or "")).name
+        if model and model not in name:  # e.g. two ORMs read through the same adapter
+            name = f"{name} ({model})"
         lines.append(f"| {name} | {r['agg']} | {acc(r['rm'])} | {acc(r['weighted'])} | "
                      f"{diff(r['weighted']['minus_maj'])} | {diff(r['rm']['minus_pass1'])} | "
-                     f"{r['auc'] if r['auc'] is not None else '-'} | {r['ece'] if r['ece'] is not None else '-'} |")
+                     f"{r['auc'] if r['auc'] is not None else '-'} | {r['ece'] if r['ece'] is not None else '-'} | "
+                     f"{gflops(r.get('cost'))} |")
     if command:
         lines += ["", f"`{command}`"]
     return "\n".join(lines) + "\n"

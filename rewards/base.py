@@ -108,6 +108,13 @@ class Scorer:
         """Parameters of the model(s) behind the scorer (0 for oracles)."""
         return 0
 
+    @property
+    def forward_params(self) -> int:
+        """Parameters a scored token passes through (``rewards.cost``: no embedding tables, no
+        head applied once per sequence, only the layers that run); 2 x this is the forward
+        FLOPs per token in ``stats.tokens_scored``. 0: no model, or not known."""
+        return 0
+
     def score(
         self,
         problems: list[str],

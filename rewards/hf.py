@@ -232,6 +232,13 @@ class TransformersScorer(Scorer):
             n += sum(p.numel() for p in self.value_head.parameters())
         return n
 
+    @property
+    def forward_params(self) -> int:
+        from .cost import forward_params
+
+        # the backbone runs over every token; the value head / two LM-head rows only at the tags
+        return forward_params(self.backbone)
+
     def encode(self, problem: str, steps: list[str]) -> Encoded:
         """The candidate's token ids and tag positions (what the model sees)."""
         if problem not in self._prompts:

@@ -317,6 +317,13 @@ class ProbeScorer(Scorer):
     def num_parameters(self) -> int:
         return self.features.num_parameters + self.head.dim + 1
 
+    @property
+    def forward_params(self) -> int:
+        from .cost import forward_params
+
+        # the pass stops after the layer read
+        return forward_params(self.features.model, layers=self.features._blocks[: int(self.card["layer"])])
+
     def _score(self, problems, solutions, *, golds, references):
         before, padded = self.features.tokens_run, self.features.tokens_padded
         feats = self.features(problems, solutions)

@@ -10,7 +10,9 @@ P0(A, B) = softmax(l0, l1)[0], "choice 0 is better". Both orders are run and ave
     win(A, B) = (P0(A, B) + 1 - P0(B, A)) / 2,   so win(A, B) + win(B, A) = 1 exactly.
 
 Long pairs are truncated inside the choices (keeping their ends, where the final
-answer is) and the question, never in " Answer: [MASK]" (the paper code's bug).
+answer is) and the question, never in " Answer: [MASK]" (the paper code's bug): the
+longest text is cut first; when two long solutions exceed the limit together, each keeps
+an equal share (``fair_shares``).
 
 Scoring n candidates of one problem (candidates with the same problem string are a group):
 
@@ -52,7 +54,7 @@ from .steps import join_steps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TinyRMScorer", "load_tinyrm", "DEFAULT_PREFIX", "pair_text"]
+__all__ = ["TinyRMScorer", "load_tinyrm", "DEFAULT_PREFIX", "pair_text", "fair_shares"]
 
 DEFAULT_PREFIX = "Which response is more correct? "
 _TOURNAMENTS = ("auto", "round_robin", "swiss")
@@ -61,6 +63,17 @@ _TOURNAMENTS = ("auto", "round_robin", "swiss")
 def pair_text(prefix: str, question: str, a: str, b: str, mask: str) -> tuple[str, str]:
     """The two segments of a judged pair (pure)."""
     return f"{prefix}Question: {question} Choice 0: {a}", f" Choice 1: {b} Answer: {mask}"
+
+
+def fair_shares(lengths: dict[str, int], budget: int) -> dict[str, int]:
+    """Token caps summing to at most ``budget``: the shortest texts keep all they have, the
+    rest share what is left equally (pure)."""
+    caps, left = {}, budget
+    order = sorted(lengths, key=lambda k: lengths[k])
+    for i, k in enumerate(order):
+        caps[k] = min(lengths[k], left // (len(order) - i))
+        left -= caps[k]
+    return caps
 
 
 class TinyRMScorer(Scorer):
@@ -115,6 +128,27 @@ class TinyRMScorer(Scorer):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def forward_params(self) -> int:
+        from .cost import forward_params
+
+        if hasattr(self.model, "cls"):  # BERT family: the encoder per token, the MLM head at the mask only
+            return forward_params(getattr(self.model, self.model.base_model_prefix))
+        # other MLMs run their head (tied to the embeddings, so not counted above) at every position
+        return forward_params(self.model) + self.model.get_output_embeddings().weight.numel()
+
+    def _mask_logits(self, ids, attn, kwargs, masks: list[int]):
+        """Vocabulary logits [B, V] at each row's mask: for the BERT family the MLM head runs at
+        the masks only (the encoder's states elsewhere are not read)."""
+        import torch
+
+        rows = torch.arange(len(masks))
+        cols = torch.tensor(masks)
+        if hasattr(self.model, "cls"):
+            h = getattr(self.model, self.model.base_model_prefix)(input_ids=ids, attention_mask=attn, **kwargs)[0]
+            return self.model.cls(h[rows, cols])
+        return self.model(input_ids=ids, attention_mask=attn, **kwargs).logits[rows, cols]
+
     # ------------------------------------------------------------- encoding
     def encode_pair(self, question: str, a: str, b: str) -> dict:
         """Token ids, token type ids and the mask index of one ordered pair."""
@@ -131,20 +165,20 @@ class TinyRMScorer(Scorer):
                                      "a solution may contain the literal mask token")
                 return {"input_ids": enc["input_ids"], "token_type_ids": enc.get("token_type_ids"),
                         "mask": mask_pos[0]}
-            # cut the excess (plus a margin for boundary effects) from the longest text
+            # cut the excess (plus a margin for boundary effects) from the longest text; when the
+            # longest alone is shorter than the excess, share what fits out evenly (water-filling)
             over = n - self.max_length + 2
-            lens = {k: len(tok.encode(v, add_special_tokens=False)) for k, v in (("a", a), ("b", b), ("q", q))}
+            texts = {"a": a, "b": b, "q": q}
+            lens = {k: len(tok.encode(v, add_special_tokens=False)) for k, v in texts.items()}
             key = max(("a", "b", "q"), key=lambda k: lens[k])
-            if lens[key] <= over:
-                raise ValueError(f"pair too long to fit max_length={self.max_length} even after truncation")
-            text = {"a": a, "b": b, "q": q}[key]
-            kept = self._keep(text, lens[key] - over, keep_end=key != "q")
-            if key == "a":
-                a = kept
-            elif key == "b":
-                b = kept
-            else:
-                q = kept
+            caps = {key: lens[key] - over} if lens[key] > over else fair_shares(lens, sum(lens.values()) - over)
+            if any(c < 1 for c in caps.values()):
+                raise ValueError(f"pair too long to fit max_length={self.max_length} even after truncation "
+                                 f"(the prefix and the template alone take {n - sum(lens.values())} tokens)")
+            for k, c in caps.items():
+                if c < lens[k]:
+                    texts[k] = self._keep(texts[k], c, keep_end=k != "q")
+            a, b, q = texts["a"], texts["b"], texts["q"]
         raise ValueError(f"could not truncate the pair to max_length={self.max_length}")
 
     def _keep(self, text: str, n_tokens: int, *, keep_end: bool) -> str:
@@ -186,10 +220,9 @@ class TinyRMScorer(Scorer):
                 attn[b, :n] = 1
             kwargs = {"token_type_ids": tt.to(self.device)} if batch[0][1]["token_type_ids"] is not None else {}
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), **kwargs).logits
-                rows = torch.arange(B)
-                cols = torch.tensor([e["mask"] for _, e in batch])
-                two = logits[rows, cols][:, list(self.choice_ids)].float()  # [B, 2]
+                logits = self._mask_logits(ids.to(self.device), attn.to(self.device), kwargs,
+                                           [e["mask"] for _, e in batch])
+                two = logits[:, list(self.choice_ids)].float()  # [B, 2]
                 probs = torch.softmax(two, dim=-1)[:, 0].tolist()
             for (i, _), p in zip(batch, probs, strict=True):
                 out[i] = p

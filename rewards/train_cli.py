@@ -10,6 +10,8 @@
     python cli.py train prm --data data/prmbench.jsonl --out runs/prm
     python cli.py train orm --data data/ex.jsonl --out runs/orm
     python cli.py train tinyrm --data data/ex.jsonl --out runs/tinyrm
+    # ORM / TinyRM on the outcome labels of a stored pool (the policy's own graded samples)
+    python cli.py train orm --pool pools/gsm8k-train256-n8.jsonl.gz --balance prior --out runs/orm-pool
 
 Every TrainConfig field is an option (``--lora-r``, ``--freeze-layers``, ``--peft dora`` ...;
 ``cli.py train prm --help`` lists them with their help). Only argparse and the standard
@@ -44,7 +46,12 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
     from rewards.train import TrainConfig, field_docs
 
     docs = field_docs()
-    p.add_argument("--data", nargs="+", required=True, help="JSONL training files (records of docs/training.md)")
+    p.add_argument("--data", nargs="+", default=[], help="JSONL training files (records of docs/training.md)")
+    if kind in ("orm", "tinyrm"):
+        p.add_argument("--pool", nargs="+", default=[],
+                       help="sample pools written by `cli.py pool` (.jsonl or .jsonl.gz): every graded sample "
+                            "is an outcome record (TinyRM: pairs of a correct and a wrong one); problems of the "
+                            "held-out slices are dropped. With --data, both are read")
     p.add_argument("--out", required=True,
                    help="checkpoint directory (adapter, head, card.json); when it holds resume/ from an "
                         "interrupted run with the same settings and data, training continues from there "
@@ -318,6 +325,17 @@ def _run_builder(args) -> int:
     return 0
 
 
+def _check_pools(pools: list[str]) -> None:
+    from policies.pool import is_pool
+
+    for p in pools:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"--pool {p}: no such file; write one with `cli.py pool`")
+        if not is_pool(p):
+            raise ValueError(f"--pool {p}: not a sample pool (no 'tts-math-pool/1' records); pass training "
+                             "records with --data")
+
+
 def _run_train(args) -> int:
     from dataclasses import fields
 
@@ -325,7 +343,12 @@ def _run_train(args) -> int:
 
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "kind"}
     config = TrainConfig(kind=args.train_command, **kw)
-    card = train(config, args.data, args.out, progress=not args.no_progress,
+    pools = list(getattr(args, "pool", []))
+    if not args.data and not pools:
+        raise ValueError(f"cli.py train {args.train_command}: give --data FILE ..." +
+                         (" or --pool POOL ..." if hasattr(args, "pool") else ""))
+    _check_pools(pools)
+    card = train(config, [*args.data, *pools], args.out, progress=not args.no_progress,
                  command=_command_line())
     m, t = card["metrics"], card["training"]
     print(json.dumps({"out": args.out, "stopped": t["stopped"], "steps": t["steps_run"],

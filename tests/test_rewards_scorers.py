@@ -433,6 +433,13 @@ def test_tinyrm_mask_position_and_p0(tiny_tinyrm):
     assert s.p0([("What is 2+3?", "2+3=5", "2+3=6")])[0] == pytest.approx(ref, abs=1e-6)
 
 
+def test_tinyrm_forward_params_count_the_encoder_not_the_head(tiny_tinyrm):
+    # hidden 32, 2 layers, intermediate 64: per layer q/k/v/o 4 x (32*32 + 32) = 4224, two
+    # LayerNorms 2 x 64, FFN (32*64 + 64) + (64*32 + 32) = 4192 -> 8544; plus the embeddings'
+    # LayerNorm 64. Embedding tables are lookups; the MLM head runs at the mask only.
+    assert tiny_tinyrm.forward_params == 2 * 8544 + 64
+
+
 def test_tinyrm_order_swap_symmetry(tiny_tinyrm):
     pairs = [("2+3=5", "2+3=6"), ("x = 4", "x = 5 so the answer is 5"), ("a", "a")]
     w = tiny_tinyrm.win("q", pairs)
@@ -450,6 +457,20 @@ def test_tinyrm_truncation_keeps_answer_slot(tiny_tinyrm):
     assert len(e["input_ids"]) <= s.max_length
     text = s.tokenizer.decode(e["input_ids"])
     assert text.endswith("answer : [MASK] [SEP]") and "final a" in text and "short b" in text
+
+
+def test_tinyrm_truncates_two_long_solutions_to_equal_shares(tiny_tinyrm):
+    from rewards.tinyrm import fair_shares
+
+    assert fair_shares({"a": 300, "b": 200, "q": 20}, 100) == {"q": 20, "b": 40, "a": 40}
+    assert fair_shares({"a": 30, "b": 20, "q": 5}, 100) == {"q": 5, "b": 20, "a": 30}
+    s = tiny_tinyrm
+    # each solution alone is longer than the limit, so the longest cannot take the whole cut
+    e = s.encode_pair("q?", "alpha " * 300 + "final A", "beta " * 250 + "final B")
+    assert len(e["input_ids"]) <= s.max_length and e["input_ids"][e["mask"]] == s.tokenizer.mask_token_id
+    text = s.tokenizer.decode(e["input_ids"])
+    assert "final a" in text and "final b" in text and text.endswith("answer : [MASK] [SEP]")
+    assert 0.3 < text.count("alpha") / text.count("beta") < 3
 
 
 def test_tinyrm_tournaments_and_cost(tiny_tinyrm):

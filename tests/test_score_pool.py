@@ -72,3 +72,68 @@ def test_pool_table_puts_the_scorer_beside_majority(tmp_path):
     assert rows["last"]["auc"] == 1.0
     md = table_markdown(t, "python cli.py eval pool-table x")
     assert "| judge | last |" in md and "maj@4 0.000" in md
+
+
+# ------------------------------------------------------------------ scorer cost (rewards.cost)
+class TokenScorer(LengthScorer):
+    """LengthScorer that reports 10 scored tokens per candidate, as a model scorer would."""
+
+    def _score(self, problems, solutions, *, golds, references):
+        self.stats.tokens_scored += 10 * len(solutions)
+        return super()._score(problems, solutions, golds=golds, references=references)
+
+
+def test_forward_params_and_flops_by_hand():
+    import torch
+
+    from rewards.cost import flops_per_candidate, flops_per_token, forward_params
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 4)  # a lookup: not counted
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)])  # 15 + 8
+            self.head = torch.nn.Linear(2, 1)  # 3
+
+    net = Net()
+    assert forward_params(net) == 15 + 8 + 3
+    assert forward_params(net, layers=net.layers[:1]) == 15  # a probe reading layer 1 stops there
+    tied = torch.nn.Linear(4, 10, bias=False)
+    tied.weight = net.embed.weight  # an output head tied to the embedding: one table, a lookup
+    assert forward_params(torch.nn.ModuleList([net.embed, tied])) == 0
+    assert flops_per_token(26) == 52
+    # 52 FLOPs per token, 100 + 60 tokens scored for 4 candidates: 52 * 160 / 4
+    assert flops_per_candidate(flops_per_token=52, tokens=160, candidates=4) == 2080.0
+    with pytest.raises(ValueError, match="candidates"):
+        flops_per_candidate(flops_per_token=52, tokens=160, candidates=0)
+
+
+def test_pool_table_puts_scorer_flops_beside_accuracy(tmp_path, monkeypatch):
+    import eval.score_pool as sp
+
+    pool = _pool(tmp_path / "pool.jsonl.gz")  # 5 problems x 4 samples, 10 generated tokens each
+    scored = tmp_path / "scored.jsonl"
+    # 2 problems per score() call: 80 tokens per call, split 40 / 40 by candidates
+    score_pool(pool, TokenScorer(), scored, reward={"kind": "fake", "name": "judge", "flops_per_token": 1000},
+               batch_problems=2)
+    rows = [json.loads(x) for x in scored.read_text().splitlines()]
+    assert [r["scorer_tokens"] for r in rows] == [40, 40, 40, 40, 40]
+    # a probe scored before the cost was recorded: FLOPs per token from its backbone (stubbed
+    # here), tokens = the pool's prompt + generated tokens (0 + 10 per sample here)
+    legacy = tmp_path / "legacy-probe.jsonl"
+    recs = [{**r, "reward": {"kind": "probe", "name": "old-probe", "backbone": "b", "layer": 2}} for r in rows]
+    for r in recs:
+        del r["scorer_tokens"]
+    legacy.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    monkeypatch.setattr(sp, "_probe_flops_per_token", lambda backbone, layer: 300 * layer)
+    t = pool_table([scored, legacy], aggs=["last"], n_boot=50)
+    by = {r["reward"]["name"]: r["cost"] for r in t["rows"]}
+    # judge: 1000 FLOPs/token x 200 tokens / 20 candidates = 10,000 per candidate
+    assert by["judge"]["flops_per_candidate"] == 10_000.0 and by["judge"]["tokens_from"] == "scorer"
+    # old probe: 600 FLOPs/token x (20 x 10 tokens) / 20 candidates = 6,000
+    assert by["old-probe"]["flops_per_candidate"] == 6_000.0
+    assert by["old-probe"]["tokens_from"].startswith("pool")
+    md = table_markdown(t)
+    assert "scorer GFLOP / candidate" in md and "| 1e-05 |" in md and "| 6e-06 |" in md
+    # no recorded FLOPs per token (an oracle, or an older scored pool): the cell says "-"
+    assert sp.gflops(sp.scorer_cost(rows, {"kind": "fake"})) == "-"

@@ -326,6 +326,78 @@ def test_orm_trains_and_reloads_exactly(tiny_root, tmp_path):
     assert all(".layers.1." in t for t in adapter_cfg["target_modules"])  # layer 0 frozen
 
 
+def _write_pool(path: Path, problems: list[tuple[str, list[tuple[list[str], bool]]]]) -> Path:
+    """A gzip pool (policies.pool format) with the given (problem, [(steps, correct), ...])."""
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        for i, (q, samples) in enumerate(problems):
+            rec = {"format": "tts-math-pool/1", "id": f"q{i}", "problem": q, "gold": "5", "source": "test",
+                   "config": {"n": len(samples)},
+                   "samples": [{"text": "\n\n".join(st), "steps": st, "generated_tokens": 7, "prompt_tokens": 3,
+                                "finish_reason": "stop", "verdict": {"correct": ok, "status": "ok" if ok else "wrong"}}
+                               for st, ok in samples]}
+            f.write(json.dumps(rec) + "\n")
+    return path
+
+
+def test_outcome_records_from_a_pool_drop_heldout_and_ungraded(tmp_path):
+    from policies.pool import read_pool
+    from rewards.train import outcome_from_pool
+
+    pool = _write_pool(tmp_path / "p.jsonl.gz", [("Train problem", [(["a", "b"], True), (["c"], False)]),
+                                                ("HELD OUT", [(["d"], True)])])
+    rows = read_pool(pool)
+    rows[0]["samples"].append({"steps": ["e"], "verdict": {"correct": None, "status": "invalid_gold"}})
+    recs, summary = outcome_from_pool(rows, heldout=lambda text: text == "HELD OUT")
+    assert [(r["problem_id"], r["steps"], r["correct"], r["sample"]) for r in recs] == [
+        ("q0", ["a", "b"], True, 0), ("q0", ["c"], False, 1)]
+    assert recs[0]["kind"] == "outcome" and recs[0]["answer"] == "5"
+    assert summary == {"problems": 1, "samples": 2, "positives": 1, "positive_share": 0.5,
+                       "heldout_problems_dropped": 1, "ungraded_samples_dropped": 1}
+
+
+def test_orm_trains_on_a_pool_with_balanced_weights_and_reads_out_probabilities(tiny_root, tmp_path):
+    """--pool: outcome labels of a stored pool (1 correct in 4); balance="weight" trains with
+    pos_weight 3 and saves a head whose read-out is P(correct) (the loader reproduces it)."""
+    import math
+
+    from rewards import load_scorer
+    from rewards.train import train
+
+    problems = []
+    for i in range(12):
+        q = f"Tom has {i + 2} apples and buys {i + 3} more. How many?"
+        problems.append((q, [([f"good {i}", f"good, the answer is {2 * i + 5}"], True)] +
+                         [([f"bad {i} {j}", f"bad, the answer is {i + j}"], False) for j in range(3)]))
+    pool = _write_pool(tmp_path / "train.jsonl.gz", problems)
+    out = tmp_path / "orm-pool"
+    card = train(_cfg("orm", _tiny_causal(tiny_root), balance="weight", epochs=20), [str(pool)], str(out),
+                 progress=False)
+    data = card["training"]["data"][0]
+    assert data["format"] == "pool" and data["rows"] == 48 and data["positive_share"] == 0.25
+    split = card["training"]["split"]
+    assert split["balance"] == "weight" and split["pos_weight"] == pytest.approx(
+        (1 - split["train_positive_share"]) / split["train_positive_share"], abs=1e-3)
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"]
+    s = load_scorer("orm", model=str(out))
+    for probe in card["training"]["reload_check"]:  # the saved bias holds the -log(pos_weight) read-out
+        assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
+    # the untrained read-out is the training split's base rate for every input (weights 0, bias = log-odds)
+    assert m["heldout_untrained"]["mean_score"] == pytest.approx(split["train_positive_share"], abs=1e-4)
+    assert math.isfinite(m["heldout_best"]["loss"])
+
+
+def test_balance_is_an_orm_setting():
+    from rewards.train import TrainConfig
+
+    with pytest.raises(ValueError, match="balance applies to the ORM"):
+        TrainConfig(kind="tinyrm", balance="weight")
+    with pytest.raises(ValueError, match="balance must be"):
+        TrainConfig(kind="orm", balance="yes")
+
+
 def test_tinyrm_trains_head_and_reloads_exactly(tiny_root, tmp_path):
     from rewards.tinyrm import load_tinyrm
     from rewards.train import train

@@ -12,7 +12,8 @@ The public interface (what the command line and the tests import)::
                    splits, pair building, importers (PRM800K, Math-Shepherd, PRMBench,
                    GSM8K example solutions)
       build.py     data from the policy: outcome labels (sample n, grade) and Monte Carlo
-                   step labels (roll out k completions from every step prefix)
+                   step labels (roll out k completions from every step prefix); outcome
+                   labels from a stored pool's graded samples (``outcome_from_pool``)
       tasks.py     PRM / ORM / TinyRM: preprocessing (pure), loss, held-out metrics
       trainer.py   prepare / fit / save: peft LoRA/DoRA, layer freezing, AdamW with
                    transformers' linear warmup/decay, clipping, held-out eval + early stop,
@@ -35,6 +36,7 @@ from .build import (
     build_step_labels,
     default_grader,
     mc_labels,
+    outcome_from_pool,
     summary_line,
 )
 from .config import DEFAULT_BACKBONES, TRAIN_KINDS, TrainConfig, field_docs
@@ -101,5 +103,6 @@ __all__ = [
     "build_step_labels",
     "default_grader",
     "mc_labels",
+    "outcome_from_pool",
     "summary_line",
 ]

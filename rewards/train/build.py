@@ -14,7 +14,11 @@ s_1..s_m and each prefix s_1..s_i (i < m), k completions are rolled out with the
 = 1 if any is. The last step's label is the solution's own outcome (it is complete).
 All prefixes of a chunk of problems go to the policy in one call, as search does.
 
-Both builders are resumable (problems already in the output are skipped; a torn last
+Outcome data from a stored pool (``outcome_from_pool``): a pool written by ``cli.py pool``
+already holds n graded samples per problem (``policies.pool``), so it becomes ``outcome``
+records without running the policy: one per gradable sample, held-out problems dropped.
+
+The two policy builders are resumable (problems already in the output are skipped; a torn last
 line is repaired; a problem is only counted done when all its rows are there) and
 budgeted (``max_problems``, ``max_tokens`` generated, ``max_seconds``): they stop
 between chunks once a budget is spent and say so in the returned summary.
@@ -32,7 +36,8 @@ from .data import JsonlWriter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "summary_line"]
+__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "outcome_from_pool",
+           "summary_line"]
 
 Grader = Callable[[list[str], list[str]], list[bool]]
 
@@ -142,6 +147,42 @@ def build_outcome_data(
     with JsonlWriter(out, config) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, **summary}
+
+
+def outcome_from_pool(pool: list[dict], *, heldout: Callable[[str], bool] | None = None) -> tuple[list[dict], dict]:
+    """``outcome`` records from a pool's samples (``policies.pool`` records), and a summary.
+
+    Every sample the verifier graded becomes one record: its ``steps`` exactly as the pool
+    stores them (what ``cli.py eval score-pool`` scores), ``correct`` = its verdict. Samples
+    whose gold could not be graded (``invalid_gold``, no verdict) are left out, as the probe
+    trainer does. heldout: a problem-text test (default ``policies.datasets.is_heldout``):
+    problems it accepts are dropped, so a pool that mixes in held-out problems cannot leak
+    them into training. Summary: problems, samples kept, positive share, what was dropped.
+    """
+    if heldout is None:
+        from policies.datasets import is_heldout as heldout
+    rows, dropped_heldout, ungraded, problems = [], 0, 0, set()
+    for rec in pool:
+        if heldout(rec["problem"]):
+            dropped_heldout += 1
+            continue
+        samples = rec.get("samples") or []
+        for j, s in enumerate(samples):
+            v = s.get("verdict") or {}
+            if v.get("correct") is None or v.get("status") == "invalid_gold" or rec.get("status") == "invalid_gold":
+                ungraded += 1
+                continue
+            problems.add(str(rec["id"]))
+            rows.append({"kind": "outcome", "problem_id": str(rec["id"]), "problem": rec["problem"],
+                         "answer": str(rec.get("gold", "")), "steps": list(s.get("steps") or []),
+                         "correct": bool(v["correct"]), "sample": j, "of": len(samples),
+                         "finish_reason": s.get("finish_reason"), "generated_tokens": s.get("generated_tokens"),
+                         "source": rec.get("source", "")})
+    positives = sum(r["correct"] for r in rows)
+    summary = {"problems": len(problems), "samples": len(rows), "positives": positives,
+               "positive_share": round(positives / len(rows), 4) if rows else None,
+               "heldout_problems_dropped": dropped_heldout, "ungraded_samples_dropped": ungraded}
+    return rows, summary
 
 
 def mc_labels(correct: list[list[bool]], final: bool) -> tuple[list[float], list[float]]:

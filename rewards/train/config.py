@@ -100,6 +100,14 @@ class TrainConfig:
     correct -> 1; rows without hard_labels use labels >= 0.5)."""
     last_step_only: bool = False
     """PRM: train only at the last step tag of each solution."""
+    balance: str = "none"
+    """ORM, for outcome labels with few positives (a 0.5B policy's pool: ~23% correct):
+    "none" (plain BCE, value head randomly initialised); "prior" (plain BCE; the value head
+    starts with weights 0 and the training split's log-odds as bias, so every score starts at
+    the base rate); "weight" (as
+    "prior", and the positives' BCE term weighted by negatives/positives, a balanced loss; the
+    read-out subtracts log(weight) from the logit, so a score still estimates P(correct) and
+    the held-out loss is plain BCE)."""
     prefix: str = "Which response is more correct? "
     """TinyRM: FLAN-style instruction before "Question: ..." (paper's reasoning prefix)."""
     max_pairs_per_problem: int = 8
@@ -120,6 +128,11 @@ class TrainConfig:
             raise ValueError(f"kind must be one of {TRAIN_KINDS}, got {self.kind!r}")
         if self.peft not in ("lora", "dora"):
             raise ValueError(f"peft must be 'lora' or 'dora', got {self.peft!r}")
+        if self.balance not in ("none", "prior", "weight"):
+            raise ValueError(f"balance must be 'none', 'prior' or 'weight', got {self.balance!r}")
+        if self.balance != "none" and self.kind != "orm":
+            raise ValueError(f"balance applies to the ORM's value head; a {self.kind} takes --balance none "
+                             "(TinyRM pairs are balanced by construction: a correct and a wrong solution)")
         if self.label not in ("soft", "hard"):
             raise ValueError(f"label must be 'soft' or 'hard', got {self.label!r}")
         for name in ("lora_r", "batch_size", "grad_accum", "max_length"):

@@ -21,6 +21,7 @@ Losses (shapes: B sequences, N tokens, H hidden, M labelled positions):
 from __future__ import annotations
 
 import logging
+import math
 
 from ..checkpoint import TINYRM_HEAD_FILE, VALUE_HEAD_FILE, backbone_path, encoder_path, seeded_init
 from .config import TrainConfig
@@ -136,6 +137,11 @@ class _CausalTask:
             raise ValueError(f"adapter {self.adapter.name!r} has granularity {self.adapter.granularity!r}; "
                              f"a {config.kind} needs a {expect!r} adapter")
         self.heads: dict = {}  # name -> fully trained module (saved beside the adapter)
+
+    def observe(self, train_records: list[dict]) -> dict:
+        """Read what the model's set-up needs from the training split, before ``load``; returns
+        the card's entries about it (none here)."""
+        return {}
 
     def head_parameters(self, model) -> dict:
         return {}
@@ -266,6 +272,27 @@ class ORMTask(_CausalTask):
                              "`cli.py train data-outcome` or import gsm8k-examples")
         return out
 
+    shift = 0.0
+    """log(pos_weight) with ``balance="weight"``: the trained head's logit minus it is the read-out."""
+    prior_logit = 0.0
+    """The read-out's starting logit: 0, or the training split's log-odds (``balance`` prior/weight)."""
+
+    def observe(self, train_records: list[dict]) -> dict:
+        """The training split's share of correct solutions sets the start and the weights (``balance``)."""
+        pos = sum(bool(r["correct"]) for r in train_records)
+        share = pos / len(train_records) if train_records else 0.0
+        out = {"train_positive_share": round(share, 4), "balance": self.config.balance}
+        if self.config.balance == "none":
+            return out
+        if not 0 < pos < len(train_records):
+            raise ValueError(f"balance={self.config.balance!r} needs correct and wrong solutions in the training "
+                             f"split; it has {pos} correct of {len(train_records)} (use --balance none)")
+        self.prior_logit = math.log(share / (1.0 - share))
+        if self.config.balance == "weight":
+            self.shift = math.log((1.0 - share) / share)  # log(negatives / positives)
+            out["pos_weight"] = round(math.exp(self.shift), 4)
+        return out
+
     def load(self):
         import torch
 
@@ -274,12 +301,26 @@ class ORMTask(_CausalTask):
             raise ValueError(f"ORM training writes a value head; adapter {self.adapter.name!r} reads "
                              f"{self.adapter.readout!r} (use tts-orm or an adapter with readout value_head)")
         torch.manual_seed(self.config.seed)
-        self.heads["value_head"] = torch.nn.Linear(model.config.hidden_size, 1,
-                                                   dtype=getattr(torch, self.config.dtype))
+        head = torch.nn.Linear(model.config.hidden_size, 1, dtype=getattr(torch, self.config.dtype))
+        if self.config.balance != "none":  # the read-out starts at the base rate for every input
+            with torch.no_grad():
+                head.weight.zero_()
+                head.bias.fill_(self.prior_logit + self.shift)
+        self.heads["value_head"] = head
         return model
 
     def readout(self, model, h):
-        return self.heads["value_head"](h)[:, 0]
+        return self.heads["value_head"](h)[:, 0] - self.shift
+
+    def loss(self, model, batch):
+        import torch
+        import torch.nn.functional as F
+
+        if not self.shift:
+            return super().loss(model, batch)
+        z, y = self.logits_at(model, batch)  # balanced BCE on the trained head's own logit
+        w = torch.tensor(math.exp(self.shift), dtype=torch.float32, device=z.device)
+        return F.binary_cross_entropy_with_logits(z.float() + self.shift, y, pos_weight=w, reduction="sum"), len(y)
 
     def features(self, r: dict) -> dict:
         return orm_features(self.adapter, self.tokenizer, self._render(r["problem"]), r["steps"], bool(r["correct"]))
@@ -288,7 +329,10 @@ class ORMTask(_CausalTask):
         return {f"value_head.{n}": p for n, p in self.heads["value_head"].named_parameters()}
 
     def head_files(self, model) -> dict[str, dict]:
-        return {VALUE_HEAD_FILE: self.heads["value_head"].state_dict()}
+        state = dict(self.heads["value_head"].state_dict())
+        if self.shift:  # the saved head reads out P(correct): the loaders know no shift
+            state["bias"] = state["bias"] - self.shift
+        return {VALUE_HEAD_FILE: state}
 
 
 _HEAD_PREFIXES = ("cls.", "head.", "lm_head.", "decoder.", "predictions.")
@@ -336,6 +380,9 @@ class TinyRMTask:
         model.train()
         self.pad_id = self.tokenizer.pad_token_id or 0
         return model
+
+    def observe(self, train_records: list[dict]) -> dict:
+        return {}
 
     def head_parameters(self, model):
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model

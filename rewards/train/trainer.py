@@ -55,6 +55,7 @@ from ..checkpoint import (
     settle,
     write_card,
 )
+from .build import outcome_from_pool
 from .config import TrainConfig
 from .data import check_record, read_jsonl, record_key, split_by_problem
 from .resume import (
@@ -182,18 +183,32 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def _read_data_file(p: Path) -> tuple[list[dict], dict]:
+    """(records, card entry) of one data file: training records, or a sample pool
+    (``cli.py pool``; its graded samples become outcome records, held-out problems dropped)."""
+    from policies.pool import is_pool, read_pool
+
+    if p.is_file() and is_pool(p):
+        rows, summary = outcome_from_pool(read_pool(p))
+        if not rows:
+            raise ValueError(f"{p}: the pool gives no training record ({summary}); train on a pool of "
+                             "training problems with graded samples")
+        return rows, {"path": str(p), "sha256": _file_sha256(p), "rows": len(rows), "format": "pool", **summary}
+    rows = [r for r in read_jsonl(p) if r.get("kind") != "skipped"]
+    for i, r in enumerate(rows):
+        check_record(r, i)
+    return rows, {"path": str(p), "sha256": _file_sha256(p), "rows": len(rows)}
+
+
 def _load_records(data) -> tuple[list[dict], list[dict]]:
     records, info = [], []
     for item in data:
         if isinstance(item, dict):
             records.append(item)
             continue
-        p = Path(item)
-        rows = [r for r in read_jsonl(p) if r.get("kind") != "skipped"]
-        for i, r in enumerate(rows):
-            check_record(r, i)
+        rows, entry = _read_data_file(Path(item))
         records += rows
-        info.append({"path": str(p), "sha256": _file_sha256(p), "rows": len(rows)})
+        info.append(entry)
     in_memory = [x for x in data if isinstance(x, dict)]
     if in_memory:
         info.append({"path": "<in-memory>", "sha256": records_sha256(in_memory), "rows": len(in_memory)})
@@ -278,7 +293,7 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
     records, data_info = _load_records(data)
     task = TASKS[config.kind](config)
     train_recs, held_recs, split = _split(task.records(records), config)
-
+    split.update(task.observe(train_recs))
     model, heads, device = _load_model(task, config)
     train_ex, dropped_train = _features(task, train_recs, config)
     held_ex, dropped_held = _features(task, held_recs, config)
