@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 BACKENDS = ("inprocess", "openai", "ray")
+CONFIDENCE_TOP_K = 5  # --confidence: token confidence over the top-5 log-probs, as the pools store it
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to runs/X.log beside runs/X.jsonl
 
 
@@ -49,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--first-round", type=int, default=2, help="adaptive: samples per problem in the first round")
     g.add_argument("--round-size", type=_round_size, default=1,
                    help="adaptive: samples added per later round, or 'double' (double the total each round)")
+    g.add_argument("--confidence", type=_confidence, default=None,
+                   help="adaptive: token-confidence summary (search/confidence.py, e.g. group32) that weighs the "
+                        "weighted stop rules and, without a scorer, is each sample's value; asks the policy for "
+                        "token log-probs (top 5)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
     g.add_argument("--reward", choices=SCORER_KINDS, default=None,
@@ -111,6 +116,15 @@ def _select_rule(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _confidence(text: str) -> str:
+    from search.confidence import check  # numpy only
+
+    try:
+        return check(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _round_size(text: str) -> int | None:
     if text == "double":
         return None
@@ -128,7 +142,7 @@ def _config(args):
         agg=args.agg, final_agg=args.final_agg, select=args.select, beam_rule=args.beam_rule,
         node_budget=args.node_budget, c_puct=args.c_puct, rollouts=args.rollouts, seed=args.seed,
         stop=getattr(args, "stop", "beta0.95"), first_round=getattr(args, "first_round", 2),
-        round_size=getattr(args, "round_size", 1),
+        round_size=getattr(args, "round_size", 1), confidence=getattr(args, "confidence", None),
     )
 
 
@@ -146,6 +160,8 @@ def default_out(args, config) -> Path:
         parts.append(f"b{config.node_budget}")
     if uses(config.strategy, "stop"):
         parts.append(f"{config.stop}-r{config.first_round}+{config.round_size or 'x2'}")
+        if config.confidence:
+            parts.append(f"conf-{config.confidence}")
     parts.append(f"seed{config.seed}")
     return Path("runs") / ("-".join(parts) + ".jsonl")
 
@@ -311,6 +327,7 @@ def backends(args):
     sampling = SamplingConfig(
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         max_step_tokens=args.max_step_tokens, seed=args.seed,
+        logprobs=CONFIDENCE_TOP_K if getattr(args, "confidence", None) else 0,
     )
     if args.endpoint:
         from policies.openai_backend import OpenAIPolicy
