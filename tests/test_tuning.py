@@ -168,8 +168,14 @@ def test_presets_a_priori_is_what_the_first_replay_ran():
     assert [s.stop for s in apriori] == ["beta0.95", "cbeta0.95", "agree0.75", "cagree0.95"]
     assert [(s.first_round, s.round_size) for s in apriori] == [(2, 1), (2, 1), (4, None), (4, None)]
     assert alloc_preset("a-priori") == AllocSpec(first_round=2, confidence="group32")
-    with pytest.raises(ValueError, match="valid: a-priori"):
+    with pytest.raises(ValueError, match="valid: a-priori, tuned-gsm8k-train"):
         preset("tuned-nothing")
+    tuned = preset("tuned-gsm8k-train")  # what eval.tune chose on the training pool (docs/selection.md)
+    assert [s.label for s in tuned] == ["beta0.7 (first 2, +1, majority, group64)",
+                                        "cbeta0.7 (first 2, +1, majority, group64)",
+                                        "agree0.6 (first 1, +1, majority, group64)",
+                                        "cagree0.5 (first 3, +1, majority, group64)"]
+    assert alloc_preset("tuned-gsm8k-train") == AllocSpec(first_round=2, confidence="group64")
     for name, specs in PRESETS.items():   # every preset replays on a pool (weights = a summary)
         for s in specs:
             budget.check_replayable(s)
