@@ -183,3 +183,19 @@ def test_learn_agg_cli_refuses_held_out_pools(tmp_path, capsys):
         learn_agg.main([str(tmp_path / "gsm8k-heldout200-n16.jsonl"), "--features", "f", "--probe", "p",
                         "--out", str(tmp_path / "m.json")])
     assert "held-out pool" in capsys.readouterr().err
+
+
+def test_learned_value_through_the_clis(tmp_path, capsys):
+    import cli
+
+    pool = _scored_pool(tmp_path / "scored.jsonl.gz")
+    src = f"learned:{_model(tmp_path / 'm.json')}"
+    assert cli.main(["eval", "pool-table", str(pool), "--agg", f"min,{src}", "--bootstrap", "50",
+                     "--out", str(tmp_path / "table")]) == 0
+    assert src in (tmp_path / "table.md").read_text()
+    assert cli.main(["sweep", str(pool), "--agg", f"min,{src}", "--select", "argmax", "--bootstrap", "50",
+                     "--out", str(tmp_path / "rep")]) == 0
+    capsys.readouterr()
+    assert cli.main(["sweep", str(pool), "--agg", f"learned:{tmp_path / 'none.json'}", "--out",
+                     str(tmp_path / "x")]) == 2
+    assert "--agg: learned aggregator" in capsys.readouterr().err
