@@ -297,3 +297,17 @@ def test_search_cli_confidence_option():
     with pytest.raises(ValueError, match="confidence: unknown confidence summary"):
         SearchConfig(strategy="adaptive", confidence="median")
 
+
+
+def test_tune_cli_writes_the_report(tmp_path, capsys):
+    path = tmp_path / "toy-train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in toy_pool()))
+    rc = tune.main([str(path), "--out", str(tmp_path / "rep"), "--orders", "1", "--bootstrap", "20", "--draws", "50",
+                    "--confs", "group2", "--alloc-k", "4,5"])
+    assert rc == 0
+    out = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert out["conf"]["chosen"] == "group2" and len(out["adaptive"]["rows"]) == 552
+    assert out["command"].startswith("python -m eval.tune") and "## 4. Per-bin" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tune.main([str(path), "--confs", "group0"])
+    assert "--confs: unknown confidence summary" in capsys.readouterr().err
