@@ -66,7 +66,8 @@ def test_strategy_registry_drives_config_and_cli_tables():
         "max_steps": ("beam", "dvts", "mcts", "particle_filter"),
         "max_step_tokens": ("beam", "dvts", "mcts", "particle_filter"),
         "node_budget": ("mcts",), "c_puct": ("mcts",), "rollouts": ("mcts",),
-        "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",)}
+        "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",),
+        "confidence": ("adaptive",)}
     assert set(strategies.option_strategies()) <= set(_defaults())  # every option is a CLI flag
     assert [n for n, s in strategies.REGISTRY.items() if s.iid] == ["best_of_n", "majority", "weighted_majority"]
     assert all(STRATEGIES[n] is strategies.load(n) for n in strategies.NAMES)
