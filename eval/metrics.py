@@ -39,6 +39,8 @@ from search.types import Candidate
 CONF_PREFIX = "conf:"  # value source "conf:NAME": search.confidence summary NAME of the token confidences
 LEARNED_PREFIX = "learned:"  # value source "learned:PATH": the learned aggregator of eval/learned.py in PATH
 
+__all__ = ["check_rule", "rule_label"]
+
 
 def check_value_source(name: str) -> str:
     """A value source: an aggregator name (rewards.aggregators), conf:NAME or learned:PATH;
@@ -56,8 +58,6 @@ def check_value_source(name: str) -> str:
 
         get(name)
     return name
-
-__all__ = ["check_rule", "rule_label"]
 
 
 def candidate_values(cands: Sequence[dict], agg: str) -> list[float | None]:
