@@ -23,11 +23,14 @@ chosen by `search.select.select`, as in a search run. Rows:
 
 Every setting (window, keep share, thresholds, first-round size, priors) is a
 command-line value fixed before the replay; nothing is fitted on the pool replayed.
+`--preset NAME` adds the rows of declared settings (search.adaptive.PRESETS,
+search.allocate.PRESETS): "a-priori", and those tuned on a training pool by eval/tune.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -126,17 +129,51 @@ def replay_early_stop(p: Problem, order: Sequence[int], *, warmup: int, keep: fl
 
 def replay_adaptive(p: Problem, order: Sequence[int], *, stop: str, first: int, step: int | None, n_max: int,
                     weights, select_rule: str = "majority") -> tuple[float, float, float]:
-    """(correct, tokens, samples) of search.adaptive's loop on `order`."""
-    from search.adaptive import schedule
+    """(correct, tokens, samples) of search.adaptive's loop on `order` (weights None: every
+    sample weighs nothing, for unweighted rules under majority)."""
+    from search.adaptive import schedule, should_stop
     from search.stopping import stop_rule
 
     rule = stop_rule(stop)
     n_max = min(n_max, p.n)
     for total in schedule(first, step, n_max):
         idx = list(order[:total])
-        if total >= n_max or rule([p.labels[i] for i in idx], [weights[i] for i in idx]):
+        if should_stop(rule, [p.labels[i] for i in idx], [None if weights is None else weights[i] for i in idx],
+                       n_max):
             break
     return _pick(p, idx, select_rule, weights), float(sum(p.tokens[i] for i in idx)), float(len(idx))
+
+
+def conf_values(probs: Sequence[Problem], name: str | None) -> list[list[float | None]] | None:
+    """Per problem, each sample's token-confidence summary `name` (None: no weights)."""
+    if name is None:
+        return None
+    from search.confidence import summary
+
+    f = summary(name)
+    return [[f(c) if c else None for c in p.conf] for p in probs]
+
+
+def check_replayable(spec) -> None:
+    """A pool replay weighs samples only by a token-confidence summary: a spec with a
+    weighted stop rule or a non-majority selection must name one."""
+    from search.stopping import weighted
+
+    if spec.confidence is None and (weighted(spec.stop) or spec.select != "majority"):
+        raise ValueError(f"adaptive setting {spec.label}: the pool replay weighs samples by a token-confidence "
+                         "summary; give it confidence='group32' (or another search.confidence name)")
+
+
+def adaptive_results(probs: Sequence[Problem], ords: Sequence[Sequence[Sequence[int]]], spec, n_max: int,
+                     weights=None) -> np.ndarray:
+    """(problems, 3) of (correct, tokens, samples) of one search.adaptive.AdaptiveSpec, each
+    problem averaged over its orders; `weights`: conf_values(probs, spec.confidence), if at hand."""
+    check_replayable(spec)
+    w = conf_values(probs, spec.confidence) if weights is None and spec.confidence else weights
+    res = [[replay_adaptive(p, o, stop=spec.stop, first=spec.first_round, step=spec.round_size, n_max=n_max,
+                            weights=None if w is None else w[j], select_rule=spec.select) for o in ords[j]]
+           for j, p in enumerate(probs)]
+    return np.asarray(res, dtype=float).mean(axis=1)
 
 
 def first_round_counts(p: Problem, idx: Sequence[int], weights=None, scale: float = 1.0) -> list[float]:
@@ -148,14 +185,12 @@ def first_round_counts(p: Problem, idx: Sequence[int], weights=None, scale: floa
     return list(class_totals(labels, w).values())
 
 
-def replay_allocation(probs: Sequence[Problem], order_of: Sequence[Sequence[int]], *, budget: float, first: int,
-                      weights_of=None, alpha: float = 1.0, alpha_new: float = 1.0, draws: int = 2000, seed: int = 0,
-                      select_rule: str = "majority") -> list[tuple[float, float, float]]:
-    """Per problem (correct, tokens, samples) when the dataset has `budget` tokens: the
-    first `first` samples of each order, then search.allocate with the expected cost of a
-    sample = the mean tokens of the problem's first round. weights_of: per problem the
-    sample weights for confidence-weighted counts (scaled by their dataset mean), or None."""
-    from search.allocate import accuracy_curve, allocate
+def allocation_plan(probs: Sequence[Problem], order_of: Sequence[Sequence[int]], *, first: int, weights_of=None,
+                    alpha: float = 1.0, alpha_new: float = 1.0, draws: int = 2000,
+                    seed: int = 0) -> tuple[list[list[float]], list[float], float]:
+    """(predicted accuracy curves, expected tokens per sample, tokens spent) after the first
+    round of `first` samples of each order: what search.allocate needs, whatever the budget."""
+    from search.allocate import accuracy_curve
 
     firsts = [list(o[:first]) for o in order_of]
     spent = sum(p.tokens[i] for p, f in zip(probs, firsts, strict=True) for i in f)
@@ -169,13 +204,65 @@ def replay_allocation(probs: Sequence[Problem], order_of: Sequence[Sequence[int]
         curves.append(accuracy_curve(counts, p.n - len(f), alpha=alpha, alpha_new=alpha_new, draws=draws,
                                      seed=seed * 100003 + j))
         costs.append(max(1.0, float(np.mean([p.tokens[i] for i in f]))))
+    return curves, costs, float(spent)
+
+
+def replay_allocation(probs: Sequence[Problem], order_of: Sequence[Sequence[int]], *, budget: float, first: int,
+                      weights_of=None, alpha: float = 1.0, alpha_new: float = 1.0, draws: int = 2000, seed: int = 0,
+                      select_rule: str | Sequence[str] = "majority", plan=None,
+                      select_weights=None) -> list[tuple[float, float, float]]:
+    """Per problem (correct, tokens, samples) when the dataset has `budget` tokens: the
+    first `first` samples of each order, then search.allocate with the expected cost of a
+    sample = the mean tokens of the problem's first round. weights_of: per problem the
+    sample weights for confidence-weighted counts (scaled by their dataset mean), or None.
+    plan: allocation_plan's result for these arguments, when already computed.
+    select_rule: one rule, or one per first-round agreement bin (search.allocate.BINS);
+    select_weights: per problem the values it selects by (default weights_of)."""
+    from search.allocate import allocate
+
+    firsts = [list(o[:first]) for o in order_of]
+    curves, costs, spent = plan or allocation_plan(probs, order_of, first=first, weights_of=weights_of, alpha=alpha,
+                                                   alpha_new=alpha_new, draws=draws, seed=seed)
     extra = allocate(curves, costs, max(0.0, budget - spent))
     out = []
     for j, p in enumerate(probs):
         idx = list(order_of[j][: len(firsts[j]) + extra[j]])
-        w = None if weights_of is None else weights_of[j]
-        out.append((_pick(p, idx, select_rule, w), float(sum(p.tokens[i] for i in idx)), float(len(idx))))
+        ws = weights_of if select_weights is None else select_weights
+        w = None if ws is None else ws[j]
+        out.append((_pick(p, idx, rule_of_bin(p, firsts[j], select_rule), w), float(sum(p.tokens[i] for i in idx)),
+                    float(len(idx))))
     return out
+
+
+def rule_of_bin(p: Problem, first: Sequence[int], select_rule: str | Sequence[str]) -> str:
+    """The selection rule of problem p: `select_rule`, or its entry for the problem's
+    first-round agreement bin (search.allocate.difficulty_bin)."""
+    if isinstance(select_rule, str):
+        return select_rule
+    from search.allocate import difficulty_bin
+
+    return select_rule[difficulty_bin(first_round_counts(p, first), len(first))]
+
+
+def allocation_results(probs: Sequence[Problem], ords: Sequence[Sequence[Sequence[int]]], spec, ks: Sequence[int],
+                       *, draws: int = 2000, seed: int = 0, weights=None) -> dict[int, np.ndarray]:
+    """{k: (problems, 3) of (correct, tokens, samples)} of one search.allocate.AllocSpec when
+    the dataset gets maj@k's total tokens, averaged over the orders (one plan per order,
+    shared by every k)."""
+    w = conf_values(probs, spec.confidence) if weights is None and spec.confidence else weights
+    sw = None
+    if spec.select_confidence is not None:
+        sw = w if spec.select_confidence == spec.confidence else conf_values(probs, spec.select_confidence)
+    out: dict[int, list] = {k: [] for k in ks}
+    for r in range(len(ords[0])):
+        order_of = [ords[j][r] for j in range(len(probs))]
+        plan = allocation_plan(probs, order_of, first=spec.first_round, weights_of=w, alpha=spec.alpha,
+                               alpha_new=spec.alpha_new, draws=draws, seed=seed + r)
+        for k in ks:
+            budget = float(sum(p.tokens[i] for p, o in zip(probs, order_of, strict=True) for i in o[:k]))
+            out[k].append(replay_allocation(probs, order_of, budget=budget, first=spec.first_round, weights_of=w,
+                                            plan=plan, select_rule=spec.select, select_weights=sw))
+    return {k: np.asarray(v, dtype=float).mean(axis=0) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- the whole replay
@@ -191,8 +278,16 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
                conf: str = "group32", window: int = 32, keep_low: float = 10.0, keep_high: float = 90.0,
                warmup: int = 4, stops: Sequence[str] = ("beta0.95", "cbeta0.95", "agree0.75", "cagree0.95"),
                first: int = 2, step: int | None = 1, agree_first: int = 4, alloc_first: int = 2,
-               alloc_ks: Sequence[int] = (4, 6, 8, 12), alloc_weighting: str = "conf", draws: int = 2000) -> dict:
-    """Every row of the module docstring on `probs`; a JSON-able dict (arrays dropped)."""
+               alloc_ks: Sequence[int] = (4, 6, 8, 12), alloc_weighting: str = "conf", draws: int = 2000,
+               adaptive_specs: Sequence = (), alloc_specs: Sequence = ()) -> dict:
+    """Every row of the module docstring on `probs`; a JSON-able dict (arrays dropped).
+
+    `stops` (with first/step/agree_first, weights `conf`) and alloc_first/alloc_weighting give
+    the rows of the command line; `adaptive_specs` / `alloc_specs` add rows for declared
+    settings, as (tag, search.adaptive.AdaptiveSpec) / (tag, search.allocate.AllocSpec)
+    pairs, e.g. the presets tuned on a training pool (eval/tune.py)."""
+    from search.adaptive import AdaptiveSpec
+    from search.allocate import AllocSpec
     from search.confidence import summary
     from search.stopping import weighted
 
@@ -223,31 +318,33 @@ def run_replay(probs: Sequence[Problem], *, n_orders: int = 20, seed: int = 0, n
                          *per(lambda j, p, o, keep=keep: replay_early_stop(p, o, warmup=warmup, keep=keep,
                                                                            window=window, n=n)),
                          n_boot, seed, kind="early_stop", keep=keep))
+    specs = []
     for stop in stops:
         fr, st = (agree_first, None) if "agree" in stop else (first, step)
-        sel = "weighted_vote" if weighted(stop) else "majority"
-        rows.append(_row(f"adaptive {stop} (first {fr}, {'+' + str(st) if st else 'x2'}, max {n})",
-                         *per(lambda j, p, o, stop=stop, fr=fr, st=st, sel=sel: replay_adaptive(
-                             p, o, stop=stop, first=fr, step=st, n_max=n, weights=W[j], select_rule=sel)),
-                         n_boot, seed, kind="adaptive", stop=stop, select=sel))
+        spec = AdaptiveSpec(stop=stop, first_round=fr, round_size=st, confidence=conf,
+                            select="weighted_vote" if weighted(stop) else "majority")
+        specs.append((f"adaptive {stop} (first {fr}, {'+' + str(st) if st else 'x2'}, max {n})", spec))
+    specs += [(f"adaptive [{tag}] {spec.label}, max {n}", spec) for tag, spec in adaptive_specs]
+    for name, spec in specs:
+        arr = adaptive_results(probs, ords, spec, n, weights=W if spec.confidence == conf else None)
+        rows.append(_row(name, arr[:, 0], arr[:, 1], arr[:, 2], n_boot, seed, kind="adaptive", stop=spec.stop,
+                         select=spec.select, spec=dataclasses.asdict(spec)))
     base = {r["k"]: r for r in rows if r.get("kind") == "fixed" and r["rule"] == "majority"}
-    for k in alloc_ks:
-        if k not in base:
-            continue
-        res = []
-        for r in range(n_orders):
-            order_of = [ords[j][r] for j in range(len(probs))]
-            budget = float(sum(p.tokens[i] for p, o in zip(probs, order_of, strict=True) for i in o[:k]))
-            res.append(replay_allocation(probs, order_of, budget=budget, first=alloc_first,
-                                         weights_of=W if alloc_weighting == "conf" else None, draws=draws,
-                                         seed=seed + r))
-        arr = np.array(res, dtype=float).mean(axis=0)
-        row = _row(f"allocate@{k} (first {alloc_first}, {alloc_weighting} counts)", arr[:, 0], arr[:, 1], arr[:, 2],
-                   n_boot, seed, kind="allocate", k=k, vs=f"maj@{k}")
-        lo, hi = metrics.paired_bootstrap(row["_x"], base[k]["_x"], n_boot=n_boot, seed=seed)
-        row["diff"] = float(row["acc"] - base[k]["acc"])
-        row["diff_ci"] = [lo, hi]
-        rows.append(row)
+    ks = [k for k in alloc_ks if k in base]
+    allocs = [(f"allocate@{{k}} (first {alloc_first}, {alloc_weighting} counts)",
+               AllocSpec(first_round=alloc_first, confidence=conf if alloc_weighting == "conf" else None))]
+    allocs += [(f"allocate@{{k}} [{tag}] ({spec.label})", spec) for tag, spec in alloc_specs]
+    for name, spec in allocs:
+        res = allocation_results(probs, ords, spec, ks, draws=draws, seed=seed,
+                                 weights=W if spec.confidence == conf else None)
+        for k in ks:
+            arr = res[k]
+            row = _row(name.format(k=k), arr[:, 0], arr[:, 1], arr[:, 2], n_boot, seed, kind="allocate", k=k,
+                       vs=f"maj@{k}", spec=dataclasses.asdict(spec))
+            lo, hi = metrics.paired_bootstrap(row["_x"], base[k]["_x"], n_boot=n_boot, seed=seed)
+            row["diff"] = float(row["acc"] - base[k]["acc"])
+            row["diff_ci"] = [lo, hi]
+            rows.append(row)
     ref = base[n]
     for r in rows:
         if r.get("kind") != "allocate":
@@ -339,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--alloc-first", type=int, default=2, help="allocation: first-round samples per problem")
     p.add_argument("--alloc-k", default="4,6,8,12", help="allocation: budgets equal to maj@k's total tokens")
     p.add_argument("--alloc-weighting", choices=("conf", "none"), default="conf")
+    p.add_argument("--preset", action="append", default=[],
+                   help="add the rows of a declared setting (search.adaptive.PRESETS and search.allocate.PRESETS, "
+                        "e.g. tuned-gsm8k-train); repeat for several")
     p.add_argument("--limit", type=int, default=None, help="first N graded problems only")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -347,6 +447,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("orders", "warmup", "first", "agree_first", "alloc_first", "bootstrap"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from search.adaptive import PRESETS as ADAPTIVE_PRESETS
+    from search.allocate import PRESETS as ALLOC_PRESETS
+
+    adaptive_specs, alloc_specs = [], []
+    for name in args.preset:
+        if name not in ADAPTIVE_PRESETS and name not in ALLOC_PRESETS:
+            p.error(f"--preset: unknown preset {name!r}; valid: "
+                    f"{', '.join(sorted(set(ADAPTIVE_PRESETS) | set(ALLOC_PRESETS)))}")
+        adaptive_specs += [(name, s) for s in ADAPTIVE_PRESETS.get(name, ())]
+        if name in ALLOC_PRESETS:
+            alloc_specs.append((name, ALLOC_PRESETS[name]))
     keep_low, keep_high = (float(x) for x in args.keep.split(","))
     pool = read_pool(args.pool)
     probs = problems_from_pool(pool)[: args.limit]
@@ -355,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_low=keep_low, keep_high=keep_high, warmup=args.warmup, stops=[s for s in args.stops.split(",") if s],
         first=args.first, step=None if args.step == "double" else int(args.step), agree_first=args.agree_first,
         alloc_first=args.alloc_first, alloc_ks=[int(k) for k in args.alloc_k.split(",") if k],
-        alloc_weighting=args.alloc_weighting)
+        alloc_weighting=args.alloc_weighting, adaptive_specs=adaptive_specs, alloc_specs=alloc_specs)
     result["pool"] = {"path": str(args.pool), "records": len(pool), "graded": len(probs),
                       "config": pool[0].get("config")}
     command = "python -m eval.budget " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -70,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "candidate (eval/score_pool.py).")
     pt.add_argument("pools", nargs="+", help="scored pools of the same problems")
     pt.add_argument("--agg", default=",".join(DEFAULT_AGGS),
-                    help=f"aggregators for step scores (default {','.join(DEFAULT_AGGS)})")
+                    help=f"aggregators for step scores, or learned:PATH (eval/learned.py; default "
+                         f"{','.join(DEFAULT_AGGS)})")
     pt.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     pt.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
@@ -155,12 +156,12 @@ def run_score_pool(args: argparse.Namespace) -> int:
 
 
 def run_pool_table(args: argparse.Namespace) -> int:
+    from eval.metrics import check_value_source
     from eval.score_pool import pool_table, table_markdown
-    from rewards.aggregators import get
 
     aggs = [a for a in args.agg.split(",") if a]
     for a in aggs:
-        get(a)
+        check_value_source(a)  # an aggregator, conf:NAME or learned:PATH (eval/learned.py)
     for p in args.pools:
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file; score a pool with `cli.py eval score-pool`")

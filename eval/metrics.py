@@ -37,19 +37,43 @@ from search.select import answer_classes, check_rule, rule_label, select
 from search.types import Candidate
 
 CONF_PREFIX = "conf:"  # value source "conf:NAME": search.confidence summary NAME of the token confidences
+LEARNED_PREFIX = "learned:"  # value source "learned:PATH": the learned aggregator of eval/learned.py in PATH
 
 __all__ = ["check_rule", "rule_label"]
+
+
+def check_value_source(name: str) -> str:
+    """A value source: an aggregator name (rewards.aggregators), conf:NAME or learned:PATH;
+    unknown names fail with the valid ones."""
+    if name.startswith(CONF_PREFIX):
+        from search.confidence import check
+
+        check(name[len(CONF_PREFIX):])
+    elif name.startswith(LEARNED_PREFIX):
+        from eval.learned import check
+
+        check(name)
+    else:
+        from rewards.aggregators import get
+
+        get(name)
+    return name
 
 
 def candidate_values(cands: Sequence[dict], agg: str) -> list[float | None]:
     """Value of each candidate record under `agg`, exactly as the search computes it;
     "conf:NAME" is the token-confidence summary NAME (search.confidence) of the
-    candidate's `token_conf` (None when it has none)."""
+    candidate's `token_conf` (None when it has none); "learned:PATH" the learned
+    aggregator's P(correct) (eval/learned.py)."""
     if agg.startswith(CONF_PREFIX):
         from search.confidence import summary
 
         f = summary(agg[len(CONF_PREFIX):])
         return [f(c["token_conf"]) if c.get("token_conf") else None for c in cands]
+    if agg.startswith(LEARNED_PREFIX):
+        from eval.learned import values
+
+        return values(cands, agg)
     return [
         value_of(c.get("scores"), agg, c.get("logprob"), int(c.get("generated_tokens") or 0))
         for c in cands

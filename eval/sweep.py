@@ -268,9 +268,7 @@ def sweep(
     per-seed accuracies (sd is null with one seed).
     """
     for a in aggs:
-        from rewards.aggregators import get
-
-        get(a)  # unknown names fail here with the valid list
+        metrics.check_value_source(a)  # unknown names fail here with the valid list
     for r in rules:
         metrics.check_rule(r)  # unknown names fail with the valid list
     from search.confidence import check as check_conf

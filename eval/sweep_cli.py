@@ -48,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from search.select import PATTERNS, RULES
 
     g.add_argument("--agg", default=",".join(DEFAULT_AGGS),
-                   help=f"comma-separated aggregators to replay ({', '.join(agg_names())}; "
-                        f"default: {','.join(DEFAULT_AGGS)})")
+                   help=f"comma-separated aggregators to replay ({', '.join(agg_names())}, or learned:PATH, "
+                        f"a learned aggregator of eval/learned.py; default: {','.join(DEFAULT_AGGS)})")
     g.add_argument("--select", default=",".join(RULES),
                    help=f"comma-separated selection rules: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
                         "(keep the top P%% by value, then vote; e.g. top10_weighted = DeepConf-low)")
@@ -163,12 +163,12 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     aggs = _csv(args.agg, "agg")
     rules = _csv(args.select, "select")
-    from rewards.aggregators import get
+    from eval.metrics import check_value_source
 
     for a in aggs:
         try:
-            get(a)
-        except ValueError as e:
+            check_value_source(a)
+        except (ValueError, FileNotFoundError) as e:
             raise ValueError(f"--agg: {e}") from None
     from search.confidence import check as check_conf
     from search.select import check_rule

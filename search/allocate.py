@@ -28,8 +28,87 @@ low-confidence agreement less settled than high-confidence agreement.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllocSpec:
+    """One setting of dataset-level allocation (the budget comes from the replay or run)."""
+
+    first_round: int = 2
+    """samples per problem in the cheap first round."""
+    confidence: str | None = "group32"
+    """token-confidence summary that weights the first-round counts (each sample counts its
+    value over the dataset's mean); None: plain counts."""
+    alpha: float = 1.0
+    """Dirichlet prior on each seen class."""
+    alpha_new: float = 1.0
+    """Dirichlet prior mass of answers not seen yet."""
+    select: tuple[str, ...] = ("majority", "majority", "majority")
+    """final selection per first-round agreement bin (`BINS`: agree, split, scatter)."""
+    select_confidence: str | None = None
+    """token-confidence summary the selection weighs by; needed when a bin's rule is not
+    majority (majority breaks ties by the counting weights)."""
+
+    def __post_init__(self) -> None:
+        from search.select import check_rule
+
+        if isinstance(self.select, str) or len(self.select) != len(BINS):
+            raise ValueError(f"select must give one rule per bin {BINS}, got {self.select!r}; "
+                             "e.g. ('majority', 'weighted_vote', 'weighted_vote').")
+        for rule in self.select:
+            check_rule(rule)
+        if self.select_confidence is None and any(r != "majority" for r in self.select):
+            raise ValueError(f"select {self.select} weighs samples: give select_confidence, e.g. 'group32'.")
+        if not isinstance(self.first_round, int) or self.first_round < 1:
+            raise ValueError(f"first_round must be an int >= 1, got {self.first_round!r}; e.g. 2.")
+        if not (self.alpha > 0 and self.alpha_new > 0):
+            raise ValueError(f"alpha and alpha_new must be > 0, got {self.alpha}, {self.alpha_new}; e.g. 1.")
+        from search.confidence import check
+
+        for name in (self.confidence, self.select_confidence):
+            if name is not None:
+                check(name)
+
+    @property
+    def label(self) -> str:
+        counts = f"{self.confidence} counts" if self.confidence else "plain counts"
+        out = f"first {self.first_round}, {counts}, alpha {self.alpha:g}, alpha_new {self.alpha_new:g}"
+        if any(r != "majority" for r in self.select):
+            out += f", select {'/'.join(BINS)}: {'/'.join(self.select)} by {self.select_confidence}"
+        return out
+
+
+BINS = ("agree", "split", "scatter")
+
+
+def difficulty_bin(counts: Sequence[float], first: int) -> int:
+    """First-round agreement bin (index into `BINS`) from the seen classes' plain counts:
+    0 "agree" every first-round sample in one class; 2 "scatter" no two agree (or no
+    answer); 1 "split" the rest (some agree, not all). With one first-round sample every
+    answered problem is "agree"."""
+    lead = max(counts, default=0)
+    if lead <= 0 or (lead < 2 and first > 1):
+        return 2
+    return 0 if lead >= first else 1
+
+
+PRESETS: dict[str, AllocSpec] = {
+    # fixed a priori before any pool existed (docs/selection.md, "How every setting was fixed")
+    "a-priori": AllocSpec(first_round=2, confidence="group32"),
+    # `python -m eval.tune pools/gsm8k-train256-n8.jsonl.gz`: the largest mean gain over maj@4 and maj@6
+    # on the training pool; the per-bin vote kept majority in both bins it saw (agree, scatter)
+    "tuned-gsm8k-train": AllocSpec(first_round=2, confidence="group64", alpha=1.0, alpha_new=1.0),
+}
+
+
+def preset(name: str) -> AllocSpec:
+    """The declared allocation setting called `name`; unknown names list the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown allocation preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def accuracy_curve(counts: Sequence[float], extra_max: int, *, alpha: float = 1.0, alpha_new: float = 1.0,

@@ -56,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "confidence (90: DeepConf-high, 10: DeepConf-low)")
     g.add_argument("--window", type=int, default=32,
                    help="deepconf: window in tokens of the group confidence and of the early stop")
+    g.add_argument("--confidence", type=_confidence, default=None,
+                   help="adaptive: token-confidence summary (search/confidence.py, e.g. group32) that weighs the "
+                        "weighted stop rules and, without a scorer, is each sample's value; asks the policy for "
+                        "token log-probs (top 5)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward")
     g.add_argument("--reward", choices=SCORER_KINDS, default=None,
@@ -118,6 +122,15 @@ def _select_rule(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _confidence(text: str) -> str:
+    from search.confidence import check  # numpy only
+
+    try:
+        return check(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _round_size(text: str) -> int | None:
     if text == "double":
         return None
@@ -137,6 +150,7 @@ def _config(args):
         stop=getattr(args, "stop", "beta0.95"), first_round=getattr(args, "first_round", 2),
         round_size=getattr(args, "round_size", 1), warmup=getattr(args, "warmup", 4),
         keep=getattr(args, "keep", 90.0), window=getattr(args, "window", 32),
+        confidence=getattr(args, "confidence", None),
     )
 
 
@@ -154,6 +168,8 @@ def default_out(args, config) -> Path:
         parts.append(f"b{config.node_budget}")
     if uses(config.strategy, "stop"):
         parts.append(f"{config.stop}-r{config.first_round}+{config.round_size or 'x2'}")
+        if config.confidence:
+            parts.append(f"conf-{config.confidence}")
     if uses(config.strategy, "warmup"):
         parts.append(f"w{config.warmup}-keep{config.keep:g}-win{config.window}")
     parts.append(f"seed{config.seed}")
@@ -343,7 +359,8 @@ def backends(args):
     sampling = SamplingConfig(  # a strategy that stops traces by confidence needs the top-k log-probs
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
         max_step_tokens=args.max_step_tokens, seed=args.seed,
-        logprobs=TOP_K if get(getattr(args, "strategy", "best_of_n")).streams else 0,
+        logprobs=TOP_K if (get(getattr(args, "strategy", "best_of_n")).streams
+                           or getattr(args, "confidence", None)) else 0,
     )
     if args.endpoint:
         from policies.openai_backend import OpenAIPolicy

@@ -87,6 +87,15 @@ def value_of(scores: list[float] | None, agg: str, logprob: float | None, tokens
     return float(get(agg)(scores))
 
 
+def candidate_value(c: Candidate, config: SearchConfig) -> float | None:
+    """A candidate's value for selection: `value_of` its scores, except that an unscored
+    candidate carrying a token-confidence summary (adaptive with `confidence`) is valued
+    by that summary."""
+    if c.scores is None and c.conf is not None:
+        return c.conf
+    return value_of(c.scores, config.final_agg, c.logprob, c.generated_tokens)
+
+
 def _touch(ledgers: Sequence[Ledger], pidxs) -> None:
     for p in set(pidxs):
         ledgers[p].policy_calls += 1
@@ -235,8 +244,7 @@ def finalize(
         ledger.wall_s = time.perf_counter() - t0
     for i, c in enumerate(candidates):
         c.answer = extract_answer(c.text(delim)) if c.steps else None
-        c.value = values[i] if values is not None else value_of(c.scores, config.final_agg, c.logprob,
-                                                                 c.generated_tokens)
+        c.value = values[i] if values is not None else candidate_value(c, config)
     idx = list(range(len(candidates))) if among is None else list(among)
     chosen, answer, votes, calls = select([candidates[i] for i in idx], config.select, equal=equal)
     if among is not None:  # back to indices into all the candidates
@@ -297,11 +305,15 @@ class SearchRun:
             tree=tree, equal=self.equal, t0=self.starts[p], on_done=self.on_done, **options,
         )
 
-    def sample_candidates(self, which: Sequence[int], n: int, seed: int) -> list[list[Candidate]]:
+    def sample_candidates(self, which: Sequence[int], n: int, seed: int,
+                          completions: list | None = None) -> list[list[Candidate]]:
         """n full samples for each problem in `which`, as scored candidates: one policy
-        call and one scorer call."""
+        call and one scorer call. `completions`, when a list, receives the policy's rows
+        of completions (their token confidences, for the adaptive strategy)."""
         which = list(which)
         outs = sample(self.policy, [self.probs[p] for p in which], n, seed, [self.ledgers[p] for p in which])
+        if completions is not None:
+            completions.extend(outs)
         rows = [[sampled_candidate(c, self.delim) for c in comps] for comps in outs]
         items = [(p, c.steps) for p, row in zip(which, rows, strict=True) for c in row]
         scores = iter(score(self.scorer, self.probs, items, self.ledgers))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from search import strategies  # plain data
 
 BEAM_RULES = ("top_n_over_m", "expand_all")
-ADAPTIVE_FIELDS = ("stop", "first_round", "round_size")
+ADAPTIVE_FIELDS = ("stop", "first_round", "round_size", "confidence")
 DEEPCONF_FIELDS = ("warmup", "keep", "window")
 OPTIONAL_FIELDS = (*ADAPTIVE_FIELDS, *DEEPCONF_FIELDS)  # kept in a run's identity only where they apply
 
@@ -64,6 +64,11 @@ class SearchConfig:
     percentile of the warm-up traces' lowest-group confidences (90: DeepConf-high, 10: -low)."""
     window: int = 32
     """deepconf: sliding window in tokens of the lowest-group confidence and of the early stop."""
+    confidence: str | None = None
+    """adaptive: token-confidence summary (search.confidence name, e.g. group32) that weighs
+    the samples in the weighted stop rules (cbetaT, cagreeT) and, without a scorer, is each
+    sample's value; needs the policy's token confidences (logprobs >= 1). None: the
+    samples' values (scorer aggregate, or exp(mean log-prob))."""
     seed: int = 0
     """Run seed; every policy call gets a seed derived from it and the call's place
     in the search, so a seeded run is reproducible."""
@@ -103,6 +108,13 @@ class SearchConfig:
             stop_rule(self.stop)
         except ValueError as e:
             raise ValueError(f"stop: {e}") from None
+        if self.confidence is not None:
+            from search.confidence import summary
+
+            try:
+                summary(self.confidence)
+            except ValueError as e:
+                raise ValueError(f"confidence: {e}") from None
         if self.beam_rule not in BEAM_RULES:
             raise ValueError(f"beam_rule must be one of {', '.join(BEAM_RULES)}, got {self.beam_rule!r}.")
         if spec.width_multiple and self.n % self.beam_width:
@@ -152,4 +164,6 @@ class SearchConfig:
         for name in OPTIONAL_FIELDS:
             if name not in used:
                 d.pop(name)
+        if d.get("confidence", 0) is None:
+            d.pop("confidence")  # adaptive runs without a summary keep their earlier identity
         return d

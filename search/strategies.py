@@ -68,7 +68,7 @@ REGISTRY: dict[str, Strategy] = {
     "mcts": Strategy("search.mcts:mcts", "argmax",
                      ("beam_width", *STEP_OPTIONS, "node_budget", "c_puct", "rollouts")),
     "particle_filter": Strategy("search.particle_filter:particle_filter", "argmax", STEP_OPTIONS),
-    "adaptive": Strategy("search.adaptive:adaptive", "majority", ("stop", "first_round", "round_size")),
+    "adaptive": Strategy("search.adaptive:adaptive", "majority", ("stop", "first_round", "round_size", "confidence")),
     "deepconf": Strategy("search.deepconf:deepconf", "weighted_vote", ("warmup", "keep", "window"),
                          fixed_select=True, streams=True),
 }

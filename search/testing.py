@@ -31,15 +31,17 @@ class FakePolicy:
     a `random.Random`), in a shuffled order: tests choose how requests overtake each
     other. `budget` (a `KVBudget`) is what `kv_budget` reports; the live sequences and KV
     tokens (`KVBudget.request_tokens`, prompt = 10 + 5 per step) are tracked, their
-    maxima kept in `max_live_seqs` / `max_live_tokens`."""
+    maxima kept in `max_live_seqs` / `max_live_tokens`. `token_conf(problem, text)`, when
+    given, is each full sample's per-token confidences (`Completion.token_confidence`)."""
 
     num_parameters = 1000
     incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
 
     def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5, budget=None,
-                 arrival=None, per_poll: int | None = None):
+                 arrival=None, per_poll: int | None = None, token_conf=None):
         import random
 
+        self.token_conf = token_conf
         self.sampling = SamplingConfig(seed=0)
         self.script = script or default_script
         self.max_steps = max_steps
@@ -78,6 +80,10 @@ class FakePolicy:
                 if fin != "step":
                     break
             row.append(self._comp("\n\n".join(new), "eos", j == 0, 10 + 5 * len(prefix), self.tps * max(len(new), 1)))
+        if self.token_conf is not None:
+            from dataclasses import replace
+
+            row = [replace(c, token_confidence=tuple(self.token_conf(problem, c.text))) for c in row]
         return row
 
     def extend(self, problems, steps, k=1, *, max_tokens=None, seed=None):

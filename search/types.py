@@ -58,6 +58,9 @@ class Candidate:
     group: int | None = None  # DVTS subtree index
     answer: str | None = None  # extracted final answer
     verdict: dict | None = None  # {"correct", "status"} filled by the runner's grader
+    conf: float | None = None
+    """The trace's token-confidence summary (adaptive with `SearchConfig.confidence`);
+    None otherwise, and then left out of `as_dict`."""
 
     def text(self, delimiter: str = "\n\n") -> str:
         return delimiter.join(self.steps)
@@ -72,7 +75,10 @@ class Candidate:
         return math.exp(self.logprob / self.generated_tokens)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["conf"] is None:
+            d.pop("conf")  # records of runs without a confidence summary keep their old shape
+        return d
 
 
 @dataclass(slots=True)

@@ -68,7 +68,8 @@ def test_strategy_registry_drives_config_and_cli_tables():
         "max_step_tokens": ("beam", "dvts", "mcts", "particle_filter"),
         "node_budget": ("mcts",), "c_puct": ("mcts",), "rollouts": ("mcts",),
         "stop": ("adaptive",), "first_round": ("adaptive",), "round_size": ("adaptive",),
-        "warmup": ("deepconf",), "keep": ("deepconf",), "window": ("deepconf",)}
+        "warmup": ("deepconf",), "keep": ("deepconf",), "window": ("deepconf",),
+        "confidence": ("adaptive",)}
     assert set(strategies.option_strategies()) <= set(_defaults())  # every option is a CLI flag
     assert [n for n, s in strategies.REGISTRY.items() if s.iid] == ["best_of_n", "majority", "weighted_majority"]
     assert [n for n, s in strategies.REGISTRY.items() if s.streams] == ["deepconf"]
