@@ -13,6 +13,7 @@ from search import STRATEGIES, SearchConfig
 from search.adaptive import PRESETS, AdaptiveSpec, preset, sample_weights, should_stop
 from search.allocate import AllocSpec, difficulty_bin
 from search.allocate import preset as alloc_preset
+from search.confidence import TOP_K
 from search.stopping import stop_rule
 from search.testing import FakePolicy
 from search.types import Candidate
@@ -288,7 +289,7 @@ def test_search_cli_confidence_option():
     assert "confidence" not in SearchConfig(strategy="adaptive").as_dict()  # earlier adaptive runs resume
     assert "conf-group32" in str(search_cli.default_out(args, cfg))
     make_policy, _ = search_cli.backends(args)
-    assert make_policy.keywords["sampling"].logprobs == search_cli.CONFIDENCE_TOP_K
+    assert make_policy.keywords["sampling"].logprobs == TOP_K
     with pytest.raises(SystemExit):
         p.parse_args(["--confidence", "group0"])
     args = p.parse_args(["--strategy", "majority", "--confidence", "group32"])
