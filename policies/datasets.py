@@ -71,6 +71,13 @@ def gsm8k_record(r: dict, name: str, idx: int) -> dict:
     return {"id": f"{name}-{idx}", "problem": r["question"], "answer": gsm8k_gold(r["answer"])}
 
 
+def _meta_value(key: str, value):
+    """MATH train writes levels as "Level 3" (MATH-500: 3); both become the int. "Level ?" stays."""
+    if key == "level" and isinstance(value, str) and value.removeprefix("Level ").isdigit():
+        return int(value.removeprefix("Level "))
+    return value
+
+
 def math500_record(r: dict, name: str, idx: int) -> dict:
     return {"id": r.get("unique_id") or f"{name}-{idx}", "problem": r["problem"], "answer": r["answer"]}
 
@@ -121,7 +128,7 @@ class Dataset:
         for i, r in enumerate(rows.select(range(offset, end))):
             rec = self.record(r, name, offset + i)
             if rec is not None:
-                out.append({**rec, "source": name, **{k: r[k] for k in self.meta if k in r}})
+                out.append({**rec, "source": name, **{k: _meta_value(k, r[k]) for k in self.meta if k in r}})
         return out
 
 
@@ -134,15 +141,19 @@ class Slice:
     offset: int = 0
     limit: int | None = None
     """Problems offset..offset+limit-1 of `of` (limit None: to the end)."""
+    stride: int = 1
+    """Every stride-th problem of `of` from `offset` (then the first `limit` of those): a
+    spread over a file that is ordered by subject."""
     per_level: int | None = None
     """Instead: the first `per_level` problems of each MATH level."""
     heldout: bool = True
     """Reports are measured on it and no training may use it."""
 
     def __post_init__(self) -> None:
-        if self.per_level is not None and (self.offset or self.limit is not None):
-            raise ValueError(f"Slice of {self.of!r}: per_level or offset/limit, not both")
-        for name, v, low in (("offset", self.offset, 0), ("limit", self.limit, 1), ("per_level", self.per_level, 1)):
+        if self.per_level is not None and (self.offset or self.limit is not None or self.stride != 1):
+            raise ValueError(f"Slice of {self.of!r}: per_level or offset/limit/stride, not both")
+        for name, v, low in (("offset", self.offset, 0), ("limit", self.limit, 1), ("stride", self.stride, 1),
+                             ("per_level", self.per_level, 1)):
             if v is not None and (not isinstance(v, int) or v < low):
                 raise ValueError(f"Slice of {self.of!r}: {name} must be an int >= {low}, got {v!r}")
 
@@ -164,8 +175,11 @@ class Slice:
         return rows[offset:None if limit is None else offset + limit]
 
     def rows(self, data_dir=None) -> list[dict]:
-        if self.per_level is None:
+        if self.per_level is None and self.stride == 1:
             return load_problems(self.of, offset=self.offset, limit=self.limit, data_dir=data_dir)
+        if self.per_level is None:
+            spread = load_problems(self.of, data_dir=data_dir)[self.offset::self.stride]
+            return spread if self.limit is None else spread[:self.limit]
         out, seen = [], {}
         for r in load_problems(self.of, data_dir=data_dir):  # dataset order within each level
             lvl = r.get("level")
@@ -184,6 +198,8 @@ REGISTRY: dict[str, Dataset | Slice] = {
     "math-train": Dataset("math/math_train_7500.jsonl", "math", math_solution_record, shared=True, meta=MATH_META),
     "gsm8k-heldout200": Slice("gsm8k", offset=1000, limit=200),  # GSM8K test problems 1000..1199
     "math500-heldout100": Slice("math500", per_level=20),  # MATH-500: the first 20 of each level 1..5
+    # training: every 18th problem of MATH train (ordered by subject: all seven subjects, levels as they come)
+    "math-train-spread": Slice("math-train", stride=18, heldout=False),
 }
 
 

@@ -134,7 +134,7 @@ def test_heldout_slices_are_registry_entries():
 @pytest.mark.parametrize("args,msg", [
     (("math500", "q", None, None), "--problem-field applies to JSONL datasets only"),
     (("gsm8k-heldout200", None, "a", None), "--answer-field applies to JSONL datasets only"),
-    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, math-train .* gsm8k is bundled"),
+    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, math-train, math-train-spread .* gsm8k is bundled"),
     (("gsm8k-heldout200", None, None, "/d"), "gsm8k-heldout200 is a held-out slice of bundled data"),
     (("my.jsonl", None, None, "/d"), "my.jsonl is a file path"),
 ])
@@ -154,6 +154,18 @@ def test_train_splits_read_from_a_path(shared_data_dir):
     assert len(rows) == 5 and all(r["answer"] for r in rows)
     m = load_problems("math-train", data_dir=shared_data_dir, limit=20)
     assert m and all(r["answer"] for r in m)
+    assert all(isinstance(r["level"], int) for r in m)  # "Level 5" -> 5, as MATH-500 writes it
+
+
+def test_training_spread_is_every_18th_math_train_problem(shared_data_dir):
+    from policies.datasets import HELDOUT, SHARED, load_problems
+
+    spread = load_problems("math-train-spread", data_dir=shared_data_dir)
+    full = load_problems("math-train", data_dir=shared_data_dir)
+    assert spread == full[::18] and len(spread) == 417
+    assert len({r["type"] for r in spread}) == 7  # all seven subjects of a file ordered by subject
+    assert "math-train-spread" in SHARED and "math-train-spread" not in HELDOUT
+    assert load_problems("math-train-spread", data_dir=shared_data_dir, offset=5, limit=2) == spread[5:7]
 
 
 # ---- real engine ----------------------------------------------------------------
