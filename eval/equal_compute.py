@@ -32,20 +32,10 @@ RULES = {"maj": "majority", "rm": "argmax", "weighted": "weighted_vote"}
 
 
 def _pool_rows(scored_pool: str | Path, agg: str) -> dict[str, dict]:
+    from eval.score_pool import problem_rows
     from eval.sweep import read_records
 
-    out = {}
-    for rec in read_records(scored_pool):
-        cands = rec["candidates"]
-        verdicts = [c.get("verdict") or {} for c in cands]
-        if not cands or any(v.get("correct") is None or v.get("status") == "invalid_gold" for v in verdicts):
-            continue
-        out[str(rec["id"])] = {
-            "correct": [bool(v["correct"]) for v in verdicts],
-            "values": metrics.candidate_values(cands, agg),
-            "labels": metrics.answer_labels([c.get("answer") for c in cands]),
-            "tokens": float(np.mean([c.get("generated_tokens", 0) for c in cands])),
-        }
+    out = {r["id"]: r for r in problem_rows(read_records(scored_pool), agg)}
     if not out:
         raise ValueError(f"{scored_pool}: no graded problem; pass a pool scored by `cli.py eval score-pool`")
     return out

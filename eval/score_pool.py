@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -165,17 +165,21 @@ def _gradable(sample: dict) -> bool:
     return v.get("correct") is not None and v.get("status") != "invalid_gold"
 
 
-def _problem_rows(pool: Sequence[dict], agg: str) -> list[dict]:
-    from eval.sweep import pool_as_records
-
+def problem_rows(records: Iterable[dict], agg: str) -> list[dict]:
+    """Per graded problem of search-run-shaped records (`eval.sweep.pool_as_records` of a
+    scored pool, or `read_records` of its file): id, per-candidate correctness, the values
+    under `agg`, answer labels and mean generated tokens. Problems with an ungradable gold or
+    an ungraded candidate are left out."""
     out = []
-    for rec in pool_as_records(pool):
+    for rec in records:
         cands = rec["candidates"]
-        correct = [bool((c.get("verdict") or {}).get("correct")) for c in cands]
-        if any((c.get("verdict") or {}).get("status") == "invalid_gold" for c in cands):
+        verdicts = [c.get("verdict") or {} for c in cands]
+        if not cands or any(v.get("correct") is None or v.get("status") == "invalid_gold" for v in verdicts):
             continue
-        out.append({"id": rec["id"], "correct": correct, "values": metrics.candidate_values(cands, agg),
-                    "labels": metrics.answer_labels([c.get("answer") for c in cands])})
+        out.append({"id": str(rec["id"]), "correct": [bool(v["correct"]) for v in verdicts],
+                    "values": metrics.candidate_values(cands, agg),
+                    "labels": metrics.answer_labels([c.get("answer") for c in cands]),
+                    "tokens": float(np.mean([c.get("generated_tokens", 0) for c in cands]))})
     return out
 
 
@@ -189,6 +193,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
     """The scorer table over scored pools of the same problems (see module docstring).
 
     ids: restrict to these problem ids (e.g. the problems every pool holds)."""
+    from eval.sweep import pool_as_records
     from policies.pool import read_pool
 
     pools = {str(p): read_pool(p) for p in paths}
@@ -206,7 +211,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
         cost = scorer_cost(rows, reward)
         gran = "outcome" if all(len(s.get("scores") or []) <= 1 for r in rows for s in r["samples"]) else "step"
         for agg in aggs if gran == "step" else ("last",):
-            probs = _problem_rows(rows, agg)
+            probs = problem_rows(pool_as_records(rows), agg)
             if base_rows is None:
                 base_rows = probs
                 n = len(probs[0]["correct"])

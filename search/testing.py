@@ -19,7 +19,82 @@ class Call:
     seed: int | None
 
 
-class FakePolicy:
+class _FakeEngine:
+    """The non-blocking interface (`submit` / `poll`, as policies.base.Policy) that the fakes
+    share. `poll` returns `per_poll` of the requests in flight (all when None) in submission
+    order, or, with `arrival` (a seed or a `random.Random`), in a shuffled order: tests choose
+    how requests overtake each other. `budget` (a `KVBudget`) is what `kv_budget` reports; the
+    live sequences and KV tokens (`KVBudget.request_tokens`) are tracked, their maxima kept in
+    `max_live_seqs` / `max_live_tokens`. A subclass says what a request holds (`_accept`), what
+    it returns (`_finish`) and its prompt length (`_prompt_tokens`)."""
+
+    num_parameters = 1000
+    incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
+
+    def _init_engine(self, *, arrival, per_poll: int | None, budget) -> None:
+        import random
+
+        self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
+        self.per_poll = per_poll
+        self.budget = budget
+        self.requests: list = []  # every GenRequest submitted, in order
+        self.polls = 0
+        self._live: dict[int, tuple] = {}  # ticket -> (request, what _accept returned, KV tokens)
+        self.live_seqs = self.live_tokens = self.max_live_seqs = self.max_live_tokens = 0
+
+    def _accept(self, request):
+        return None
+
+    def _finish(self, request, accepted) -> list[Completion]:
+        raise NotImplementedError
+
+    def _prompt_tokens(self, request) -> int:
+        return 10
+
+    def submit(self, request) -> int:
+        from policies.base import new_ticket
+
+        accepted = self._accept(request)
+        ticket = new_ticket()
+        self.requests.append(request)
+        tokens = self.request_tokens(request, self.budget) if self.budget is not None else 0
+        self._live[ticket] = (request, accepted, tokens)
+        self.live_seqs += request.n
+        self.live_tokens += tokens
+        self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
+        self.max_live_tokens = max(self.max_live_tokens, self.live_tokens)
+        return ticket
+
+    def poll(self):
+        self.polls += 1
+        order = list(self._live)
+        if self.arrival is not None:
+            self.arrival.shuffle(order)
+        out = []
+        for ticket in order[: self.per_poll]:
+            r, accepted, tokens = self._live.pop(ticket)
+            self.live_seqs -= r.n
+            self.live_tokens -= tokens
+            out.append((ticket, self._finish(r, accepted)))
+        return out
+
+    def pending(self) -> int:
+        return self.live_seqs
+
+    def abort(self) -> None:
+        self._live.clear()
+        self.live_seqs = self.live_tokens = 0
+
+    def kv_budget(self):
+        return self.budget
+
+    def request_tokens(self, request, budget) -> int:
+        cap = request.max_tokens or (self.sampling.max_step_tokens if request.kind == "extend"
+                                     else self.sampling.max_tokens)
+        return budget.request_tokens(self._prompt_tokens(request), request.n, cap)
+
+
+class FakePolicy(_FakeEngine):
     """`extend` returns, for prompt (problem, steps) and sample j, the step
     `script(problem, steps, j, seed)` -> (text, finish) with finish in
     {"step", "eos", "length"}; `sample` builds full solutions step by step
@@ -34,26 +109,15 @@ class FakePolicy:
     maxima kept in `max_live_seqs` / `max_live_tokens`. `token_conf(problem, text)`, when
     given, is each full sample's per-token confidences (`Completion.token_confidence`)."""
 
-    num_parameters = 1000
-    incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
-
     def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5, budget=None,
                  arrival=None, per_poll: int | None = None, token_conf=None):
-        import random
-
+        self._init_engine(arrival=arrival, per_poll=per_poll, budget=budget)
         self.token_conf = token_conf
         self.sampling = SamplingConfig(seed=0)
         self.script = script or default_script
         self.max_steps = max_steps
         self.tps = tokens_per_step
         self.calls: list[Call] = []
-        self.budget = budget
-        self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
-        self.per_poll = per_poll
-        self.requests: list = []  # every GenRequest submitted, in order
-        self.polls = 0
-        self._live: dict[int, tuple] = {}  # ticket -> (request, sequences, KV tokens)
-        self.live_seqs = self.live_tokens = self.max_live_seqs = self.max_live_tokens = 0
 
     def _comp(self, text, finish, first, prompt_len, tokens=None):
         stop = {"step": "\n\n", "eos": 2, "length": None}[finish]
@@ -96,49 +160,13 @@ class FakePolicy:
         self.calls.append(Call("sample", list(problems), [list(s) for s in prefixes], n, seed))
         return [self._sample_row(p, pre, n, seed) for p, pre in zip(problems, prefixes, strict=True)]
 
-    # ---- the non-blocking interface ----------------------------------------------
-    def submit(self, request) -> int:
-        from policies.base import new_ticket
+    # ---- the non-blocking interface (_FakeEngine) ----------------------------------
+    def _finish(self, r, accepted) -> list[Completion]:
+        return (self._extend_row(r.problem, r.steps, r.n, r.seed) if r.kind == "extend"
+                else self._sample_row(r.problem, r.steps, r.n, r.seed))
 
-        ticket = new_ticket()
-        self.requests.append(request)
-        tokens = self.request_tokens(request, self.budget) if self.budget is not None else 0
-        self._live[ticket] = (request, request.n, tokens)
-        self.live_seqs += request.n
-        self.live_tokens += tokens
-        self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
-        self.max_live_tokens = max(self.max_live_tokens, self.live_tokens)
-        return ticket
-
-    def poll(self):
-        self.polls += 1
-        order = list(self._live)
-        if self.arrival is not None:
-            self.arrival.shuffle(order)
-        out = []
-        for ticket in order[: self.per_poll]:
-            r, seqs, tokens = self._live.pop(ticket)
-            self.live_seqs -= seqs
-            self.live_tokens -= tokens
-            row = (self._extend_row(r.problem, r.steps, r.n, r.seed) if r.kind == "extend"
-                   else self._sample_row(r.problem, r.steps, r.n, r.seed))
-            out.append((ticket, row))
-        return out
-
-    def pending(self) -> int:
-        return self.live_seqs
-
-    def abort(self) -> None:
-        self._live.clear()
-        self.live_seqs = self.live_tokens = 0
-
-    def kv_budget(self):
-        return self.budget
-
-    def request_tokens(self, request, budget) -> int:
-        cap = request.max_tokens or (self.sampling.max_step_tokens if request.kind == "extend"
-                                     else self.sampling.max_tokens)
-        return budget.request_tokens(10 + 5 * len(request.steps), request.n, cap)
+    def _prompt_tokens(self, request) -> int:
+        return 10 + 5 * len(request.steps)
 
     def count(self, kind):
         return sum(c.kind == kind for c in self.calls)
@@ -188,7 +216,7 @@ def digit_scores(problem, steps):
     return [min(x, 1.0) for x in out]
 
 
-class FakeTracePolicy:
+class FakeTracePolicy(_FakeEngine):
     """Full samples with scripted per-token confidences, stopped early as the engine would
     (`GenRequest.watch`): the deepconf strategy's fake (tests/test_deepconf.py).
 
@@ -196,40 +224,26 @@ class FakeTracePolicy:
     problem (counted over its requests, in submission order): one generated token per
     confidence, the last one's text "\\boxed{answer}" (a sample stopped before its end has
     no answer). A watched sample is fed its confidences in order and cut after the token its
-    watcher stops at ("early_stop"). `poll` finishes `per_poll` requests (all when None) in
-    submission order, or shuffled with `arrival` (a seed); `budget` is what `kv_budget`
-    reports, the live sequences are tracked (`max_live_seqs`)."""
+    watcher stops at ("early_stop"). Polling, arrival order and the KV budget as
+    `_FakeEngine` (prompt = 10 tokens)."""
 
-    num_parameters = 1000
-    incremental = True
     early_stop = True
 
     def __init__(self, script, *, arrival=None, per_poll: int | None = None, budget=None, logprobs: int = 5):
-        import random
-
+        self._init_engine(arrival=arrival, per_poll=per_poll, budget=budget)
         self.sampling = SamplingConfig(seed=0, logprobs=logprobs)
         self.script = script
-        self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
-        self.per_poll = per_poll
-        self.budget = budget
-        self.requests: list = []  # every GenRequest submitted, in order
         self.returned: list = []  # (request, completions) in the order poll returned them
         self._count: dict[str, int] = {}  # problem -> samples submitted
-        self._live: dict[int, tuple] = {}  # ticket -> (request, first sample index)
-        self.live_seqs = self.max_live_seqs = 0
 
-    def submit(self, request) -> int:
-        from policies.base import check_watch, new_ticket
+    def _accept(self, request) -> int:
+        """The request's first sample index for its problem."""
+        from policies.base import check_watch
 
         check_watch(self, request)
-        ticket = new_ticket()
         first = self._count.get(request.problem, 0)
         self._count[request.problem] = first + request.n
-        self.requests.append(request)
-        self._live[ticket] = (request, first)
-        self.live_seqs += request.n
-        self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
-        return ticket
+        return first
 
     def _completion(self, request, i: int, j: int) -> Completion:
         answer, conf = self.script(request.problem, i)
@@ -246,28 +260,7 @@ class FakeTracePolicy:
             stop_reason=2 if finish == "stop" else None, token_confidence=tuple(float(c) for c in conf[:m]),
         )
 
-    def poll(self):
-        order = list(self._live)
-        if self.arrival is not None:
-            self.arrival.shuffle(order)
-        out = []
-        for ticket in order[: self.per_poll]:
-            r, first = self._live.pop(ticket)
-            self.live_seqs -= r.n
-            row = [self._completion(r, first + j, j) for j in range(r.n)]
-            self.returned.append((r, row))
-            out.append((ticket, row))
-        return out
-
-    def pending(self) -> int:
-        return self.live_seqs
-
-    def abort(self) -> None:
-        self._live.clear()
-        self.live_seqs = 0
-
-    def kv_budget(self):
-        return self.budget
-
-    def request_tokens(self, request, budget) -> int:
-        return budget.request_tokens(10, request.n, request.max_tokens or self.sampling.max_tokens)
+    def _finish(self, r, first: int) -> list[Completion]:
+        row = [self._completion(r, first + j, j) for j in range(r.n)]
+        self.returned.append((r, row))
+        return row
