@@ -7,6 +7,7 @@
     python cli.py eval verifier-agreement FILE.jsonl [--limit N] [--show 50] [--json OUT]
     python cli.py eval score-pool --reward probe --pool pools/x.jsonl.gz --out runs/scored/x-probe.jsonl
     python cli.py eval pool-table runs/scored/x-probe.jsonl runs/scored/x-orm.jsonl --out reports/x-table
+    python cli.py eval self-certainty --pool pools/x.jsonl.gz --out runs/x-sc.jsonl   # then sweep --conf
 
 `eval scorer` prints a table and writes the full result (data file, limit,
 threshold and how it was chosen, scorer metadata, intervals) as JSON to --out.
@@ -64,6 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--features", default=None,
                     help="--reward probe only: read the policy's states from this folder (`cli.py train "
                          "probe-features --allow-heldout` on the same pool) instead of running the policy")
+    sc = sub.add_parser("self-certainty", help="a pool's per-token self-certainty, in place of its token confidence",
+                        description="Write the pool again with each sample's token_conf holding its self-certainty "
+                                    "(KL of uniform from the policy's full next-token distribution; "
+                                    "policies/certainty.py), by one forward pass of the policy; resumable. "
+                                    "`sweep --conf` and `python -m eval.budget` then read it as they read "
+                                    "token confidence.")
+    sc.add_argument("--pool", required=True, help="pool file written by `cli.py pool` (.jsonl or .jsonl.gz)")
+    sc.add_argument("--out", required=True, help="output pool (.jsonl; rerun to resume)")
+    sc.add_argument("--model", default=None, help="the policy that wrote the pool (default: the pool's own)")
+    sc.add_argument("--limit", type=int, default=None, help="first N problems")
+    sc.add_argument("--batch-problems", type=int, default=2, help="problems per forward batch (default 2)")
     pt = sub.add_parser("pool-table", help="scorers against pass@1 and maj@N on scored pools",
                         description="RM@N and weighted@N per scorer and aggregator, with paired bootstrap "
                                     "intervals against maj@N and pass@1, and each scorer's forward GFLOP per "
@@ -108,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         return run_score_pool(args)
     if args.eval_command == "pool-table":
         return run_pool_table(args)
+    if args.eval_command == "self-certainty":
+        return run_self_certainty(args)
     return run_scorer(args)
 
 
@@ -152,6 +166,42 @@ def run_score_pool(args: argparse.Namespace) -> int:
                    limit=args.limit, on_batch=show)
     print(f"scored {n} problems into {args.out} ({time.perf_counter() - t0:.0f} s; "
           f"{scorer.stats.tokens_scored} tokens through the scorer)")
+    return 0
+
+
+def run_self_certainty(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from eval.score_pool import certainty_pool
+    from policies.pool import read_pool
+
+    if not Path(args.pool).is_file():
+        raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
+    for flag, v in (("--limit", args.limit), ("--batch-problems", args.batch_problems)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    if Path(args.out).suffix == ".gz":
+        raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    first = read_pool(args.pool)[:1]
+    policy = (first[0].get("config") or {}).get("policy", {}) if first else {}
+    model = args.model or policy.get("model")
+    if not model:
+        raise ValueError(f"--pool {args.pool}: its records name no policy model; pass --model")
+    from policies.certainty import SelfCertainty
+
+    sc = SelfCertainty(model, prompt_style=policy.get("prompt_style", "gsm8k"))
+    t0 = time.perf_counter()
+
+    def show(done, total):
+        el = time.perf_counter() - t0
+        print(f"self-certainty: {done}/{total} problems, {el:.0f} s, {sc.tokens_run / max(el, 1e-9):.0f} tok/s",
+              file=sys.stderr, flush=True)
+
+    n = certainty_pool(args.pool, sc, args.out, model=model, batch_problems=args.batch_problems,
+                       limit=args.limit, on_batch=show)
+    print(f"wrote {n} problems into {args.out} ({time.perf_counter() - t0:.0f} s; {sc.tokens_run} tokens "
+          "through the policy)")
     return 0
 
 

@@ -78,6 +78,48 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
     return len(todo)
 
 
+def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, model: str,
+                   batch_problems: int = 2, limit: int | None = None,
+                   on_batch: Callable[[int, int], None] | None = None) -> int:
+    """Write the pool again with each sample's `token_conf` holding its per-token
+    self-certainty (`policies.certainty.SelfCertainty`; plain JSONL, resumes). Every
+    confidence reader then works on it unchanged (`sweep --conf`, `eval.budget`): the
+    record's `confidence` field says which measure its `token_conf` holds. The DeepConf
+    per-step summaries (`step_conf`, `step_token_ends`) refer to the sampled tokens and are
+    dropped; `generated_tokens` (what the policy spent) is kept. Returns the problems written
+    by this call."""
+    from policies.pool import read_pool
+    from rewards.train.data import JsonlWriter
+
+    if batch_problems < 1:
+        raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
+    out = Path(out_path)
+    if out.suffix == ".gz":
+        raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
+    meta = {"kind": "self-certainty", "model": model, "vocab": certainty.vocab}
+    with JsonlWriter(out, {"pool": str(pool_path), "confidence": meta}, key_field="id") as w:
+        done = len(w.done)
+        todo = [r for r in rows if r["id"] not in w.done]
+        for b in range(0, len(todo), batch_problems):
+            chunk = todo[b : b + batch_problems]
+            flat = [(r, s) for r in chunk for s in r["samples"]]
+            before = certainty.tokens_run
+            values = certainty([r["problem"] for r, _ in flat], [s.get("text") or "" for _, s in flat])
+            for (_, s), v in zip(flat, values, strict=True):
+                s["token_conf"] = [round(float(x), 3) for x in v]
+                s.pop("step_conf", None)
+                s.pop("step_token_ends", None)
+            shares = _apportion(certainty.tokens_run - before, [len(r["samples"]) for r in chunk])
+            for r, tokens in zip(chunk, shares, strict=True):
+                r["confidence"] = meta
+                r["confidence_tokens"] = tokens
+            w.write(chunk)
+            if on_batch:
+                on_batch(done + b + len(chunk), len(rows))
+    return len(todo)
+
+
 def _apportion(total: int, weights: list[int]) -> list[int]:
     """``total`` split over the records of one score() call in proportion to their scored
     candidates (integers summing to ``total``; a batch's tokens are not known per problem)."""

@@ -63,6 +63,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replay-seed", type=int, default=0, help="seed of the subsets and the bootstrap (default 0)")
     g.add_argument("--out", default="reports/sweep", help="report folder (default reports/sweep)")
     g.add_argument("--title", default=None, help="report title")
+    g.add_argument("--stops", default=None,
+                   help="pools: also replay adaptive sampling with these stop rules (betaT, cbetaT, agreeT, "
+                        "cagreeT), DeepConf early stop and allocation at maj@k's tokens (eval/budget.py); "
+                        "report in OUT/budget")
+    g.add_argument("--preset", action="append", default=[],
+                   help="pools: with the budget replay, the rows of a declared setting (search.adaptive.PRESETS, "
+                        "search.allocate.PRESETS, e.g. tuned-gsm8k-train); repeat for several")
     g.add_argument("--search", action="store_true",
                    help="run the search once per --agg first (beam, DVTS, MCTS: the aggregator steers the search)")
     g.add_argument("--runs-dir", default="runs/sweep", help="--search: folder for the per-aggregator run files")
@@ -199,7 +206,33 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(result, args.out, command=command, title=args.title or "Sweep report")
     print_tables(console, result)
     console.print(f"report: {paths['md']}  {paths['html']}  ({len(paths['plots'])} plots)  summary: {paths['summary']}")
+    if args.stops or args.preset:
+        replay_budget(args, files, console)
     return 0
+
+
+def replay_budget(args: argparse.Namespace, files: list[Path], console) -> None:
+    """eval/budget.py on each pool among `files` (search run files are left out: their
+    samples were not drawn one by one), into OUT/budget (OUT/budget-K for the K-th pool)."""
+    import contextlib
+    import io
+
+    from eval import budget
+    from policies.pool import is_pool
+
+    pools = [f for f in files if is_pool(f)]
+    if not pools:
+        raise ValueError("--stops / --preset replay sample pools (`cli.py pool`); no pool among the files given")
+    for k, f in enumerate(pools):
+        out = Path(args.out) / ("budget" if len(pools) == 1 else f"budget-{k + 1}")
+        argv = [str(f), "--out", str(out), "--seed", str(args.replay_seed), "--bootstrap", str(args.bootstrap)]
+        if args.stops:
+            argv += ["--stops", args.stops]
+        for name in args.preset:
+            argv += ["--preset", name]
+        with contextlib.redirect_stdout(io.StringIO()):  # the tables go to the report, not the screen
+            budget.main(argv)
+        console.print(f"budget replay of {f}: {out / 'report.md'}")
 
 
 def print_tables(console, result: dict) -> None:

@@ -14,6 +14,10 @@ Rules (ties always go to the class / candidate that appeared first):
   0); its answer wins, represented by its best-valued member.
 - "majority": the class with most members (self-consistency); ties broken by the
   summed values; represented by its best-valued member.
+- "borda": Borda voting (Kang et al. 2025, with self-certainty values): candidates ranked
+  by value, best first (ties to the earlier one), the r-th of n (r = 1..n) gives its class
+  (n - r + 1) ** BORDA_POWER votes; a candidate without a value gives none. Then as
+  "weighted_vote" on those votes. Only the order of values matters, so any scale works.
 When no candidate has an answer, every rule returns the argmax candidate (or the
 first one) with answer None.
 
@@ -40,7 +44,8 @@ from collections.abc import Callable, Sequence
 from search.types import Candidate
 
 # the one registry of selection rules: name -> report label (the literature's)
-RULES = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n"}
+RULES = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n", "borda": "borda@n"}
+BORDA_POWER = 0.5  # a-priori (the middle of the powers Kang et al. report); not tuned on any pool here
 PATTERNS = ("topP_majority", "topP_weighted")  # keep the top P% by value, then vote
 _TOP = re.compile(r"^top(\d+(?:\.\d+)?)_(majority|weighted)$")
 
@@ -75,6 +80,17 @@ def keep_top(values: Sequence[float | None], keep: float) -> list[int]:
     m = max(1, math.ceil(n * keep / 100.0 - 1e-9))
     order = sorted(range(n), key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
     return sorted(order[:m])
+
+
+def borda_votes(values: Sequence[float | None], power: float = BORDA_POWER) -> list[float | None]:
+    """Votes per candidate under Borda ranking (see "borda"); None for a candidate without
+    a value."""
+    n = len(values)
+    order = sorted((i for i, v in enumerate(values) if v is not None), key=lambda i: (-values[i], i))
+    out: list[float | None] = [None] * n
+    for r, i in enumerate(order, start=1):
+        out[i] = float(n - r + 1) ** power
+    return out
 
 
 def _default_equal(a: str, b: str) -> bool:
@@ -135,6 +151,12 @@ def select(
         for t in votes:
             t["members"] = [kept[j] for j in t["members"]]
         return (None if i is None else kept[i]), answer, votes, calls
+    if rule == "borda":
+        from dataclasses import replace
+
+        votes = borda_votes([c.value for c in candidates])
+        return select([replace(c, value=v) for c, v in zip(candidates, votes, strict=True)], "weighted_vote",
+                      equal=equal)
     labels, reps, calls = answer_classes([c.answer for c in candidates], equal)
     table = [{"answer": r, "count": 0, "weight": 0.0, "members": []} for r in reps]
     for i, (c, lab) in enumerate(zip(candidates, labels, strict=True)):

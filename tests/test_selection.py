@@ -476,3 +476,49 @@ def test_sweep_cli_conf_rows_and_rule_errors(tmp_path, capsys):
         rc = cli.main(["sweep", str(path), *argv, "--out", str(tmp_path / "x")])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- Borda voting
+
+def test_borda_votes_by_rank_not_by_scale():
+    from search.select import borda_votes
+
+    # n = 4, ranks by value: #0 (r1), #2 (r2), #1 (r3); #3 has no value
+    assert borda_votes([0.9, 0.1, 0.5, None]) == pytest.approx([2.0, math.sqrt(2), math.sqrt(3), None])
+    assert borda_votes([7.0, 7.0]) == pytest.approx([math.sqrt(2), 1.0])  # a tie goes to the earlier one
+    assert borda_votes([1e6, 3.0, 40.0]) == borda_votes([0.9, 0.1, 0.5])  # only the order matters
+    assert rule_label("borda") == "borda@n" and check_rule("borda") == "borda"
+
+
+def test_borda_picks_the_class_the_ranks_favour():
+    cands = [Candidate(steps=["s"], value=v, answer=a) for v, a in
+             [(0.9, "A"), (0.1, "B"), (0.5, "B"), (None, "A")]]
+    # A: 2 (+0 for the valueless one); B: sqrt(3) + sqrt(2) = 3.15 -> B, by its best member #2
+    i, answer, votes, _ = select(cands, "borda", equal=lambda a, b: a == b)
+    assert (i, answer) == (2, "B")
+    assert votes[0]["weight"] == pytest.approx(math.sqrt(3) + math.sqrt(2))
+    # the other rules choose A here: weighted 0.9 vs 0.6; majority 2-2, ties to the weight
+    assert select(cands, "weighted_vote", equal=lambda a, b: a == b)[1] == "A"
+    assert select(cands, "majority", equal=lambda a, b: a == b)[1] == "A"
+    # no values at all: no Borda votes, so the tie-break by count decides (a majority)
+    bare = [Candidate(steps=["s"], value=None, answer=a) for a in "ABB"]
+    assert select(bare, "borda", equal=lambda a, b: a == b)[1] == "B"
+
+
+def test_sweep_replays_adaptive_rules_on_a_pool(tmp_path, capsys):
+    import cli
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in toy_pool()))
+    rc = cli.main(["sweep", str(path), "--select", "majority,borda", "--stops", "beta0.9,agree0.75",
+                   "--bootstrap", "100", "--out", str(tmp_path / "rep")])
+    assert rc == 0, capsys.readouterr().err
+    report = (tmp_path / "rep" / "budget" / "report.md").read_text()
+    assert "adaptive beta0.9" in report and "adaptive agree0.75" in report
+    assert "borda@n" in (tmp_path / "rep" / "report.md").read_text()
+    capsys.readouterr()
+    run = tmp_path / "run.jsonl"  # a search run file is not a pool: nothing to draw one by one
+    run.write_text("".join(json.dumps(r) + "\n" for r in pool_as_records(toy_pool())))
+    rc = cli.main(["sweep", str(run), "--stops", "beta0.9", "--out", str(tmp_path / "y")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--stops / --preset replay sample pools" in err
