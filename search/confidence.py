@@ -28,10 +28,13 @@ so the a-priori defaults are scaled to the same share: `DEFAULT_WINDOW` = 32 tok
 groups, tails and the bottom-P% groups. They were fixed before any held-out pool was
 read (docs/selection.md).
 
-Self-certainty (Kang et al. 2025, the KL divergence of the next-token distribution from
-uniform, averaged over tokens) needs the log-probabilities of the whole vocabulary at
-every position; a pool stores only the sampled token's log-prob and the mean of the top-k,
-so it is not computable from pools and is not offered here.
+Self-certainty (Kang et al. 2025, the KL divergence of the uniform distribution from the
+next-token distribution, averaged over tokens) needs the log-probabilities of the whole
+vocabulary at every position, which the engine does not hand back; `cli.py eval
+self-certainty` computes it per token with one forward pass of the policy
+(policies/certainty.py) and writes it into a copy of the pool's `token_conf`, so every
+summary here (mean = Kang et al.'s trace self-certainty, groupW, tailK, bottomP) and every
+rule reads it unchanged. Kang et al. select with Borda voting: `search.select` rule "borda".
 
 Online early stop (DeepConf online): `warmup_threshold` sets the threshold from a few
 warm-up traces' `groupW` values (the (100 - keep)-th percentile, so `keep`% of them would
