@@ -191,6 +191,20 @@ def run(args: argparse.Namespace) -> int:
             check_conf(c)
         except ValueError as e:
             raise ValueError(f"--conf: {e}") from None
+    if args.stops or args.preset:  # checked before the sweep runs: the budget replay comes after it
+        from search.adaptive import PRESETS as ADAPTIVE_PRESETS
+        from search.allocate import PRESETS as ALLOC_PRESETS
+        from search.stopping import stop_rule
+
+        for rule in _csv(args.stops, "stops") if args.stops else []:
+            try:
+                stop_rule(rule)
+            except ValueError as e:
+                raise ValueError(f"--stops: {e}") from None
+        known = sorted(set(ADAPTIVE_PRESETS) | set(ALLOC_PRESETS))
+        for name in args.preset:
+            if name not in known:
+                raise ValueError(f"--preset: unknown preset {name!r}; valid: {', '.join(known)}")
     ks = [int(x) for x in _csv(args.n_values, "n-values")] if args.n_values else None
     log_to(Path(args.out) / "sweep.log")  # the options are valid: warnings go beside the report
     files = [Path(f) for f in args.runs]

@@ -522,3 +522,9 @@ def test_sweep_replays_adaptive_rules_on_a_pool(tmp_path, capsys):
     rc = cli.main(["sweep", str(run), "--stops", "beta0.9", "--out", str(tmp_path / "y")])
     err = capsys.readouterr().err
     assert rc == 2 and "--stops / --preset replay sample pools" in err
+    for argv, msg in ((["--stops", "zeta3"], "--stops: unknown stop rule 'zeta3'"),
+                      (["--preset", "nope"], "--preset: unknown preset 'nope'")):
+        rc = cli.main(["sweep", str(path), *argv, "--out", str(tmp_path / "z")])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "z").exists()  # refused before any sweep ran
