@@ -125,13 +125,8 @@ def run(args: argparse.Namespace) -> int:
     return run_scorer(args)
 
 
-def run_score_pool(args: argparse.Namespace) -> int:
-    import sys
-    import time
-
-    from eval.score_pool import score_pool
-    from rewards import load_scorer
-
+def check_pool_rewrite(args: argparse.Namespace) -> None:
+    """The options shared by the commands that write a pool again (score-pool, self-certainty)."""
     if not Path(args.pool).is_file():
         raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
     for flag, v in (("--limit", args.limit), ("--batch-problems", args.batch_problems)):
@@ -139,6 +134,16 @@ def run_score_pool(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if Path(args.out).suffix == ".gz":
         raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+
+
+def run_score_pool(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from eval.score_pool import score_pool
+    from rewards import load_scorer
+
+    check_pool_rewrite(args)
     if args.features is not None:
         from eval.score_pool import FeatureProbe, score_pool_from_features
 
@@ -176,13 +181,7 @@ def run_self_certainty(args: argparse.Namespace) -> int:
     from eval.score_pool import certainty_pool
     from policies.pool import read_pool
 
-    if not Path(args.pool).is_file():
-        raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
-    for flag, v in (("--limit", args.limit), ("--batch-problems", args.batch_problems)):
-        if v is not None and v < 1:
-            raise ValueError(f"{flag} must be >= 1, got {v}")
-    if Path(args.out).suffix == ".gz":
-        raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
+    check_pool_rewrite(args)
     first = read_pool(args.pool)[:1]
     policy = (first[0].get("config") or {}).get("policy", {}) if first else {}
     model = args.model or policy.get("model")
