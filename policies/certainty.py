@@ -103,19 +103,9 @@ class SelfCertainty:
         order = sorted((i for i, t in enumerate(texts) if t and len(enc[i][0]) > enc[i][1]),
                        key=lambda i: len(enc[i][0]))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        b = 0
-        while b < len(order):
-            e = b + 1  # grow the batch while the padded size fits the budget (lengths ascend)
-            while e < len(order) and len(enc[order[e]][0]) * (e - b + 1) <= self.token_budget:
-                e += 1
-            batch = order[b:e]
-            width = len(enc[batch[-1]][0])
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                t = enc[i][0]
-                ids[r, : len(t)] = torch.tensor(t)
-                mask[r, : len(t)] = 1
+        from policies.batching import padded_batches
+
+        for batch, ids, mask in padded_batches([e[0] for e in enc], order, self.token_budget, pad):
             with torch.inference_mode():
                 hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                    use_cache=False).last_hidden_state
@@ -126,5 +116,4 @@ class SelfCertainty:
                              for c in range(0, h.shape[0], self.chunk)]
                     out[i] = torch.cat(parts).cpu().numpy().astype(np.float32)
             self.tokens_run += int(mask.sum())
-            b = e
         return out

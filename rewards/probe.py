@@ -207,27 +207,15 @@ class PolicyFeatures:
                                         for s in solutions]
         order = sorted((i for i, s in enumerate(solutions) if s), key=lambda i: len(enc[i][0]))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        b = 0
-        while b < len(order):
-            # grow the batch while the padded size fits the budget (lengths ascend)
-            e = b + 1
-            while e < len(order) and len(enc[order[e]][0]) * (e - b + 1) <= self.token_budget:
-                e += 1
-            batch = order[b:e]
-            width = len(enc[batch[-1]][0])
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                t = enc[i][0]
-                ids[r, : len(t)] = torch.tensor(t)
-                mask[r, : len(t)] = 1
+        from policies.batching import padded_batches
+
+        for batch, ids, mask in padded_batches([e[0] for e in enc], order, self.token_budget, pad):
             hs = self._forward(ids, mask)
             for r, i in enumerate(batch):
                 pos = torch.tensor(enc[i][1])
                 out[i] = torch.stack([hs[x][r, pos].float() for x in self.layers]).cpu().numpy()
             self.tokens_run += int(mask.sum())
             self.tokens_padded += ids.numel()
-            b = e
         return out  # type: ignore[return-value]
 
 
