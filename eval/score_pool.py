@@ -44,38 +44,24 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
 
     reward: what the records' `reward` field says (kind, model, ...). Returns the
     number of problems scored by this call."""
-    from policies.pool import read_pool
-    from rewards.train.data import JsonlWriter
 
-    if batch_problems < 1:
-        raise ValueError(f"batch_problems must be >= 1, got {batch_problems}.")
-    out = Path(out_path)
-    if out.suffix == ".gz":
-        raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
-    rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
-    # torn tail repaired, finished ids known, and another scorer refused for the same file
-    with JsonlWriter(out, {"pool": str(pool_path), "reward": reward}, key_field="id") as w:
-        done = len(w.done)
-        todo = [r for r in rows if r["id"] not in w.done]
-        for b in range(0, len(todo), batch_problems):
-            chunk = todo[b : b + batch_problems]
-            flat = [(r, s) for r in chunk for s in r["samples"]]
-            with_steps = [(r, s) for r, s in flat if s.get("steps")]
-            before = scorer.stats.tokens_scored
-            scores = scorer.score([r["problem"] for r, _ in with_steps], [s["steps"] for _, s in with_steps])
-            for (_, s), sc in zip(with_steps, scores, strict=True):
-                s["scores"] = [round(float(x), 6) for x in sc]
-            for _, s in flat:
-                s.setdefault("scores", [])
-            shares = _apportion(scorer.stats.tokens_scored - before,
-                                [sum(1 for s in r["samples"] if s.get("steps")) for r in chunk])
-            for r, tokens in zip(chunk, shares, strict=True):
-                r["reward"] = reward
-                r["scorer_tokens"] = tokens
-            w.write(chunk)
-            if on_batch:
-                on_batch(done + b + len(chunk), len(rows))
-    return len(todo)
+    def score(chunk: list[dict]) -> None:
+        flat = [(r, s) for r in chunk for s in r["samples"]]
+        with_steps = [(r, s) for r, s in flat if s.get("steps")]
+        before = scorer.stats.tokens_scored
+        scores = scorer.score([r["problem"] for r, _ in with_steps], [s["steps"] for _, s in with_steps])
+        for (_, s), sc in zip(with_steps, scores, strict=True):
+            s["scores"] = [round(float(x), 6) for x in sc]
+        for _, s in flat:
+            s.setdefault("scores", [])
+        shares = _apportion(scorer.stats.tokens_scored - before,
+                            [sum(1 for s in r["samples"] if s.get("steps")) for r in chunk])
+        for r, tokens in zip(chunk, shares, strict=True):
+            r["reward"] = reward
+            r["scorer_tokens"] = tokens
+
+    return _rewrite_pool(pool_path, out_path, {"reward": reward}, score, batch_problems=batch_problems,
+                         limit=limit, on_batch=on_batch)
 
 
 def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, model: str,
@@ -88,6 +74,32 @@ def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, mo
     per-step summaries (`step_conf`, `step_token_ends`) refer to the sampled tokens and are
     dropped; `generated_tokens` (what the policy spent) is kept. Returns the problems written
     by this call."""
+    meta = {"kind": "self-certainty", "model": model, "vocab": certainty.vocab}
+
+    def measure(chunk: list[dict]) -> None:
+        flat = [(r, s) for r in chunk for s in r["samples"]]
+        before = certainty.tokens_run
+        values = certainty([r["problem"] for r, _ in flat], [s.get("text") or "" for _, s in flat])
+        for (_, s), v in zip(flat, values, strict=True):
+            s["token_conf"] = [round(float(x), 3) for x in v]
+            s.pop("step_conf", None)
+            s.pop("step_token_ends", None)
+        shares = _apportion(certainty.tokens_run - before, [len(r["samples"]) for r in chunk])
+        for r, tokens in zip(chunk, shares, strict=True):
+            r["confidence"] = meta
+            r["confidence_tokens"] = tokens
+
+    return _rewrite_pool(pool_path, out_path, {"confidence": meta}, measure, batch_problems=batch_problems,
+                         limit=limit, on_batch=on_batch)
+
+
+def _rewrite_pool(pool_path: str | Path, out_path: str | Path, header: dict, fill: Callable[[list[dict]], None], *,
+                  batch_problems: int, limit: int | None, on_batch: Callable[[int, int], None] | None) -> int:
+    """The resumable loop of `score_pool` and `certainty_pool`: the pool's records in batches
+    of `batch_problems`, each batch given to `fill` (which adds the new fields in place) and
+    appended to `out_path`. `header` (with the pool's path) is the file's identity: a rerun
+    skips the problems already written, another scorer or measure is refused. Returns the
+    problems written by this call."""
     from policies.pool import read_pool
     from rewards.train.data import JsonlWriter
 
@@ -97,23 +109,13 @@ def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, mo
     if out.suffix == ".gz":
         raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
     rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
-    meta = {"kind": "self-certainty", "model": model, "vocab": certainty.vocab}
-    with JsonlWriter(out, {"pool": str(pool_path), "confidence": meta}, key_field="id") as w:
+    # torn tail repaired, finished ids known, and another identity refused for the same file
+    with JsonlWriter(out, {"pool": str(pool_path), **header}, key_field="id") as w:
         done = len(w.done)
         todo = [r for r in rows if r["id"] not in w.done]
         for b in range(0, len(todo), batch_problems):
             chunk = todo[b : b + batch_problems]
-            flat = [(r, s) for r in chunk for s in r["samples"]]
-            before = certainty.tokens_run
-            values = certainty([r["problem"] for r, _ in flat], [s.get("text") or "" for _, s in flat])
-            for (_, s), v in zip(flat, values, strict=True):
-                s["token_conf"] = [round(float(x), 3) for x in v]
-                s.pop("step_conf", None)
-                s.pop("step_token_ends", None)
-            shares = _apportion(certainty.tokens_run - before, [len(r["samples"]) for r in chunk])
-            for r, tokens in zip(chunk, shares, strict=True):
-                r["confidence"] = meta
-                r["confidence_tokens"] = tokens
+            fill(chunk)
             w.write(chunk)
             if on_batch:
                 on_batch(done + b + len(chunk), len(rows))

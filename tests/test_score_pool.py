@@ -137,3 +137,39 @@ def test_pool_table_puts_scorer_flops_beside_accuracy(tmp_path, monkeypatch):
     assert "scorer GFLOP / candidate" in md and "| 1e-05 |" in md and "| 6e-06 |" in md
     # no recorded FLOPs per token (an oracle, or an older scored pool): the cell says "-"
     assert sp.gflops(sp.scorer_cost(rows, {"kind": "fake"})) == "-"
+
+
+# ------------------------------------------------------------------ certainty_pool
+class CharCertainty:
+    """A self-certainty stand-in: one value per character of the text (its code / 100)."""
+
+    vocab = 7
+
+    def __init__(self) -> None:
+        self.tokens_run = 0
+        self.calls = 0
+
+    def __call__(self, problems, texts):
+        self.calls += 1
+        self.tokens_run += sum(len(p) + len(t) for p, t in zip(problems, texts, strict=True))
+        return [[ord(c) / 100 for c in t] for t in texts]
+
+
+def test_certainty_pool_rewrites_token_conf_and_resumes(tmp_path):
+    from eval.score_pool import certainty_pool
+
+    pool = _pool(tmp_path / "pool.jsonl.gz", problems=3, n=2)
+    out = tmp_path / "sc.jsonl"
+    sc = CharCertainty()
+    assert certainty_pool(pool, sc, out, model="m", batch_problems=2, limit=1) == 1
+    assert certainty_pool(pool, sc, out, model="m", batch_problems=2) == 2  # the rest, in one batch
+    assert sc.calls == 2
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["p0", "p1", "p2"]
+    s = rows[0]["samples"][0]
+    assert s["token_conf"] == [round(ord(c) / 100, 3) for c in s["text"]] and "step_conf" not in s
+    assert rows[0]["confidence"] == {"kind": "self-certainty", "model": "m", "vocab": 7}
+    # the batch's tokens are shared out over its problems, summing to what was run
+    assert sum(r["confidence_tokens"] for r in rows) == sc.tokens_run
+    with pytest.raises(ValueError):  # another measure for the same file is refused
+        certainty_pool(pool, sc, out, model="other")
