@@ -155,7 +155,13 @@ def run_score_pool(args: argparse.Namespace) -> int:
                                              "flops_per_token": probe.flops_per_token})
         print(f"scored {n} problems into {args.out} from stored features ({args.features})")
         return 0
-    scorer = load_scorer(args.reward, model=args.scorer_model)
+    options = {}
+    if args.reward == "probe":  # the states the policy had: its pool's prompt
+        from policies.pool import read_pool
+
+        first = read_pool(args.pool)[:1]
+        options["prompt_style"] = first[0]["config"]["policy"].get("prompt_style") if first else None
+    scorer = load_scorer(args.reward, model=args.scorer_model, **options)
     reward = {**scorer.describe(), "model": args.scorer_model}
     if scorer.forward_params:  # the pool table's cost column: 2 x params x scorer_tokens per candidate
         from rewards.cost import flops_per_token

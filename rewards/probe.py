@@ -275,7 +275,9 @@ class ProbeScorer(Scorer):
     kind = "probe"
 
     def __init__(self, directory: str | Path, *, model: str | None = None, token_budget: int = 8192,
-                 dtype: str = "bfloat16", device: str | None = None) -> None:
+                 dtype: str = "bfloat16", device: str | None = None, prompt_style: str | None = None) -> None:
+        """prompt_style: the dataset prompt the policy is sampling under (the probe must read
+        the states the policy had); None: the card's (the prompt of its training pool)."""
         super().__init__()
         directory = Path(directory)
         if not is_probe_dir(directory):
@@ -287,7 +289,7 @@ class ProbeScorer(Scorer):
             raise ValueError(f"{directory}/probe.json: granularity must be 'step' or 'outcome'")
         self.head = ProbeHead.load(directory / "head.npz")
         self.features = PolicyFeatures(model or self.card["backbone"], layers=[int(self.card["layer"])],
-                                       prompt_style=self.card.get("prompt_style", "gsm8k"),
+                                       prompt_style=prompt_style or self.card.get("prompt_style", "gsm8k"),
                                        token_budget=token_budget, dtype=dtype, device=device)
         if self.features.hidden_size != self.head.dim:
             raise ValueError(f"{directory}: head width {self.head.dim} != backbone hidden size "

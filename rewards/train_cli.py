@@ -131,7 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-heldout", action="store_true",
                    help="keep problems of the held-out slices (never for a probe you will report on them)")
     p = sub.add_parser(_PROBE[1], help="fit a probe head on extracted features (layer and L2 by grouped CV)")
-    p.add_argument("--features", required=True, help="folder written by `cli.py train probe-features`")
+    p.add_argument("--features", required=True, nargs="+",
+                   help="folder(s) written by `cli.py train probe-features`; several pools' folders (e.g. GSM8K "
+                        "and MATH training pools) are joined into one training set")
     p.add_argument("--granularity", choices=("step", "outcome"), default="step",
                    help="step: a score per step end (PRM); outcome: one at the answer (ORM)")
     p.add_argument("--out", required=True, help="probe directory (probe.json + head.npz)")
@@ -146,7 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "probe.json as 'threshold' (the head is not touched). `cli.py train probe` "
                                    "does this itself; this command adds it to a probe trained before.")
     p.add_argument("--probe", required=True, help="probe directory (probe.json + head.npz)")
-    p.add_argument("--features", required=True, help="the features the probe was trained on (its training pool)")
+    p.add_argument("--features", required=True, nargs="+",
+                   help="the features the probe was trained on (its training pool(s), in the same order)")
     p.add_argument("--folds", type=int, default=None, help="folds (default: the card's cv_folds)")
     p.add_argument("--seed", type=int, default=None, help="fold seed (default: the card's, else 0)")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
@@ -239,7 +242,7 @@ def _run_probe(args) -> int:
     layers = _int_list("--layers", args.layers) if args.layers else None
     fit = probe.select_and_fit(f, granularity=args.granularity, layers=layers, l2_grid=l2, folds=args.folds,
                                seed=args.seed)
-    f.manifest["path"] = str(args.features)
+    f.manifest["path"] = args.features[0] if len(args.features) == 1 else list(args.features)
     out = probe.save_probe(args.out, fit, granularity=args.granularity, features=f, command=_command_line())
     best = min(fit["cv"], key=lambda r: r["log_loss"])
     print(f"{out}: layer {fit['layer']}, l2 {fit['l2']:g}; CV log-loss {best['log_loss']:.4f}, outcome AUC "

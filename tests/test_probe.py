@@ -84,6 +84,9 @@ def test_scorer_is_the_head_on_the_features(tiny_lm, tmp_path, granularity):
     assert len(got[0]) == (3 if granularity == "step" else 1)
     assert scorer.score([PROBLEM], [[]]) == [[]]
     assert scorer.stats.tokens_scored > 0
+    # the policy's prompt, when given, overrides the card's (the states it had while sampling)
+    other = ProbeScorer(tmp_path / "p", dtype="float32", prompt_style="math")
+    assert other.features.prompt(PROBLEM) != scorer.features.prompt(PROBLEM)
 
 
 def test_scorer_rejects_a_folder_that_is_not_a_probe(tmp_path):
@@ -249,6 +252,33 @@ def _features(rng, n_problems=8, n=4, d=6):
                        label=label.astype(np.int8), pid=np.repeat([f"p{i}" for i in range(n_problems)], n),
                        sample=np.tile(np.arange(n), n_problems).astype(np.int32),
                        answer=np.array(["1"] * len(n_steps)), manifest={"pool": "pools/train.jsonl", "model": "m"})
+
+
+def test_features_of_several_pools_join_into_one_training_set(tmp_path):
+    rng = np.random.default_rng(3)
+    a, b = _features(rng), _features(rng, n_problems=5)
+    b.pid = np.array([f"m{x}" for x in b.pid])  # another pool's ids
+    b.layers, b.feats = [1, 3], np.concatenate([b.feats + 1, b.feats])  # layer 1 only in b
+    a.manifest = {**a.manifest, "prompt_style": "gsm8k", "tokens": 10, "seconds": 2.0}
+    b.manifest = {"pool": "pools/math.jsonl", "model": "m", "prompt_style": "math", "tokens": 5, "seconds": 1.0}
+    j = tp.merge_features([a, b])
+    assert j.layers == [3] and len(j.n_steps) == len(a.n_steps) + len(b.n_steps)
+    np.testing.assert_array_equal(j.layer(3), np.concatenate([a.layer(3), b.layer(3)]))
+    np.testing.assert_array_equal(j.label, np.concatenate([a.label, b.label]))
+    assert j.manifest["pool"] == ["pools/train.jsonl", "pools/math.jsonl"] and j.manifest["tokens"] == 15
+    assert j.manifest["prompt_styles"] == {"pools/train.jsonl": "gsm8k", "pools/math.jsonl": "math"}
+    assert j.manifest["prompt_style"] == "gsm8k"  # the first pool's: what a scorer defaults to
+    fit = tp.select_and_fit(j, granularity="outcome", l2_grid=(0.1,), folds=3)
+    assert fit["problems"] == 13 and fit["samples"] == len(j.label)
+    card = json.loads((tp.save_probe(tmp_path / "p", fit, granularity="outcome", features=j) / "probe.json")
+                      .read_text())
+    assert card["training"]["pool"] == j.manifest["pool"] and card["training"]["prompt_styles"]["pools/math.jsonl"] == "math"
+    with pytest.raises(ValueError, match="problem ids repeat"):
+        tp.merge_features([a, a])
+    b.manifest["model"] = "other"
+    with pytest.raises(ValueError, match="different backbones"):
+        tp.merge_features([a, b])
+    assert tp.merge_features([a]) is a
 
 
 @pytest.mark.parametrize("granularity", ["step", "outcome"])

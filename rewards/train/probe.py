@@ -44,7 +44,7 @@ from rewards.probe import PROBE_FORMAT, PolicyFeatures, ProbeHead
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Features", "extract_pool_features", "load_features", "fit_logistic", "select_and_fit",
+__all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
            "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold",
            "fit_threshold", "write_threshold"]
 
@@ -150,7 +150,13 @@ class Features:
         return self.feats[self.layers.index(layer)]
 
 
-def load_features(path: str | Path) -> Features:
+def load_features(path: str | Path | Sequence[str | Path]) -> Features:
+    """The features in one folder, or several folders' joined (``merge_features``)."""
+    if not isinstance(path, str | Path):
+        paths = list(path)
+        if not paths:
+            raise ValueError("no features folder given")
+        return merge_features([load_features(p) for p in paths]) if len(paths) > 1 else load_features(paths[0])
     path = Path(path)
     man_path = path / "manifest.json"
     if not man_path.is_file():
@@ -163,6 +169,43 @@ def load_features(path: str | Path) -> Features:
     cat = {k: np.concatenate([p[k] for p in parts], axis=1 if k == "feats" else 0)
            for k in ("feats", "n_steps", "label", "pid", "sample", "answer")}
     return Features(layers=list(man["layers"]), manifest=man, **cat)
+
+
+def merge_features(parts: Sequence[Features]) -> Features:
+    """Several pools' features as one training set (say GSM8K and MATH training pools).
+
+    Same backbone, and the layers every part holds; problem ids must not repeat across
+    parts (cross-validation groups by them). The manifest lists the parts' pools and
+    folders; ``prompt_styles`` maps each pool to the prompt its states were read under
+    (each pool's own), and ``prompt_style`` is the first part's: the one a scorer built
+    from the card formats new problems with unless told otherwise."""
+    if len(parts) == 1:
+        return parts[0]
+    mans = [f.manifest for f in parts]
+    for m in mans[1:]:
+        for key in ("model", "backbone_sha256"):
+            if m.get(key) != mans[0].get(key):
+                raise ValueError(f"features of different backbones cannot be joined: {key} {mans[0].get(key)!r} "
+                                 f"({mans[0].get('pool')}) vs {m.get(key)!r} ({m.get('pool')})")
+    layers = [layer for layer in parts[0].layers if all(layer in f.layers for f in parts[1:])]
+    if not layers:
+        raise ValueError("the features folders share no layer: extract them with the same --layers")
+    seen: set = set()
+    for f, m in zip(parts, mans, strict=True):
+        ids = set(f.pid.tolist())
+        if seen & ids:
+            raise ValueError(f"problem ids repeat across features folders (e.g. {sorted(seen & ids)[0]!r} in "
+                             f"{m.get('pool')}): join features of different pools")
+        seen |= ids
+    feats = np.concatenate([np.stack([f.layer(layer) for layer in layers]) for f in parts], axis=1)
+    cat = {k: np.concatenate([getattr(f, k) for f in parts]) for k in ("n_steps", "label", "pid", "sample", "answer")}
+    pools = [m.get("pool") for m in mans]
+    man = {**mans[0], "layers": layers, "pool": pools, "path": [m.get("path") for m in mans],
+           "prompt_styles": {str(pl): m.get("prompt_style", "gsm8k") for pl, m in zip(pools, mans, strict=True)},
+           "tokens": sum(int(m.get("tokens") or 0) for m in mans),
+           "seconds": sum(float(m.get("seconds") or 0) for m in mans),
+           "shards": None, "done": None, "parts": len(parts)}
+    return Features(layers=layers, feats=feats, manifest=man, **cat)
 
 
 def design(f: Features, layer: int, granularity: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -399,6 +442,8 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
         },
         "command": command,
     }
+    if man.get("prompt_styles"):  # joined pools: the prompt each pool's states were read under
+        card["training"]["prompt_styles"] = man["prompt_styles"]
     if fit.get("threshold") is not None:
         card["threshold"] = fit["threshold"]
     (out / "probe.json").write_text(json.dumps(card, indent=1))
