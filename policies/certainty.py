@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from policies import settings
+
 __all__ = ["SelfCertainty", "self_certainty"]
 
 
@@ -47,7 +49,7 @@ class SelfCertainty:
     forward; chunk: positions per logit block (each block is chunk x V floats)."""
 
     def __init__(self, model: str, *, prompt_style: str = "gsm8k", system_prompt: str | None = None,
-                 dtype: str = "bfloat16", token_budget: int = 8192, chunk: int = 256, max_length: int = 4096,
+                 dtype: str | None = None, token_budget: int = 8192, chunk: int = 256, max_length: int = 4096,
                  device: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,8 +64,9 @@ class SelfCertainty:
         if not self.tokenizer.is_fast:
             raise ValueError(f"model {model}: self-certainty needs a fast tokenizer (character offsets)")
         self.device = torch.device(device or "cpu")
-        lm = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True,
-                                                  torch_dtype=getattr(torch, dtype)).eval().to(self.device)
+        torch_dtype = getattr(torch, settings.torch_dtype_name(dtype, device))  # float32 on an AVX2-only CPU
+        lm = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, torch_dtype=torch_dtype)
+        lm = lm.eval().to(self.device)
         self.body = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.base_model
         self.head = lm.get_output_embeddings()
         self.vocab = min(len(self.tokenizer), self.head.weight.shape[0])

@@ -130,6 +130,11 @@ class VLLMPolicy(Policy):
     def model_name(self) -> str:
         return str(self.llm.llm_engine.model_config.model)
 
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the engine computes in ("bfloat16", "float32", ...)."""
+        return str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
+
     # ---- generation -------------------------------------------------------------
     def _params(self, prompt: str, n: int, max_tokens: int, stop, seed: int | None, tag: str, *,
                 split: bool = False) -> list:

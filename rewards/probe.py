@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from policies import settings
 from rewards.base import Scorer
 from rewards.steps import join_steps
 
@@ -127,7 +128,7 @@ class PolicyFeatures:
     """
 
     def __init__(self, model: str, *, layers: Sequence[int], prompt_style: str = "gsm8k",
-                 system_prompt: str | None = None, dtype: str = "bfloat16", token_budget: int = 8192,
+                 system_prompt: str | None = None, dtype: str | None = None, token_budget: int = 8192,
                  max_length: int = 4096, device: str | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -144,8 +145,9 @@ class PolicyFeatures:
         if not self.tokenizer.is_fast:
             raise ValueError(f"model {model}: the probe needs a fast tokenizer (character offsets)")
         self.device = torch.device(device or "cpu")
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True,
-                                               torch_dtype=getattr(torch, dtype)).eval().to(self.device)
+        torch_dtype = getattr(torch, settings.torch_dtype_name(dtype, device))  # float32 on an AVX2-only CPU
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True, torch_dtype=torch_dtype)
+        self.model = self.model.eval().to(self.device)
         n = self.model.config.num_hidden_layers
         bad = [x for x in layers if not 1 <= x <= n]
         if bad:
@@ -275,7 +277,7 @@ class ProbeScorer(Scorer):
     kind = "probe"
 
     def __init__(self, directory: str | Path, *, model: str | None = None, token_budget: int = 8192,
-                 dtype: str = "bfloat16", device: str | None = None, prompt_style: str | None = None) -> None:
+                 dtype: str | None = None, device: str | None = None, prompt_style: str | None = None) -> None:
         """prompt_style: the dataset prompt the policy is sampling under (the probe must read
         the states the policy had); None: the card's (the prompt of its training pool)."""
         super().__init__()

@@ -95,6 +95,8 @@ def generate_pool(
         t0 = time.perf_counter()
         outs = policy.sample([p.text for p in gradable], n=n, seed=seed) if gradable else []
         wall = time.perf_counter() - t0
+        if outs and "dtype" not in versions and getattr(policy, "compute_dtype", None):
+            versions = {**versions, "dtype": policy.compute_dtype}  # samples' rounding differs between dtypes
         by_id = dict(zip((p.id for p in gradable), outs, strict=True))
         batch_tokens = 0
         for p in batch:

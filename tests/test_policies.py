@@ -46,6 +46,24 @@ def test_engine_config_validates_and_resolves_cpu_defaults():
     assert EngineConfig(device="cpu").llm_kwargs("/m")["block_size"] == 32
 
 
+
+def test_cpu_dtype_is_float32_where_bfloat16_would_be_emulated(monkeypatch):
+    from policies import settings
+
+    assert settings.cpu_dtype(frozenset({"sse4_2", "avx2", "fma"})) == "float32"  # an AVX2-only EPYC
+    assert settings.cpu_dtype(frozenset({"avx2", "avx512f", "avx512bw"})) == "bfloat16"
+    assert settings.cpu_dtype(frozenset({"avx2", "amx_bf16"})) == "bfloat16"
+    assert settings.cpu_dtype(frozenset()) == "bfloat16"  # no x86 flags read (e.g. aarch64)
+    assert settings.torch_dtype_name("float16", "cpu") == "float16"
+    assert settings.torch_dtype_name(None, "cuda:0") == "bfloat16"
+    monkeypatch.setattr(settings, "cpu_dtype", lambda flags=None: "float32")
+    assert settings.torch_dtype_name(None, None) == "float32"
+    assert EngineConfig(device="cpu").resolved().dtype == "float32"
+    assert EngineConfig(device="cpu", dtype="bfloat16").resolved().dtype == "bfloat16"  # asked for: kept
+    assert EngineConfig(device="gpu").resolved().dtype == "auto"
+    monkeypatch.setattr(settings, "cpu_dtype", lambda flags=None: "bfloat16")
+    assert EngineConfig(device="cpu").llm_kwargs("/m")["dtype"] == "auto"
+
 def test_sampling_config_validates():
     with pytest.raises(ValueError, match="top_p"):
         SamplingConfig(top_p=1.5)
