@@ -4,8 +4,9 @@
 
 Writes POOL.gz (deterministic gzip: no name, mtime 0) and POOL-without-.jsonl.summary.json:
 pass@1, pass@n, tokens, generated tok/s over the records' wall time, the gz sha256,
-whether the pool holds all `--target` problems, the command that made it and the one
-that resumes it (the same command: pools resume).
+whether the pool holds all `--target` problems, the latest command (the one that resumes
+it: pools resume), every command that wrote records with their problem counts, and the
+engine dtypes that made them.
 """
 
 from __future__ import annotations
@@ -38,8 +39,15 @@ def main() -> None:
             shutil.copyfileobj(src, dst)
     digest = hashlib.sha256(gz.read_bytes()).hexdigest()
     wall = sum(r.get("wall_s", 0.0) for r in rows)  # each record holds its share of its batch's wall time
+    commands, dtypes = {}, {}  # the commands that wrote the records (a pool grows by resumes), in order
+    for r in rows:
+        commands[r.get("command")] = commands.get(r.get("command"), 0) + 1
+        d = (r.get("versions") or {}).get("dtype", "not recorded")
+        dtypes[d] = dtypes.get(d, 0) + 1
     s = pool_summary(rows, complete=len(rows) >= args.target, target_problems=args.target,
-                     command=rows[0].get("command"), identity=rows[0]["config"],
+                     command=rows[-1].get("command"), identity=rows[0]["config"],
+                     commands=[{"command": c, "problems": k} for c, k in commands.items()],
+                     dtypes=dtypes,
                      sampling_wall_s=round(wall, 1),
                      generated_tok_s=round(sum(x["generated_tokens"] for r in rows for x in r["samples"]) / wall, 1)
                      if wall else None,
