@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,15 +40,12 @@ def main() -> None:
             shutil.copyfileobj(src, dst)
     digest = hashlib.sha256(gz.read_bytes()).hexdigest()
     wall = sum(r.get("wall_s", 0.0) for r in rows)  # each record holds its share of its batch's wall time
-    commands, dtypes = {}, {}  # the commands that wrote the records (a pool grows by resumes), in order
-    for r in rows:
-        commands[r.get("command")] = commands.get(r.get("command"), 0) + 1
-        d = (r.get("versions") or {}).get("dtype", "not recorded")
-        dtypes[d] = dtypes.get(d, 0) + 1
+    commands = Counter(r.get("command") for r in rows)  # a pool grows by resumes: each command, in order
+    dtypes = Counter((r.get("versions") or {}).get("dtype", "not recorded") for r in rows)
     s = pool_summary(rows, complete=len(rows) >= args.target, target_problems=args.target,
                      command=rows[-1].get("command"), identity=rows[0]["config"],
                      commands=[{"command": c, "problems": k} for c, k in commands.items()],
-                     dtypes=dtypes,
+                     dtypes=dict(dtypes),
                      sampling_wall_s=round(wall, 1),
                      generated_tok_s=round(sum(x["generated_tokens"] for r in rows for x in r["samples"]) / wall, 1)
                      if wall else None,

@@ -157,10 +157,10 @@ def run_score_pool(args: argparse.Namespace) -> int:
         return 0
     options = {}
     if args.reward == "probe":  # the states the policy had: its pool's prompt
-        from policies.pool import read_pool
+        from policies.pool import iter_pool
 
-        first = read_pool(args.pool)[:1]
-        options["prompt_style"] = first[0]["config"]["policy"].get("prompt_style") if first else None
+        first = next(iter_pool(args.pool), None)  # the first record says it; score_pool reads the rest
+        options["prompt_style"] = first["config"]["policy"].get("prompt_style") if first else None
     scorer = load_scorer(args.reward, model=args.scorer_model, **options)
     reward = {**scorer.describe(), "model": args.scorer_model}
     if scorer.forward_params:  # the pool table's cost column: 2 x params x scorer_tokens per candidate

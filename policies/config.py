@@ -76,7 +76,7 @@ class EngineConfig:
             return replace(
                 self,
                 device="cpu",
-                dtype=settings.cpu_dtype() if self.dtype == "auto" and settings.cpu_dtype() == "float32" else self.dtype,
+                dtype="float32" if self.dtype == "auto" and settings.cpu_dtype() == "float32" else self.dtype,
                 kv_cache_gib=self.kv_cache_gib or (None if explicit_share else 2.0),
                 max_num_seqs=self.max_num_seqs or 128,
                 chunked_prefill=False if self.chunked_prefill is None else self.chunked_prefill,

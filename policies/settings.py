@@ -9,6 +9,7 @@ TTS_MATH_API_KEY bearer token `cli.py serve` requires when --api-key is not give
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -68,8 +69,9 @@ def has_gpu() -> bool:
         return False
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
-    """The x86 feature flags of this CPU (/proc/cpuinfo; empty elsewhere)."""
+    """The x86 feature flags of this CPU (/proc/cpuinfo, read once; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

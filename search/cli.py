@@ -383,9 +383,9 @@ def backends(args):
         from rewards.server import RemoteScorer
 
         make_scorer = functools.partial(RemoteScorer, args.scorer_endpoint)
-    elif resolve_reward(args) != "none":
+    elif (kind := resolve_reward(args)) != "none":
         # a probe reads the policy's own states: under the prompt the policy samples with
-        options = {"prompt_style": args.prompt_style} if resolve_reward(args) == "probe" else {}
+        options = {"prompt_style": args.prompt_style} if kind == "probe" else {}
         make_scorer = functools.partial(load_scorer, args.reward, args.scorer_model, **options)
     return make_policy, make_scorer
 

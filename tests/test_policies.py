@@ -46,7 +46,6 @@ def test_engine_config_validates_and_resolves_cpu_defaults():
     assert EngineConfig(device="cpu").llm_kwargs("/m")["block_size"] == 32
 
 
-
 def test_cpu_dtype_is_float32_where_bfloat16_would_be_emulated(monkeypatch):
     from policies import settings
 
@@ -63,6 +62,7 @@ def test_cpu_dtype_is_float32_where_bfloat16_would_be_emulated(monkeypatch):
     assert EngineConfig(device="gpu").resolved().dtype == "auto"
     monkeypatch.setattr(settings, "cpu_dtype", lambda flags=None: "bfloat16")
     assert EngineConfig(device="cpu").llm_kwargs("/m")["dtype"] == "auto"
+
 
 def test_sampling_config_validates():
     with pytest.raises(ValueError, match="top_p"):

@@ -156,7 +156,7 @@ def load_features(path: str | Path | Sequence[str | Path]) -> Features:
         paths = list(path)
         if not paths:
             raise ValueError("no features folder given")
-        return merge_features([load_features(p) for p in paths]) if len(paths) > 1 else load_features(paths[0])
+        return merge_features([load_features(p) for p in paths])
     path = Path(path)
     man_path = path / "manifest.json"
     if not man_path.is_file():
