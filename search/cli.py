@@ -390,8 +390,9 @@ def backends(args):
     return make_policy, make_scorer
 
 
-def load_scorer(kind: str, model: str | None):
-    """The scorer for --reward (None for 'none': no scorer at all)."""
+def load_scorer(kind: str, model: str | None, **options):
+    """The scorer for --reward (None for 'none': no scorer at all); options go to the
+    scorer's constructor (a probe's prompt_style)."""
     if kind == "none":
         return None
     try:
@@ -402,7 +403,7 @@ def load_scorer(kind: str, model: str | None):
 
             return VerifierScorer()
         raise ValueError(f"--reward {kind}: rewards.load_scorer is not available in this build") from None
-    return _load(kind, model=model)
+    return _load(kind, model=model, **options)
 
 
 def run(args: argparse.Namespace) -> int:

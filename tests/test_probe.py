@@ -359,3 +359,31 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
 def test_the_probe_reads_steps_stripped_as_the_policy_writes_them(tiny_lm):
     f = PolicyFeatures(tiny_lm, layers=[2], dtype="float32")
     assert f.render(PROBLEM, [" " + s + "\n" for s in STEPS]) == f.render(PROBLEM, STEPS)
+
+
+def test_search_cli_builds_a_probe_scorer_under_the_runs_prompt(monkeypatch):
+    # `cli.py search --reward probe` hands the run's prompt style to the probe's constructor
+    import argparse
+
+    import rewards
+    from search import cli as search_cli
+
+    got = {}
+
+    def fake_load(kind, model=None, **options):
+        got.update(kind=kind, model=model, **options)
+        return "scorer"
+
+    monkeypatch.setattr(rewards, "load_scorer", fake_load)
+    p = argparse.ArgumentParser()
+    search_cli.add_arguments(p)
+    args = p.parse_args(["--strategy", "beam", "--reward", "probe", "--scorer-model", "some/probe",
+                         "--prompt-style", "math"])
+    _, make_scorer = search_cli.backends(args)
+    assert make_scorer() == "scorer"
+    assert got == {"kind": "probe", "model": "some/probe", "prompt_style": "math"}
+    # other scorers take no prompt style
+    args = p.parse_args(["--strategy", "beam", "--reward", "verifier"])
+    got.clear()
+    search_cli.backends(args)[1]()
+    assert got == {"kind": "verifier", "model": None}
