@@ -86,6 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          f"{','.join(DEFAULT_AGGS)})")
     pt.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     pt.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    pt.add_argument("--versus-first", action="store_true",
+                    help="also each row's RM@N and weighted@N minus the first row's, paired over problems "
+                         "(pass the pool to compare against first, e.g. the ORM's before the PRM's)")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
     v = sub.add_parser("verifier-agreement", help="our grader vs Math-Verify on (gold, prediction) JSONL",
                        description="Grade JSONL (gold, prediction) pairs with ours and with Math-Verify.")
@@ -220,7 +223,7 @@ def run_pool_table(args: argparse.Namespace) -> int:
     for p in args.pools:
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file; score a pool with `cli.py eval score-pool`")
-    t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed)
+    t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed, versus_first=args.versus_first)
     import shlex
     import sys
 

@@ -233,10 +233,14 @@ def _ci(x, n_boot, seed):
 
 
 def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGGS,
-               n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None) -> dict:
+               n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None,
+               versus_first: bool = False) -> dict:
     """The scorer table over scored pools of the same problems (see module docstring).
 
-    ids: restrict to these problem ids (e.g. the problems every pool holds)."""
+    ids: restrict to these problem ids (e.g. the problems every pool holds);
+    versus_first: every later row also gets its RM@N and weighted@N minus the first
+    row's, paired over problems ("minus_first"): a PRM against an ORM on the same
+    samples, say (pass the ORM's pool first)."""
     from eval.sweep import pool_as_records
     from policies.pool import read_pool
 
@@ -248,6 +252,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
         raise ValueError("the scored pools share no problem; score the same pool with each scorer")
     base_rows = None
     out_rows = []
+    first: dict[str, list] | None = None
     for path, rows in pools.items():
         rows = [r for r in rows if r["id"] in common]
         rows.sort(key=lambda r: r["id"])
@@ -273,10 +278,16 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
             ok = ~np.isnan(vals)
             row["auc"] = _auc(vals[ok], ys[ok])
             row["ece"] = _ece(vals[ok], ys[ok])
+            picks = {}
             for rule, name in (("argmax", "rm"), ("weighted_vote", "weighted")):
                 x = [metrics.select_correct(p["correct"], p["values"], p["labels"], rule) for p in probs]
+                picks[name] = x
                 row[name] = {"acc": float(np.mean(x)), "ci": _ci(x, n_boot, seed),
                              "minus_maj": _diff(x, maj, n_boot, seed), "minus_pass1": _diff(x, pass1, n_boot, seed)}
+                if versus_first and first is not None:
+                    row[name]["minus_first"] = _diff(x, first[name], n_boot, seed)
+            if first is None:
+                first = picks
             out_rows.append(row)
     return {"baseline": base, "rows": out_rows, "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95},
             "ids": sorted(common)}
@@ -357,11 +368,12 @@ def table_markdown(t: dict, command: str | None = None) -> str:
     def diff(d):
         return f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
 
+    vs = any("minus_first" in r["rm"] for r in t["rows"])
     lines = [f"{b['problems']} problems, N = {n}: pass@1 {acc(b['pass@1'])}, maj@{n} {acc(b[f'maj@{n}'])}, "
              f"pass@{n} {acc(b[f'pass@{n}'])}", "",
              f"| scorer | agg | RM@{n} | weighted@{n} | weighted - maj@{n} | RM - pass@1 | AUC | ECE "
-             "| scorer GFLOP / candidate |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| scorer GFLOP / candidate |" + (" RM - first row | weighted - first row |" if vs else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if vs else "")]
     for r in t["rows"]:
         name = r["reward"].get("name") or r["reward"].get("kind")
         model = Path(str(r["reward"].get("model") or "")).name
@@ -370,7 +382,10 @@ def table_markdown(t: dict, command: str | None = None) -> str:
         lines.append(f"| {name} | {r['agg']} | {acc(r['rm'])} | {acc(r['weighted'])} | "
                      f"{diff(r['weighted']['minus_maj'])} | {diff(r['rm']['minus_pass1'])} | "
                      f"{r['auc'] if r['auc'] is not None else '-'} | {r['ece'] if r['ece'] is not None else '-'} | "
-                     f"{gflops(r.get('cost'))} |")
+                     f"{gflops(r.get('cost'))} |"
+                     + (f" {diff(r['rm']['minus_first']) if 'minus_first' in r['rm'] else '-'} | "
+                        f"{diff(r['weighted']['minus_first']) if 'minus_first' in r['weighted'] else '-'} |"
+                        if vs else ""))
     if command:
         lines += ["", f"`{command}`"]
     return "\n".join(lines) + "\n"

@@ -72,6 +72,22 @@ def test_pool_table_puts_the_scorer_beside_majority(tmp_path):
     assert rows["last"]["auc"] == 1.0
     md = table_markdown(t, "python cli.py eval pool-table x")
     assert "| judge | last |" in md and "maj@4 0.000" in md
+    assert "first row" not in md and "minus_first" not in rows["last"]["rm"]
+
+
+def test_pool_table_versus_first_pairs_each_row_with_the_first(tmp_path):
+    pool = _pool(tmp_path / "pool.jsonl.gz")
+    out = tmp_path / "scored.jsonl"
+    score_pool(pool, LengthScorer(), out, reward={"kind": "fake", "name": "judge"})
+    t = pool_table([out], aggs=["min", "last"], n_boot=200, versus_first=True)
+    first, later = t["rows"]
+    assert "minus_first" not in first["rm"]
+    # last picks right on every problem, min on none: +1 over the first row, paired
+    assert later["rm"]["minus_first"] == {"mean": 1.0, "ci": [1.0, 1.0]}
+    assert later["weighted"]["minus_first"]["mean"] == 1.0
+    md = table_markdown(t)
+    assert "| RM - first row | weighted - first row |" in md
+    assert md.splitlines()[4].endswith("| - | - |") and "+1.000 [+1.000, +1.000]" in md.splitlines()[5]
 
 
 # ------------------------------------------------------------------ scorer cost (rewards.cost)
