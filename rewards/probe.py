@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ import numpy as np
 from policies import settings
 from rewards.base import Scorer
 from rewards.steps import join_steps
+from verifiers.lru import LRUCache
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class PolicyFeatures:
 
     def __init__(self, model: str, *, layers: Sequence[int], prompt_style: str = "gsm8k",
                  system_prompt: str | None = None, dtype: str | None = None, token_budget: int = 8192,
-                 max_length: int = 4096, device: str | None = None) -> None:
+                 max_length: int = 4096, device: str | None = None, kv_cache_tokens: int = 0) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -140,6 +141,8 @@ class PolicyFeatures:
             raise ValueError("layers must name at least one hidden_states index")
         if token_budget < 1 or max_length < 2:
             raise ValueError(f"token_budget must be >= 1 and max_length >= 2, got {token_budget}, {max_length}")
+        if isinstance(kv_cache_tokens, bool) or not isinstance(kv_cache_tokens, int) or kv_cache_tokens < 0:
+            raise ValueError(f"kv_cache_tokens must be an int >= 0 (0: no prefix cache), got {kv_cache_tokens!r}")
         self.path = resolve_model(model)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         if not self.tokenizer.is_fast:
@@ -161,6 +164,11 @@ class PolicyFeatures:
         self.tokens_run = 0  # non-pad tokens through the model (for the ledger)
         self.tokens_padded = 0
         self._prompts: dict[str, str] = {}
+        # prefix cache (see _cached_call): key -> _Prefix, weighed by its tokens
+        self.kv_cache_tokens = kv_cache_tokens
+        self._kv = LRUCache(kv_cache_tokens, weigh=lambda e: len(e.ids)) if kv_cache_tokens else None
+        self._prompt_ids: dict[str, tuple[int, ...]] = {}
+        self.kv_reused_tokens = 0  # prefix tokens not run again thanks to the cache
 
     @property
     def num_parameters(self) -> int:
@@ -207,6 +215,9 @@ class PolicyFeatures:
         d = self.hidden_size
         out: list[np.ndarray | None] = [np.zeros((len(self.layers), 0, d), np.float32) if not s else None
                                         for s in solutions]
+        if self._kv is not None:
+            self._cached_call(problems, solutions, enc, out)
+            return out  # type: ignore[return-value]
         order = sorted((i for i, s in enumerate(solutions) if s), key=lambda i: len(enc[i][0]))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         from policies.batching import padded_batches
@@ -221,8 +232,125 @@ class PolicyFeatures:
         return out  # type: ignore[return-value]
 
 
-    def _forward(self, ids, mask) -> dict:
-        """Outputs of the wanted decoder layers; the pass stops after the highest one."""
+    # ------------------------------------------------------------------ prefix cache
+    def _cached_call(self, problems, solutions, enc, out) -> None:
+        """__call__ with the prefix cache: a candidate that extends one already read (a beam
+        grown by a step, another sample of the same prompt) runs only its new tokens, on top
+        of the cached key/value states of the layers read, and takes the step-end states
+        before them from the cache. Keys are a hash chain over (problem, steps), so an
+        entry depends only on its own prefix; token ids are compared too, and reuse stops
+        where they differ (a step's last token merges with the separator that follows it)."""
+        from .hf import prefix_keys
+
+        jobs = []
+        for i, (p, steps) in enumerate(zip(problems, solutions, strict=True)):
+            if not steps:
+                continue
+            ids, pos = enc[i]
+            job = _Job(i, tuple(ids), tuple(pos), prefix_keys(p, [x.strip() for x in steps], "probe"), p)
+            job.whole = len(ids) < self.max_length  # a cut head: no prefix to share
+            if job.whole:
+                self._attach(job)
+            jobs.append(job)
+        todo = [j for j in jobs if j.start < len(j.ids)]
+        for cont in (False, True):
+            group = sorted((j for j in todo if bool(j.start) == cont), key=lambda j: len(j.ids) - j.start)
+            batch: list[_Job] = []
+            for j in group:
+                width = len(j.ids) - j.start  # sorted: the newest is the widest
+                if batch and width * (len(batch) + 1) > self.token_budget:
+                    self._run(batch)
+                    batch = []
+                batch.append(j)
+            if batch:
+                self._run(batch)
+        for j in jobs:
+            out[j.index] = np.stack([j.feats[q] for q in j.pos], axis=1)  # [L, n_steps, d]
+
+    def _attach(self, job: _Job) -> None:
+        """The longest cached prefix of the job (all its steps, fewer, or the prompt alone)."""
+        for n_steps in range(len(job.keys), -1, -1):
+            key = job.keys[n_steps - 1] if n_steps else _prompt_key(job.problem)
+            entry = self._kv.peek(key)
+            if entry is None:
+                continue
+            n = 0
+            for a, b in zip(entry.ids, job.ids):
+                if a != b:
+                    break
+                n += 1
+            missing = [q for q in job.pos if q < n and q not in entry.feats]
+            if missing:
+                n = missing[0]
+            if n == 0:
+                continue
+            self._kv.get(key)  # just used
+            job.start, job.past = n, entry.past
+            job.feats = {q: entry.feats[q] for q in job.pos if q < n}
+            self.kv_reused_tokens += n
+            return
+
+    def _run(self, batch: list[_Job]) -> None:
+        """One forward of the batch's new tokens (right-padded) over its cached prefixes
+        (right-aligned, padded on the left), keeping the layers' keys/values for the cache."""
+        import torch
+        from transformers import DynamicCache
+
+        B = len(batch)
+        new = [j.ids[j.start:] for j in batch]
+        N = max(len(x) for x in new)
+        P = max(j.start for j in batch)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((B, N), pad, dtype=torch.long)
+        attn = torch.zeros((B, P + N), dtype=torch.long)
+        position = torch.zeros((B, N), dtype=torch.long)
+        for b, (j, x) in enumerate(zip(batch, new, strict=True)):
+            ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+            attn[b, P - j.start : P + len(x)] = 1
+            position[b] = j.start + torch.arange(N)
+        cache = DynamicCache(config=self.model.config)
+        top = max(self.layers)
+        if P:
+            for layer in range(top):
+                k0, v0 = batch[0].past[layer]
+                K = k0.new_zeros((B, k0.shape[0], P, k0.shape[-1]))
+                V = v0.new_zeros((B, v0.shape[0], P, v0.shape[-1]))
+                for b, j in enumerate(batch):
+                    if j.start:
+                        k, v = j.past[layer]
+                        K[b, :, P - j.start :] = k[:, : j.start]
+                        V[b, :, P - j.start :] = v[:, : j.start]
+                cache.update(K.to(self.device), V.to(self.device), layer)
+        hs = self._forward(ids, attn, past_key_values=cache, position_ids=position.to(self.device), use_cache=True)
+        kv = [(cache.layers[x].keys, cache.layers[x].values) for x in range(top)]
+        for b, (j, x) in enumerate(zip(batch, new, strict=True)):
+            for q in j.pos:
+                if q >= j.start:
+                    j.feats[q] = torch.stack([hs[layer][b, q - j.start] for layer in self.layers]).float().cpu().numpy()
+            if not j.whole:
+                continue
+            lo, hi = P - j.start, P + len(x)
+            past = [(k[b, :, lo:hi].clone(), v[b, :, lo:hi].clone()) for k, v in kv]
+            self._kv.put(j.keys[-1], _Prefix(j.ids, past, dict(j.feats)))
+            head = self._prompt_tokens(j.problem)
+            pkey = _prompt_key(j.problem)
+            if 0 < len(head) < len(j.ids) and j.ids[: len(head)] == head and pkey not in self._kv:
+                self._kv.put(pkey, _Prefix(head, [(k[:, : len(head)], v[:, : len(head)]) for k, v in past], {}))
+        self.tokens_run += sum(len(x) for x in new)
+        self.tokens_padded += B * N
+
+    def _prompt_tokens(self, problem: str) -> tuple[int, ...]:
+        if problem not in self._prompt_ids:
+            self._prompt_ids[problem] = tuple(self.tokenizer(self.prompt(problem), add_special_tokens=False)["input_ids"])
+        return self._prompt_ids[problem]
+
+    def clear_cache(self) -> None:
+        if self._kv is not None:
+            self._kv.clear()
+
+    def _forward(self, ids, mask, **kwargs) -> dict:
+        """Outputs of the wanted decoder layers; the pass stops after the highest one.
+        kwargs go to the model (a cache to fill, position ids); default use_cache=False."""
         import torch
 
         got: dict[int, torch.Tensor] = {}
@@ -239,7 +367,8 @@ class PolicyFeatures:
         handles = [self._blocks[x - 1].register_forward_hook(keep(x)) for x in self.layers]
         try:
             with torch.inference_mode():
-                self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
+                self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                           **{"use_cache": False, **kwargs})
         except _Stop:
             pass
         finally:
@@ -252,6 +381,35 @@ class _Stop(Exception):
     """Raised by the top layer's hook to end a forward pass early."""
 
 
+@dataclass
+class _Prefix:
+    """A cached candidate: its token ids, each read layer's keys/values ([heads, T, dim]
+    for layers 1 .. max(layers)) and its step-end states by token position."""
+
+    ids: tuple[int, ...]
+    past: list
+    feats: dict
+
+
+@dataclass
+class _Job:
+    index: int
+    ids: tuple[int, ...]
+    pos: tuple[int, ...]
+    keys: list
+    problem: str
+    whole: bool = True
+    start: int = 0  # tokens served by the cache
+    past: list | None = None
+    feats: dict = field(default_factory=dict)
+
+
+def _prompt_key(problem: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(b"probe-prompt\x00" + problem.encode(), digest_size=16).digest()
+
+
 def _decoder_layers(model):
     layers = getattr(model, "layers", None)
     if layers is None:
@@ -261,6 +419,9 @@ def _decoder_layers(model):
 
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "defaults" / "probe"
+# prefix cache of the probe scorer: 2**18 tokens of the layers read (2 GiB for 16 layers of
+# the 0.5B in bfloat16): a depth of beam search over 100 problems at N = 8
+DEFAULT_KV_CACHE_TOKENS = 1 << 18
 
 
 def default_probe() -> Path:
@@ -277,9 +438,12 @@ class ProbeScorer(Scorer):
     kind = "probe"
 
     def __init__(self, directory: str | Path, *, model: str | None = None, token_budget: int = 8192,
-                 dtype: str | None = None, device: str | None = None, prompt_style: str | None = None) -> None:
+                 dtype: str | None = None, device: str | None = None, prompt_style: str | None = None,
+                 kv_cache_tokens: int = DEFAULT_KV_CACHE_TOKENS) -> None:
         """prompt_style: the dataset prompt the policy is sampling under (the probe must read
-        the states the policy had); None: the card's (the prompt of its training pool)."""
+        the states the policy had); None: the card's (the prompt of its training pool).
+        kv_cache_tokens: the prefix cache's size in tokens (0: none): a search's beams,
+        grown a step at a time, then run only their new step."""
         super().__init__()
         directory = Path(directory)
         if not is_probe_dir(directory):
@@ -292,7 +456,8 @@ class ProbeScorer(Scorer):
         self.head = ProbeHead.load(directory / "head.npz")
         self.features = PolicyFeatures(model or self.card["backbone"], layers=[int(self.card["layer"])],
                                        prompt_style=prompt_style or self.card.get("prompt_style", "gsm8k"),
-                                       token_budget=token_budget, dtype=dtype, device=device)
+                                       token_budget=token_budget, dtype=dtype, device=device,
+                                       kv_cache_tokens=kv_cache_tokens)
         if self.features.hidden_size != self.head.dim:
             raise ValueError(f"{directory}: head width {self.head.dim} != backbone hidden size "
                              f"{self.features.hidden_size}; pass the backbone it was trained on")
@@ -317,8 +482,9 @@ class ProbeScorer(Scorer):
         return forward_params(self.features.model, layers=self.features._blocks[: int(self.card["layer"])])
 
     def _score(self, problems, solutions, *, golds, references):
-        before, padded = self.features.tokens_run, self.features.tokens_padded
+        before, padded, reused = self.features.tokens_run, self.features.tokens_padded, self.features.kv_reused_tokens
         feats = self.features(problems, solutions)
+        self.stats.kv_reused_tokens += self.features.kv_reused_tokens - reused
         self.stats.forward_passes += sum(1 for s in solutions if s)
         self.stats.tokens_scored += self.features.tokens_run - before
         self.stats.tokens_padded += self.features.tokens_padded - padded
@@ -330,6 +496,9 @@ class ProbeScorer(Scorer):
             rows = f[0] if self.granularity == "step" else f[0][-1:]
             out.append([float(min(1.0, max(0.0, p))) for p in self.head.probs(rows)])
         return out
+
+    def clear_cache(self) -> None:
+        self.features.clear_cache()
 
     def describe(self) -> dict:
         return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer"),

@@ -62,6 +62,41 @@ def test_features_do_not_depend_on_the_batch(tiny_lm):
     np.testing.assert_allclose(alone, together, atol=1e-4)
 
 
+def test_prefix_cache_gives_the_uncached_states_and_runs_only_new_tokens(tiny_lm):
+    plain = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32")
+    cached = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32", kv_cache_tokens=10_000)
+    other = ["He eats 2, so 7 - 2 = 5 left.", "The answer is \\boxed{5}."]
+    rounds = [  # a beam grown step by step, a sibling branch, a second sample, a repeat
+        ([PROBLEM], [STEPS[:1]]),
+        ([PROBLEM, PROBLEM], [STEPS[:2], STEPS[:1] + other[:1]]),
+        ([PROBLEM, PROBLEM, "Another problem?"], [STEPS, STEPS[:1] + other, ["First.", "Second"]]),
+        ([PROBLEM], [STEPS]),
+    ]
+    runs = []
+    for problems, sols in rounds:
+        before = cached.tokens_run
+        got = cached(problems, sols)
+        runs.append(cached.tokens_run - before)
+        want = plain(problems, sols)
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=1e-4)
+    full = [len(cached._encode(p, s)[0]) for p, s in zip(*rounds[2], strict=True)]
+    assert cached.kv_reused_tokens > 0
+    assert runs[2] < sum(full) - 2 * len(cached._prompt_tokens(PROBLEM))  # the two extensions ran their steps only
+    assert runs[3] == 0  # scored before: every state from the cache
+
+
+def test_prefix_cache_is_bounded_and_can_be_cleared(tiny_lm):
+    f = PolicyFeatures(tiny_lm, layers=[2], dtype="float32", kv_cache_tokens=60)
+    f([PROBLEM], [STEPS])  # longer than 60 tokens: not kept; its prompt is
+    assert f._kv.weight <= 60
+    f.clear_cache()
+    assert f._kv.weight == 0
+    with pytest.raises(ValueError, match="kv_cache_tokens"):
+        PolicyFeatures(tiny_lm, layers=[2], kv_cache_tokens=-1)
+
+
 def _write_probe(d, head, layer, granularity, model):
     d.mkdir(parents=True, exist_ok=True)
     head.save(d / "head.npz")
