@@ -275,7 +275,7 @@ class PolicyFeatures:
             if entry is None:
                 continue
             n = 0
-            for a, b in zip(entry.ids, job.ids):
+            for a, b in zip(entry.ids, job.ids, strict=False):
                 if a != b:
                     break
                 n += 1
