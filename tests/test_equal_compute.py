@@ -27,9 +27,14 @@ def _scored_pool(path):
 
 
 def _run(path, correct, tokens, n=4):
+    """A search output as search.runner.make_record writes it: status is the chosen answer's
+    verdict ("correct" / "wrong"), "no_answer" (counted wrong) or None with correct None
+    (a gold that cannot be graded)."""
     cfg = {"search": {"strategy": "beam", "n": n, "seed": 0, "agg": "last", "beam_width": 2},
            "policy": {"model": "m"}, "reward": {"kind": "fake"}, "data": {"dataset": "d"}}
-    rows = [{"config": cfg, "seed": 0, "id": pid, "problem": pid, "candidates": [], "correct": c, "status": "ok",
+    status = {True: "correct", False: "wrong", None: None, "no_answer": "no_answer"}
+    rows = [{"config": cfg, "seed": 0, "id": pid, "problem": pid, "candidates": [],
+             "correct": False if c == "no_answer" else c, "status": status[c],
              "ledger": {"generated_tokens": t}} for pid, c, t in zip(("p0", "p1"), correct, tokens, strict=True)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -59,6 +64,14 @@ def test_curves_and_paired_differences(tmp_path):
     assert r["vs"]["maj@2 (equal tokens)"]["mean"] == pytest.approx(0.5)
     assert "beam" in markdown(res, rows=(1, 4))
     assert plot(res, tmp_path / "p.png").stat().st_size > 0
+
+
+def test_unanswered_problems_count_wrong_and_ungradable_ones_are_left_out(tmp_path):
+    pool = _scored_pool(tmp_path / "pool.jsonl")
+    r = equal_compute(pool, [_run(tmp_path / "a.jsonl", [True, "no_answer"], [20, 20])], ns=[4], n_boot=50)
+    assert r["problems"] == 2 and r["runs"][0]["acc"] == 0.5
+    r = equal_compute(pool, [_run(tmp_path / "b.jsonl", [True, None], [20, 20])], ns=[4], n_boot=50)
+    assert r["problems"] == 1 and r["ids"] == ["p0"] and r["runs"][0]["acc"] == 1.0
 
 
 def test_runs_must_share_problems_with_the_pool(tmp_path):
