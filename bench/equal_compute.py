@@ -8,11 +8,11 @@ vote replayed from the stored, scored pool.
 `--run` runs, one engine at a time, each search into `--runs-dir` (a rerun resumes every
 file where it stopped):
 
-    python cli.py search --strategy S --reward probe --n N --beam-width 4 --agg last \
+    python cli.py search --strategy S --reward probe --n N [--beam-width 4] --agg last \
         --dataset gsm8k-heldout200 --limit L --temperature 0.8 --max-tokens 512 --seed 0 \
         --out RUNS_DIR/S-nN.jsonl
 
-with the pool's sampling settings, so the searches and the replayed samples come from
+(--beam-width for beam and DVTS only) with the pool's sampling settings, so the searches and the replayed samples come from
 the same policy distribution. The aggregator (`last`: the value model's estimate at the
 last step), M = 4 and the selection rules are fixed here, before any held-out result.
 The table and plot (accuracy against generated tokens per problem) are written to --out.
@@ -52,8 +52,9 @@ def main() -> None:
             files.append(out)
             if args.run:
                 args.runs_dir.mkdir(parents=True, exist_ok=True)
+                width = ["--beam-width", str(args.beam_width)] if s in ("beam", "dvts", "mcts") else []
                 cmd = [sys.executable, "cli.py", "search", "--strategy", s, "--reward", "probe", "--n", str(n),
-                       "--beam-width", str(args.beam_width), "--agg", args.agg, "--dataset", "gsm8k-heldout200",
+                       *width, "--agg", args.agg, "--dataset", "gsm8k-heldout200",
                        "--limit", str(args.limit), "--temperature", "0.8", "--max-tokens", "512", "--seed", "0",
                        "--model", "qwen2.5-coder-0.5b", "--out", str(out)]
                 print("+", " ".join(cmd), flush=True)
