@@ -335,7 +335,8 @@ class PolicyFeatures:
             head = self._prompt_tokens(j.problem)
             pkey = _prompt_key(j.problem)
             if 0 < len(head) < len(j.ids) and j.ids[: len(head)] == head and pkey not in self._kv:
-                self._kv.put(pkey, _Prefix(head, [(k[:, : len(head)], v[:, : len(head)]) for k, v in past], {}))
+                n = len(head)  # copies: a view would keep the whole candidate's tensors alive
+                self._kv.put(pkey, _Prefix(head, [(k[:, :n].clone(), v[:, :n].clone()) for k, v in past], {}))
         self.tokens_run += sum(len(x) for x in new)
         self.tokens_padded += B * N
 
