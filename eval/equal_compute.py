@@ -50,9 +50,24 @@ def _run_rows(path: str | Path) -> tuple[str, int, dict[str, dict]]:
     run = runs[0]
     recs = next(iter(run.seeds.values()))
     rows = {str(r["id"]): {"correct": float(bool(r.get("correct"))),
-                           "tokens": float((r.get("ledger") or {}).get("generated_tokens", 0))}
+                           "tokens": float((r.get("ledger") or {}).get("generated_tokens", 0)),
+                           **_final_candidates(r)}
             for r in recs if r.get("correct") is not None}  # a gold that cannot be graded: left out
     return run.label, run.n, rows
+
+
+def _final_candidates(rec: dict) -> dict:
+    """What a search's final candidates hold, from its record: any right answer among them
+    (their oracle), and the answer with the largest summed value (the record's votes)."""
+    cands = rec.get("candidates") or []
+
+    def right(i: int) -> bool:
+        return bool((cands[i].get("verdict") or {}).get("correct"))
+
+    votes = rec.get("votes") or []
+    top = max(votes, key=lambda v: v.get("weight", 0.0)) if votes else None
+    return {"final_any": float(any(right(i) for i in range(len(cands)))),
+            "final_vote": float(bool(top and top.get("members") and right(top["members"][0])))}
 
 
 def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: str = "last",
@@ -98,7 +113,11 @@ def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: s
     for path, label, n, rows in run_rows:
         x = np.asarray([rows[i]["correct"] for i in ids])
         tokens = float(np.mean([rows[i]["tokens"] for i in ids]))
-        r = {"file": path, "label": label, "n": n, **cell(x, tokens), "vs": {}}
+        r = {"file": path, "label": label, "n": n, **cell(x, tokens), "vs": {},
+             # not selection rules of the run: what its final candidates held (oracle) and
+             # how a value-weighted vote over them would have done
+             "final_any_correct": cell(np.asarray([rows[i]["final_any"] for i in ids]), tokens),
+             "final_weighted_vote": cell(np.asarray([rows[i]["final_vote"] for i in ids]), tokens)}
         if n in curves["weighted"]:
             r["vs"][f"weighted@{n}"] = diff(x, curves["weighted"][n])
             r["vs"][f"maj@{n}"] = diff(x, curves["maj"][n])
@@ -131,6 +150,12 @@ def markdown(res: dict, rows: Sequence[int] = (1, 2, 4, 8, 16)) -> str:
     for r in res["runs"]:
         vs = "; ".join(f"vs {k}: {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" for k, d in r["vs"].items())
         lines.append(f"| {r['label']} | {r['n']} | {r['tokens']:,.0f} | {acc(r)} | {vs} |")
+    extra = [r for r in res["runs"] if "final_any_correct" in r]
+    if extra:
+        lines += ["", "Final candidates of each search (not its selection rule): any right answer among them, "
+                  "and a value-weighted vote over them.", "",
+                  "| search | any right [95% CI] | weighted vote [95% CI] |", "|---|---|---|"]
+        lines += [f"| {r['label']} | {acc(r['final_any_correct'])} | {acc(r['final_weighted_vote'])} |" for r in extra]
     return "\n".join(lines) + "\n"
 
 

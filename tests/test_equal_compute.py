@@ -66,6 +66,23 @@ def test_curves_and_paired_differences(tmp_path):
     assert plot(res, tmp_path / "p.png").stat().st_size > 0
 
 
+def test_what_the_final_candidates_held(tmp_path):
+    pool = _scored_pool(tmp_path / "pool.jsonl")
+    run = _run(tmp_path / "beam.jsonl", [False, True], [20, 20])
+    rows = [json.loads(x) for x in run.read_text().splitlines()]
+    ok, bad = {"verdict": {"correct": True}}, {"verdict": {"correct": False}}
+    # p0: the pick was wrong, a right candidate was there and the vote would take it
+    rows[0]["candidates"] = [bad, ok, ok]
+    rows[0]["votes"] = [{"answer": "9", "weight": 0.5, "members": [0]}, {"answer": "7", "weight": 0.8, "members": [1, 2]}]
+    # p1: right pick; no right candidate left for the vote's winner
+    rows[1]["candidates"] = [ok, bad]
+    rows[1]["votes"] = [{"answer": "7", "weight": 0.1, "members": [0]}, {"answer": "8", "weight": 0.9, "members": [1]}]
+    run.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = equal_compute(pool, [run], ns=[4], n_boot=50)["runs"][0]
+    assert r["acc"] == 0.5 and r["final_any_correct"]["acc"] == 1.0 and r["final_weighted_vote"]["acc"] == 0.5
+    assert "| any right [95% CI] |" in markdown(equal_compute(pool, [run], ns=[4], n_boot=50))
+
+
 def test_unanswered_problems_count_wrong_and_ungradable_ones_are_left_out(tmp_path):
     pool = _scored_pool(tmp_path / "pool.jsonl")
     r = equal_compute(pool, [_run(tmp_path / "a.jsonl", [True, "no_answer"], [20, 20])], ns=[4], n_boot=50)
