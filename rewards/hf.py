@@ -34,7 +34,75 @@ from .base import Scorer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Encoded", "TransformersScorer", "encode_candidate", "render_candidate", "render_prompt", "prefix_keys"]
+__all__ = [
+    "Encoded", "TransformersScorer", "encode_candidate", "prefix_batch", "prefix_keys", "render_candidate",
+    "render_prompt", "row_past", "token_budget_batches",
+]
+
+
+def token_budget_batches(items, width, token_budget: int, max_batch_size: int | None = None):
+    """Greedy batches of ``items``, in the order given, under a padded-token budget:
+    a batch grows while (its widest item) x (its size) stays within ``token_budget``
+    and, if given, its size within ``max_batch_size``. Sort the items by width first
+    (either way) so that padding stays small."""
+    batch: list = []
+    widest = 0
+    for it in items:
+        w = max(widest, width(it))
+        if batch and (w * (len(batch) + 1) > token_budget or (max_batch_size and len(batch) >= max_batch_size)):
+            yield batch
+            batch, w = [], width(it)
+        batch.append(it)
+        widest = w
+    if batch:
+        yield batch
+
+
+def prefix_batch(new, starts, pasts, *, pad_id: int, n_layers: int, config, device):
+    """Inputs for one forward of B sequences' new tokens over their cached prefixes.
+
+    new[b]: the token ids still to run; starts[b]: how many tokens before them the cache
+    serves (0: none); pasts[b]: per layer (keys, values) of shape [heads, >= starts[b],
+    dim] (None where starts[b] is 0). The new tokens are right-padded and the pasts
+    right-aligned (padded on the left), so that every row's new tokens start at the same
+    cache position P = max(starts): row b's keys/values are at [P - starts[b], P + len(new[b])).
+    Returns (input_ids, attention_mask [B, P + N], position_ids, cache, P); the cache is
+    a transformers DynamicCache holding the pasts' first n_layers layers (empty when P is 0),
+    which the forward then extends.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    B = len(new)
+    N = max(len(x) for x in new)
+    P = max(starts)
+    ids = torch.full((B, N), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, P + N), dtype=torch.long)
+    position = torch.zeros((B, N), dtype=torch.long)
+    for b, (x, s) in enumerate(zip(new, starts, strict=True)):
+        ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+        attn[b, P - s : P + len(x)] = 1
+        position[b] = s + torch.arange(N)
+    cache = DynamicCache(config=config)
+    if P:
+        ref = next(p for p, s in zip(pasts, starts, strict=True) if s)
+        for layer in range(n_layers):
+            k0, v0 = ref[layer]
+            K = k0.new_zeros((B, k0.shape[0], P, k0.shape[-1]))
+            V = v0.new_zeros((B, v0.shape[0], P, v0.shape[-1]))
+            for b, (past, s) in enumerate(zip(pasts, starts, strict=True)):
+                if s:
+                    k, v = past[layer]
+                    K[b, :, P - s :] = k[:, :s]
+                    V[b, :, P - s :] = v[:, :s]
+            cache.update(K.to(device), V.to(device), layer)
+    return ids, attn, position.to(device), cache, P
+
+
+def row_past(layers, b: int, lo: int, hi: int) -> list:
+    """Row b's keys/values at cache positions [lo, hi) of each layer's (keys, values), as
+    copies (a view would keep the whole batch's tensors alive in a cache)."""
+    return [(k[b, :, lo:hi].clone(), v[b, :, lo:hi].clone()) for k, v in layers]
 
 
 @dataclass(frozen=True)
@@ -332,17 +400,7 @@ class TransformersScorer(Scorer):
     def _batches(self, items: list[_Item], length):
         """Greedy batches under the token budget (padded size), longest first."""
         order = sorted(items, key=lambda it: -(length(it) + it.start))
-        batch: list[_Item] = []
-        width = 0
-        for it in order:
-            w = max(width, length(it))
-            if batch and (w * (len(batch) + 1) > self.token_budget or len(batch) >= self.max_batch_size):
-                yield batch
-                batch, w = [], length(it)
-            batch.append(it)
-            width = w
-        if batch:
-            yield batch
+        return token_budget_batches(order, length, self.token_budget, self.max_batch_size)
 
     def _run(self, batch: list[_Item], *, continuation: bool) -> None:
         import torch
@@ -351,37 +409,14 @@ class TransformersScorer(Scorer):
         B = len(batch)
         new = [it.enc.ids[it.start:] for it in batch]
         N = max(len(x) for x in new)
-        ids = torch.full((B, N), self.pad_id, dtype=torch.long)
-        for b, x in enumerate(new):
-            ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
+        starts = [it.start if continuation else 0 for it in batch]
+        ids, attn, pos, cache, P = prefix_batch(
+            new, starts, [it.past for it in batch], pad_id=self.pad_id,
+            n_layers=len(batch[0].past) if continuation else 0, config=self.model.config, device=dev)
         kwargs = {}
-        P = 0
-        if continuation:
-            from transformers import DynamicCache
-
-            P = max(it.start for it in batch)
-            attn = torch.zeros((B, P + N), dtype=torch.long)
-            pos = torch.zeros((B, N), dtype=torch.long)
-            cache = DynamicCache(config=self.model.config)
-            n_layers = len(batch[0].past)
-            for layer in range(n_layers):
-                k0, v0 = batch[0].past[layer]
-                K = k0.new_zeros((B, k0.shape[0], P, k0.shape[-1]))
-                V = v0.new_zeros((B, v0.shape[0], P, v0.shape[-1]))
-                for b, it in enumerate(batch):
-                    k, v = it.past[layer]
-                    K[b, :, P - it.start:] = k  # right-aligned: pads on the left of the past
-                    V[b, :, P - it.start:] = v
-                cache.update(K.to(dev), V.to(dev), layer)
-            for b, it in enumerate(batch):
-                attn[b, P - it.start: P + len(new[b])] = 1
-                pos[b] = it.start + torch.arange(N)
-            kwargs = {"past_key_values": cache, "position_ids": pos.to(dev)}
-            self.stats.kv_reused_tokens += sum(it.start for it in batch)
-        else:
-            attn = torch.zeros((B, N), dtype=torch.long)
-            for b, x in enumerate(new):
-                attn[b, : len(x)] = 1
+        if P:
+            kwargs = {"past_key_values": cache, "position_ids": pos}
+            self.stats.kv_reused_tokens += sum(starts)
         want_kv = self.kv_cache_tokens > 0
         with torch.inference_mode():
             res = self.backbone(input_ids=ids.to(dev), attention_mask=attn.to(dev), use_cache=want_kv, **kwargs)
@@ -396,9 +431,7 @@ class TransformersScorer(Scorer):
                 pkv = res.past_key_values
                 layers = [(lay.keys, lay.values) for lay in pkv.layers]
                 for b, it in enumerate(batch):
-                    lo, hi = P - it.start, P + len(new[b])
-                    past = [(k[b, :, lo:hi].clone(), v[b, :, lo:hi].clone()) for k, v in layers]
-                    self._put_kv(it.keys[-1], it.enc.ids, past)
+                    self._put_kv(it.keys[-1], it.enc.ids, row_past(layers, b, P - starts[b], P + len(new[b])))
         k = 0
         for it in batch:
             m = len(it.enc.tag_positions) - it.first_new_tag

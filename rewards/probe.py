@@ -45,6 +45,7 @@ import numpy as np
 
 from policies import settings
 from rewards.base import Scorer
+from rewards.hf import prefix_batch, prefix_keys, row_past, token_budget_batches
 from rewards.steps import join_steps
 from verifiers.lru import LRUCache
 
@@ -240,8 +241,6 @@ class PolicyFeatures:
         before them from the cache. Keys are a hash chain over (problem, steps), so an
         entry depends only on its own prefix; token ids are compared too, and reuse stops
         where they differ (a step's last token merges with the separator that follows it)."""
-        from .hf import prefix_keys
-
         jobs = []
         for i, (p, steps) in enumerate(zip(problems, solutions, strict=True)):
             if not steps:
@@ -255,14 +254,7 @@ class PolicyFeatures:
         todo = [j for j in jobs if j.start < len(j.ids)]
         for cont in (False, True):
             group = sorted((j for j in todo if bool(j.start) == cont), key=lambda j: len(j.ids) - j.start)
-            batch: list[_Job] = []
-            for j in group:
-                width = len(j.ids) - j.start  # sorted: the newest is the widest
-                if batch and width * (len(batch) + 1) > self.token_budget:
-                    self._run(batch)
-                    batch = []
-                batch.append(j)
-            if batch:
+            for batch in token_budget_batches(group, lambda j: len(j.ids) - j.start, self.token_budget):
                 self._run(batch)
         for j in jobs:
             out[j.index] = np.stack([j.feats[q] for q in j.pos], axis=1)  # [L, n_steps, d]
@@ -294,34 +286,14 @@ class PolicyFeatures:
         """One forward of the batch's new tokens (right-padded) over its cached prefixes
         (right-aligned, padded on the left), keeping the layers' keys/values for the cache."""
         import torch
-        from transformers import DynamicCache
 
-        B = len(batch)
         new = [j.ids[j.start:] for j in batch]
-        N = max(len(x) for x in new)
-        P = max(j.start for j in batch)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((B, N), pad, dtype=torch.long)
-        attn = torch.zeros((B, P + N), dtype=torch.long)
-        position = torch.zeros((B, N), dtype=torch.long)
-        for b, (j, x) in enumerate(zip(batch, new, strict=True)):
-            ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
-            attn[b, P - j.start : P + len(x)] = 1
-            position[b] = j.start + torch.arange(N)
-        cache = DynamicCache(config=self.model.config)
         top = max(self.layers)
-        if P:
-            for layer in range(top):
-                k0, v0 = batch[0].past[layer]
-                K = k0.new_zeros((B, k0.shape[0], P, k0.shape[-1]))
-                V = v0.new_zeros((B, v0.shape[0], P, v0.shape[-1]))
-                for b, j in enumerate(batch):
-                    if j.start:
-                        k, v = j.past[layer]
-                        K[b, :, P - j.start :] = k[:, : j.start]
-                        V[b, :, P - j.start :] = v[:, : j.start]
-                cache.update(K.to(self.device), V.to(self.device), layer)
-        hs = self._forward(ids, attn, past_key_values=cache, position_ids=position.to(self.device), use_cache=True)
+        ids, attn, position, cache, P = prefix_batch(
+            new, [j.start for j in batch], [j.past for j in batch], pad_id=pad, n_layers=top,
+            config=self.model.config, device=self.device)
+        hs = self._forward(ids, attn, past_key_values=cache, position_ids=position, use_cache=True)
         kv = [(cache.layers[x].keys, cache.layers[x].values) for x in range(top)]
         for b, (j, x) in enumerate(zip(batch, new, strict=True)):
             for q in j.pos:
@@ -329,8 +301,7 @@ class PolicyFeatures:
                     j.feats[q] = torch.stack([hs[layer][b, q - j.start] for layer in self.layers]).float().cpu().numpy()
             if not j.whole:
                 continue
-            lo, hi = P - j.start, P + len(x)
-            past = [(k[b, :, lo:hi].clone(), v[b, :, lo:hi].clone()) for k, v in kv]
+            past = row_past(kv, b, P - j.start, P + len(x))
             self._kv.put(j.keys[-1], _Prefix(j.ids, past, dict(j.feats)))
             head = self._prompt_tokens(j.problem)
             pkey = _prompt_key(j.problem)
@@ -338,7 +309,7 @@ class PolicyFeatures:
                 n = len(head)  # copies: a view would keep the whole candidate's tensors alive
                 self._kv.put(pkey, _Prefix(head, [(k[:, :n].clone(), v[:, :n].clone()) for k, v in past], {}))
         self.tokens_run += sum(len(x) for x in new)
-        self.tokens_padded += B * N
+        self.tokens_padded += len(batch) * ids.shape[1]
 
     def _prompt_tokens(self, problem: str) -> tuple[int, ...]:
         if problem not in self._prompt_ids:
