@@ -514,3 +514,15 @@ def test_default_tinyrm_loads_offline(caplog):
         assert "UNTRAINED" in caplog.text
     w = s.win("q", [("a b", "c d")])[0]
     assert w + s.win("q", [("c d", "a b")])[0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_token_budget_batches_keep_order_budget_and_size():
+    from rewards.hf import token_budget_batches
+
+    widths = [1, 2, 2, 3, 5, 5, 9, 20]
+    got = list(token_budget_batches(widths, lambda w: w, 10))
+    assert [w for b in got for w in b] == widths  # every item once, in order
+    assert all(max(b) * len(b) <= 10 or len(b) == 1 for b in got)  # an item wider than the budget runs alone
+    assert got == [[1, 2, 2], [3, 5], [5], [9], [20]]
+    assert list(token_budget_batches([1] * 5, lambda w: w, 100, max_batch_size=2)) == [[1, 1], [1, 1], [1]]
+    assert list(token_budget_batches([], lambda w: w, 10)) == []
