@@ -3,6 +3,8 @@
     # data from the policy's own samples (resumable, budgeted)
     python cli.py train data-outcome --dataset gsm8k-train --n 8 --max-seconds 3600 --out data/outcome.jsonl
     python cli.py train data-steps --dataset gsm8k-train --n 2 --k 8 --max-seconds 3600 --out data/steps.jsonl
+    # Monte Carlo labels for the steps of a stored pool's samples (the rollouts are all that runs)
+    python cli.py train data-steps --pool pools/gsm8k-train-n8.jsonl.gz --k 4 --mixed-only --out data/mc.jsonl
     # existing step-labelled / outcome-labelled data
     python cli.py train data-import prmbench --input ../shared/data/prm_step_labels/prmbench_train --out data/prmbench.jsonl
     python cli.py train data-import gsm8k-examples --input ../shared/data/gsm8k/example_model_solutions.jsonl --out data/ex.jsonl
@@ -91,10 +93,12 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--offset", type=int, default=0)
     g = p.add_argument_group("policy")
     g.add_argument("--model", default=None, help="policy model (default: embedded SmolLM2-135M)")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--max-new-tokens", type=int, default=384, help="cap on one solution / rollout")
+    g.add_argument("--temperature", type=float, default=None, help="default 0.7 (with --pool: the pool's)")
+    g.add_argument("--max-new-tokens", type=int, default=None,
+                   help="cap on one solution / rollout (default 384; with --pool: the pool's)")
     g.add_argument("--prompt-style", default=None, help="gsm8k, math, plain or a template path (default: from the dataset)")
     g.add_argument("--kv-cache-gib", type=float, default=None, help="vLLM KV cache (CPU default 2 GiB)")
+    g.add_argument("--max-num-seqs", type=int, default=None, help="sequences decoded together (CPU default 128)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("budget (checked between chunks; the run resumes where it stopped)")
     g.add_argument("--max-problems", type=int, default=None)
@@ -120,6 +124,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=2, help="solutions per problem to label")
     p.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
     p.add_argument("--max-steps", type=int, default=12, help="skip solutions with more steps")
+    p.add_argument("--pool", default=None,
+                   help="label the samples of this stored pool (`cli.py pool`, .jsonl or .jsonl.gz) instead of "
+                        "sampling new ones: only the rollouts run the policy (the pool's model, temperature, "
+                        "token cap and prompt unless given); --dataset and --n are then not used")
+    p.add_argument("--samples-per-problem", type=int, default=4,
+                   help="--pool: samples labelled per problem, right and wrong answers alternating (default 4)")
+    p.add_argument("--mixed-only", action="store_true",
+                   help="--pool: only problems the pool holds both right and wrong samples of")
     p = sub.add_parser(_PROBE[0], help="the frozen policy's hidden states at the step ends of a pool's "
                                               "samples (resumable; held-out problems left out)")
     p.add_argument("--pool", required=True, help="training pool written by `cli.py pool` (.jsonl or .jsonl.gz)")
@@ -137,6 +149,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", choices=("step", "outcome"), default="step",
                    help="step: a score per step end (PRM); outcome: one at the answer (ORM)")
     p.add_argument("--out", required=True, help="probe directory (probe.json + head.npz)")
+    p.add_argument("--step-labels", nargs="+", default=[],
+                   help="--granularity step: Monte Carlo step labels of the same pool's samples (`cli.py train "
+                        "data-steps --pool`); a labelled sample's step targets become (k x rollout share + "
+                        "outcome) / (k + 1), the others keep their outcome")
     p.add_argument("--layers", default=None, help="layers to choose from (default: every extracted one)")
     p.add_argument("--l2", default="1e-4,1e-3,1e-2,1e-1,1", help="L2 strengths to choose from")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by problem")
@@ -239,6 +255,19 @@ def _run_probe(args) -> int:
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
     f = probe.load_features(args.features)
+    if args.step_labels:
+        from rewards.train import read_jsonl
+
+        if args.granularity != "step":
+            raise ValueError("--step-labels: Monte Carlo labels are step targets; pass --granularity step")
+        for path in args.step_labels:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--step-labels {path}: no such file; write it with `cli.py train "
+                                        "data-steps --pool`")
+        got = probe.attach_step_labels(f, [r for path in args.step_labels for r in read_jsonl(path)],
+                                       source=list(args.step_labels))
+        print(f"Monte Carlo step labels on {got['samples']} of {got['of_samples']} samples ({got['problems']} "
+              f"problems, {got['prefixes']} prefixes, mean label {got['mean_prefix_label']})", file=sys.stderr)
     layers = _int_list("--layers", args.layers) if args.layers else None
     fit = probe.select_and_fit(f, granularity=args.granularity, layers=layers, l2_grid=l2, folds=args.folds,
                                seed=args.seed)
@@ -295,30 +324,56 @@ def _run_builder(args) -> int:
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.datasets import check_options, load_problems, prompt_style
     from policies.paths import check_out_file
-    from rewards.train import Budget, build_outcome_data, build_step_labels, summary_line
+    from rewards.train import Budget, build_outcome_data, build_step_labels, step_labels_from_pool, summary_line
 
     # every option before the dataset or the engine: one line naming the option
     check_out_file("--out", args.out)
+    pool_path = getattr(args, "pool", None)
     for flag, v, low in (("--limit", args.limit, 1), ("--offset", args.offset, 0), ("--chunk", args.chunk, 1),
-                         ("--n", args.n, 1), ("--k", getattr(args, "k", 1), 1)):
+                         ("--n", args.n, 1), ("--k", getattr(args, "k", 1), 1),
+                         ("--samples-per-problem", getattr(args, "samples_per_problem", 1), 1)):
         if v is not None and v < low:
             raise ValueError(f"{flag} must be >= {low}, got {v}" + (" (omit --limit for every problem)"
                                                                     if flag == "--limit" else ""))
-    check_options(args.dataset, data_dir=args.data_dir)
-    problems = load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
-    style = args.prompt_style or prompt_style(args.dataset)
+    if pool_path:
+        from policies.pool import read_pool
+
+        _check_pools([pool_path])
+        pool = read_pool(pool_path)[args.offset:]
+        pool = pool[: args.limit] if args.limit else pool
+        ident = (pool[0].get("config") or {}).get("policy") or {}
+        if args.model and ident.get("model") and args.model != ident["model"]:
+            raise ValueError(f"--model {args.model}: the pool {pool_path} was written by {ident['model']}; Monte "
+                             "Carlo labels estimate P(correct) under the policy that wrote the samples (omit "
+                             "--model to use it)")
+        model = args.model or ident.get("model")
+        temperature = args.temperature if args.temperature is not None else ident.get("temperature", 0.7)
+        max_new = args.max_new_tokens or ident.get("max_tokens") or 384
+        style = args.prompt_style or ident.get("prompt_style") or "gsm8k"
+        source = {"pool": str(pool_path), "offset": args.offset, "limit": args.limit}
+    else:
+        check_options(args.dataset, data_dir=args.data_dir)
+        problems = load_problems(args.dataset, limit=args.limit, offset=args.offset, data_dir=args.data_dir)
+        model, style = args.model, args.prompt_style or prompt_style(args.dataset)
+        temperature = 0.7 if args.temperature is None else args.temperature
+        max_new = args.max_new_tokens or 384
+        source = {"dataset": args.dataset, "offset": args.offset}
     policy = VLLMPolicy(
-        args.model,
-        engine=EngineConfig(kv_cache_gib=args.kv_cache_gib, seed=args.seed),
-        sampling=SamplingConfig(temperature=args.temperature, max_tokens=args.max_new_tokens, seed=args.seed),
+        model,
+        engine=EngineConfig(kv_cache_gib=args.kv_cache_gib, max_num_seqs=args.max_num_seqs, seed=args.seed),
+        sampling=SamplingConfig(temperature=temperature, max_tokens=max_new, seed=args.seed),
         prompt_style=style,
     )
     budget = Budget(max_problems=args.max_problems, max_tokens=args.max_tokens, max_seconds=args.max_seconds)
-    meta = {"dataset": args.dataset, "offset": args.offset, "model": args.model or "smollm2-135m",
-            "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "prompt_style": str(style)}
+    meta = {**source, "model": model or "smollm2-135m", "temperature": temperature, "max_new_tokens": max_new,
+            "prompt_style": str(style)}
     if args.train_command == "data-outcome":
         s = build_outcome_data(policy, problems, args.out, n=args.n, seed=args.seed, chunk=args.chunk,
                                budget=budget, meta=meta)
+    elif pool_path:
+        s = step_labels_from_pool(policy, pool, args.out, k=args.k, samples_per_problem=args.samples_per_problem,
+                                  mixed_only=args.mixed_only, max_steps=args.max_steps, seed=args.seed,
+                                  chunk=args.chunk, budget=budget, meta=meta)
     else:
         s = build_step_labels(policy, problems, args.out, n=args.n, k=args.k, max_steps=args.max_steps,
                               seed=args.seed, chunk=args.chunk, budget=budget, meta=meta)

@@ -316,6 +316,34 @@ def test_features_of_several_pools_join_into_one_training_set(tmp_path):
     assert tp.merge_features([a]) is a
 
 
+def test_monte_carlo_step_labels_become_the_step_targets_of_their_samples(tmp_path):
+    f = _features(np.random.default_rng(5))
+    i = int(np.flatnonzero(f.n_steps == 3)[0])
+    pid, j, y = str(f.pid[i]), int(f.sample[i]), float(f.label[i])
+    recs = [{"kind": "steps", "problem_id": pid, "sample": j, "labels": [0.5, 0.25, y], "rollouts": 4,
+             "correct": bool(y)},
+            {"kind": "steps", "problem_id": "elsewhere", "sample": 0, "labels": [1.0], "rollouts": 4, "correct": True},
+            {"kind": "skipped", "problem_id": "p9", "of": 1}]
+    got = tp.attach_step_labels(f, recs, source="mc.jsonl")
+    assert (got["samples"], got["prefixes"], got["unmatched_records"]) == (1, 2, 1)
+    x, t, owner = tp.design(f, 3, "step")
+    start = int(np.r_[0, np.cumsum(f.n_steps)][i])
+    np.testing.assert_allclose(t[start: start + 3], [(4 * 0.5 + y) / 5, (4 * 0.25 + y) / 5, y])
+    others = owner != i
+    np.testing.assert_array_equal(t[others], f.label[owner][others])  # outcomes elsewhere
+    _, yo, _ = tp.design(f, 3, "outcome")
+    np.testing.assert_array_equal(yo, f.label)  # the outcome head is untouched
+    fit = tp.select_and_fit(f, granularity="step", l2_grid=(0.1,), folds=3)
+    card = json.loads((tp.save_probe(tmp_path / "p", fit, granularity="step", features=f) / "probe.json").read_text())
+    assert card["training"]["step_labels"]["samples"] == 1 and "Monte Carlo" in card["training"]["labels"]
+    with pytest.raises(ValueError, match="another pool"):
+        tp.attach_step_labels(f, [{**recs[0], "labels": [0.5, y]}])
+    with pytest.raises(ValueError, match="no step label matches"):
+        tp.attach_step_labels(f, recs[1:])
+    with pytest.raises(ValueError, match="retrain with"):
+        tp.write_threshold(tmp_path / "p", _features(np.random.default_rng(5)))
+
+
 @pytest.mark.parametrize("granularity", ["step", "outcome"])
 def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granularity):
     f = _features(np.random.default_rng(0))

@@ -357,6 +357,47 @@ def test_outcome_records_from_a_pool_drop_heldout_and_ungraded(tmp_path):
                        "heldout_problems_dropped": 1, "ungraded_samples_dropped": 1}
 
 
+def test_pick_samples_alternates_right_and_wrong_and_skips_unusable():
+    from rewards.train import pick_samples
+
+    def smp(ok, n_steps=2):
+        return {"steps": ["s"] * n_steps, "verdict": {"correct": ok, "status": "ok"}}
+
+    samples = [smp(False), smp(False), smp(True), smp(False), smp(True), smp(None), smp(True, 0), smp(True, 9)]
+    assert pick_samples(samples, None, max_steps=8) == [2, 0, 4, 1, 3]
+    assert pick_samples(samples, 3, max_steps=8) == [2, 0, 4]
+    assert pick_samples(samples, None, max_steps=9) == [2, 0, 4, 1, 7, 3]
+
+
+def test_step_labels_from_a_pool_roll_out_only_the_stored_samples(tmp_path):
+    from policies.pool import read_pool
+    from rewards.train import step_labels_from_pool
+
+    # the scripted policy rolls out by the last step of the prefix; problem text "P1" / "P2" picks the gold
+    pool = read_pool(_write_pool(tmp_path / "p.jsonl.gz", [
+        ("P1", [(["b1", "The answer is \\boxed{3}."], False), (["a1", "a2", "So \\boxed{5}."], True),
+                (["c1", "x"], False)]),
+        ("P2", [(["c1", "c2", "c3", "The answer is \\boxed{7}."], False)]),  # all wrong: not mixed
+        ("HELD", [(["a1", "y"], True), (["b1", "z"], False)])]))
+    ScriptedPolicy.GOLD["HELD"] = "5"
+    pol = ScriptedPolicy()
+    out = tmp_path / "mc.jsonl"
+    s = step_labels_from_pool(pol, pool, str(out), k=4, samples_per_problem=2, mixed_only=True,
+                              heldout=lambda text: text == "HELD")
+    assert s["problems_done"] == 1 and s["problems_dropped"] == {"heldout": 1, "not_mixed": 1}
+    assert pol.calls == 1  # no sampling: one batched rollout call for every prefix of the chunk
+    rows = {r["sample"]: r for r in read_jsonl(out)}
+    assert sorted(rows) == [0, 1]  # right first, then wrong: samples 1 and 0; sample 2 not picked
+    assert rows[1]["steps"] == ["a1", "a2", "So \\boxed{5}."] and rows[1]["correct"] is True
+    assert rows[1]["labels"] == [3 / 4, 4 / 4, 1.0] and rows[1]["rollouts"] == 4
+    assert rows[0]["labels"] == [1 / 4, 0.0] and rows[0]["hard_labels"] == [1.0, 0.0] and rows[0]["correct"] is False
+    assert {r["problem_id"] for r in rows.values()} == {"q0"} and all(r["of"] == 2 for r in rows.values())
+    pol2 = ScriptedPolicy()  # resume: nothing left
+    assert step_labels_from_pool(pol2, pool, str(out), k=4, samples_per_problem=2, mixed_only=True,
+                                 heldout=lambda text: text == "HELD")["problems_skipped_as_done"] == 1
+    assert pol2.calls == 0
+
+
 def test_orm_trains_on_a_pool_with_balanced_weights_and_reads_out_probabilities(tiny_root, tmp_path):
     """--pool: outcome labels of a stored pool (1 correct in 4); balance="weight" trains with
     pos_weight 3 and saves a head whose read-out is P(correct) (the loader reproduces it)."""
@@ -619,12 +660,48 @@ def test_cli_help_and_import_without_torch(tmp_path, shared_data_dir):
     assert len(read_jsonl(out)) > 700
 
 
+def test_data_steps_on_a_pool_refuses_another_policy_in_one_line(tmp_path):
+    import gzip
+
+    pool = tmp_path / "p.jsonl.gz"
+    with gzip.open(pool, "wt") as f:
+        f.write(json.dumps({"format": "tts-math-pool/1", "id": "q0", "problem": "P", "gold": "5",
+                            "config": {"policy": {"model": "qwen2.5-coder-0.5b", "temperature": 0.8}},
+                            "samples": [{"steps": ["a"], "verdict": {"correct": True}}]}) + "\n")
+    base = [sys.executable, "cli.py", "train", "data-steps", "--out", str(tmp_path / "mc.jsonl")]
+    r = subprocess.run([*base, "--pool", str(pool), "--model", "smollm2-135m"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode != 0 and "written by qwen2.5-coder-0.5b" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*base, "--pool", str(tmp_path / "none.jsonl")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*base, "--pool", str(pool), "--samples-per-problem", "0"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode != 0 and "--samples-per-problem must be >= 1" in r.stderr
+
+
 @pytest.mark.engine
 def test_outcome_builder_on_real_engine(engine_policy, tmp_path):
     problems = [{"id": "g0", "problem": "Tom has 2 apples and buys 3 more. How many apples does he have?", "answer": "5"}]
     s = build_outcome_data(engine_policy, problems, str(tmp_path / "o.jsonl"), n=2)
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert s["problems_done"] == 1 and len(rows) == 2 and all(isinstance(r["correct"], bool) for r in rows)
+
+
+@pytest.mark.engine
+def test_pool_step_labels_on_real_engine(engine_policy, tmp_path):
+    from policies.pool import read_pool
+    from rewards.train import step_labels_from_pool
+
+    q = "Tom has 2 apples and buys 3 more. How many apples does he have?"
+    pool = read_pool(_write_pool(tmp_path / "p.jsonl.gz", [
+        (q, [(["Tom starts with 2 apples.", "2 + 3 = 5, so the answer is \\boxed{5}."], True),
+             (["Tom starts with 2 apples.", "2 + 2 = 4, so the answer is \\boxed{4}."], False)])]))
+    s = step_labels_from_pool(engine_policy, pool, str(tmp_path / "mc.jsonl"), k=3, heldout=lambda text: False)
+    rows = read_jsonl(tmp_path / "mc.jsonl")
+    assert s["problems_done"] == 1 and s["generated_tokens"] > 0 and len(rows) == 2
+    for r in rows:  # one prefix each, three rollouts; the last step keeps the pool's verdict
+        assert len(r["labels"]) == 2 and r["labels"][0] in (0.0, 1 / 3, 2 / 3, 1.0)
+        assert r["labels"][1] == float(r["correct"]) and r["rollouts"] == 3
 
 
 @pytest.mark.slow

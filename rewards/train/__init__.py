@@ -13,7 +13,8 @@ The public interface (what the command line and the tests import)::
                    GSM8K example solutions)
       build.py     data from the policy: outcome labels (sample n, grade) and Monte Carlo
                    step labels (roll out k completions from every step prefix); outcome
-                   labels from a stored pool's graded samples (``outcome_from_pool``)
+                   labels from a stored pool's graded samples (``outcome_from_pool``) and
+                   Monte Carlo labels for its samples' steps (``step_labels_from_pool``)
       tasks.py     PRM / ORM / TinyRM: preprocessing (pure), loss, held-out metrics
       trainer.py   prepare / fit / save: peft LoRA/DoRA, layer freezing, AdamW with
                    transformers' linear warmup/decay, clipping, held-out eval + early stop,
@@ -37,6 +38,8 @@ from .build import (
     default_grader,
     mc_labels,
     outcome_from_pool,
+    pick_samples,
+    step_labels_from_pool,
     summary_line,
 )
 from .config import DEFAULT_BACKBONES, TRAIN_KINDS, TrainConfig, field_docs
@@ -104,5 +107,7 @@ __all__ = [
     "default_grader",
     "mc_labels",
     "outcome_from_pool",
+    "pick_samples",
+    "step_labels_from_pool",
     "summary_line",
 ]

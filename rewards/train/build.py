@@ -37,7 +37,7 @@ from .data import JsonlWriter
 log = logging.getLogger(__name__)
 
 __all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "outcome_from_pool",
-           "summary_line"]
+           "pick_samples", "step_labels_from_pool", "summary_line"]
 
 Grader = Callable[[list[str], list[str]], list[bool]]
 
@@ -196,6 +196,53 @@ def mc_labels(correct: list[list[bool]], final: bool) -> tuple[list[float], list
     return soft, hard
 
 
+def _rollouts(policy, sols: list[tuple[dict, list[str]]], k: int, seed: int,
+              grader: Grader) -> tuple[list[list[list[bool]]], int]:
+    """k rollouts to the end from every proper prefix of every solution, in one policy
+    call, graded against the problem's gold answer: (per solution, per prefix i < m - 1,
+    the k outcomes; generated tokens)."""
+    req = [(si, i) for si, (_, steps) in enumerate(sols) for i in range(1, len(steps))]
+    roll = policy.sample([sols[si][0]["problem"] for si, _ in req], k, seed=seed,
+                         prefixes=[sols[si][1][:i] for si, i in req]) if req else []
+    used = sum(c.generated_tokens for cs in roll for c in cs)
+    golds, texts = [], []
+    for (si, i), cs in zip(req, roll, strict=True):
+        head = join_steps(sols[si][1][:i])
+        for c in cs:
+            golds.append(str(sols[si][0]["answer"]))
+            texts.append(head + "\n\n" + c.text)
+    ok = grader(golds, texts) if texts else []
+    outcomes: list[list[list[bool]]] = [[] for _ in sols]
+    pos = 0
+    for (si, _), cs in zip(req, roll, strict=True):
+        outcomes[si].append([bool(x) for x in ok[pos: pos + len(cs)]])
+        pos += len(cs)
+    return outcomes, used
+
+
+def _step_rows(chunk: list[dict], sols: list[tuple[dict, int, list[str], bool]], rolled: list[list[list[bool]]],
+               k: int) -> list[dict]:
+    """One ``steps`` record per labelled solution (problem, sample index, steps, final
+    outcome), grouped by problem with ``of`` set; a ``skipped`` marker row for a problem
+    without any, so that a resumed run does not redo it."""
+    labelled: dict[str, list[dict]] = {}
+    for (p, j, steps, final), outcomes in zip(sols, rolled, strict=True):
+        soft, hard = mc_labels(outcomes, final)
+        labelled.setdefault(str(p["id"]), []).append(
+            {"kind": "steps", "problem_id": str(p["id"]), "problem": p["problem"], "answer": str(p["answer"]),
+             "steps": steps, "labels": soft, "hard_labels": hard, "rollouts": k, "sample": j,
+             "correct": final, "source": p.get("source", "")})
+    rows = []
+    for p in chunk:
+        group = labelled.get(str(p["id"]), [])
+        for r in group:
+            r["of"] = len(group)
+        if not group:
+            group = [{"kind": "skipped", "problem_id": str(p["id"]), "problem": p["problem"], "of": 1}]
+        rows += group
+    return rows
+
+
 def build_step_labels(
     policy,
     problems: list[dict],
@@ -229,43 +276,90 @@ def build_step_labels(
                 if 0 < len(steps) <= max_steps:
                     sols.append((p, j, steps, c.text))
         finals = grader([str(p["answer"]) for p, *_ in sols], [t for *_, t in sols]) if sols else []
-        # every proper prefix of every solution, rolled out k times, in one policy call
-        req = [(si, i) for si, (_, _, steps, _) in enumerate(sols) for i in range(1, len(steps))]
-        roll = policy.sample([sols[si][0]["problem"] for si, _ in req], k, seed=seed,
-                             prefixes=[sols[si][2][:i] for si, i in req]) if req else []
-        used += sum(c.generated_tokens for cs in roll for c in cs)
-        golds, texts = [], []
-        for (si, i), cs in zip(req, roll, strict=True):
-            head = join_steps(sols[si][2][:i])
-            for c in cs:
-                golds.append(str(sols[si][0]["answer"]))
-                texts.append(head + "\n\n" + c.text)
-        ok = grader(golds, texts) if texts else []
-        outcomes: dict[int, list[list[bool]]] = {si: [] for si in range(len(sols))}
-        pos = 0
-        for (si, _), cs in zip(req, roll, strict=True):
-            outcomes[si].append([bool(x) for x in ok[pos: pos + len(cs)]])
-            pos += len(cs)
-        rows = []
-        labelled = {}
-        for si, (p, j, steps, _) in enumerate(sols):
-            soft, hard = mc_labels(outcomes[si], finals[si])
-            labelled.setdefault(str(p["id"]), []).append(
-                {"kind": "steps", "problem_id": str(p["id"]), "problem": p["problem"], "answer": str(p["answer"]),
-                 "steps": steps, "labels": soft, "hard_labels": hard, "rollouts": k, "sample": j,
-                 "correct": bool(finals[si]), "source": p.get("source", "")})
-        for p in ch:
-            group = labelled.get(str(p["id"]), [])
-            for r in group:
-                r["of"] = len(group)
-            if not group:  # no usable solution: a marker row so that resume skips the problem
-                group = [{"kind": "skipped", "problem_id": str(p["id"]), "problem": p["problem"], "of": 1}]
-            rows += group
-        return rows, used
+        rolled, spent = _rollouts(policy, [(p, steps) for p, _, steps, _ in sols], k, seed, grader)
+        rows = _step_rows(ch, [(p, j, steps, bool(f)) for (p, j, steps, _), f in zip(sols, finals, strict=True)],
+                          rolled, k)
+        return rows, used + spent
 
     with JsonlWriter(out, config) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, **summary}
+
+
+def pick_samples(samples: list[dict], m: int | None, max_steps: int) -> list[int]:
+    """Which of a pool record's samples to label: the graded ones with 1..max_steps steps,
+    right and wrong answers alternating (right first, each in sample order) so that m
+    of them cover both outcomes where the pool has both; all of them when m is None."""
+    right, wrong = [], []
+    for j, s in enumerate(samples):
+        v = s.get("verdict") or {}
+        if v.get("correct") is None or v.get("status") == "invalid_gold" or not 0 < len(s.get("steps") or []) <= max_steps:
+            continue
+        (right if v["correct"] else wrong).append(j)
+    order = [j for pair in zip(right, wrong) for j in pair]
+    order += right[len(wrong):] + wrong[len(right):]
+    return order if m is None else order[:m]
+
+
+def step_labels_from_pool(
+    policy,
+    pool: list[dict],
+    out: str,
+    *,
+    k: int = 4,
+    samples_per_problem: int | None = 4,
+    mixed_only: bool = False,
+    max_steps: int = 12,
+    seed: int = 0,
+    chunk: int = 8,
+    budget: Budget = Budget(),
+    grader: Grader = default_grader,
+    heldout: Callable[[str], bool] | None = None,
+    meta: dict | None = None,
+) -> dict:
+    """Monte Carlo step labels for the samples a stored pool already holds.
+
+    The pool's samples are the solutions (their ``steps`` exactly as stored, the same rows
+    the probe's features are read at, matched by problem id and ``sample`` index); only the
+    k rollouts per proper step prefix run the policy, which should be the pool's own. The
+    last step's label is the sample's verdict from the pool. ``samples_per_problem``
+    samples per problem (``pick_samples``: right and wrong alternating); ``mixed_only``
+    keeps problems the pool has both right and wrong samples of (where a step can be told
+    apart from the outcome at all). Held-out problems are dropped. Resumable and budgeted
+    like ``build_step_labels``.
+    """
+    if k < 1 or chunk < 1 or max_steps < 1 or (samples_per_problem is not None and samples_per_problem < 1):
+        raise ValueError(f"k, chunk, max_steps and samples_per_problem must be >= 1, got {k}, {chunk}, {max_steps}, "
+                         f"{samples_per_problem}")
+    if heldout is None:
+        from policies.datasets import is_heldout as heldout
+    config = {"builder": "mc_steps_pool", "k": k, "samples_per_problem": samples_per_problem,
+              "mixed_only": mixed_only, "max_steps": max_steps, "seed": seed, **(meta or {})}
+    problems, picked, dropped = [], {}, {"heldout": 0, "not_mixed": 0}
+    for rec in pool:
+        if heldout(rec["problem"]):
+            dropped["heldout"] += 1
+            continue
+        samples = rec.get("samples") or []
+        verdicts = {bool((s.get("verdict") or {}).get("correct")) for s in samples
+                    if (s.get("verdict") or {}).get("correct") is not None}
+        if mixed_only and verdicts != {True, False}:
+            dropped["not_mixed"] += 1
+            continue
+        pid = str(rec["id"])
+        problems.append({"id": pid, "problem": rec["problem"], "answer": str(rec.get("gold", "")),
+                         "source": rec.get("source", "")})
+        picked[pid] = [(j, list(samples[j]["steps"]), bool(samples[j]["verdict"]["correct"]))
+                       for j in pick_samples(samples, samples_per_problem, max_steps)]
+
+    def do_chunk(ch):
+        sols = [(p, j, steps, final) for p in ch for j, steps, final in picked[p["id"]]]
+        rolled, used = _rollouts(policy, [(p, steps) for p, _, steps, _ in sols], k, seed, grader)
+        return _step_rows(ch, sols, rolled, k), used
+
+    with JsonlWriter(out, config) as w:
+        summary = _run(problems, w, budget, chunk, do_chunk)
+    return {"config": config, "problems_dropped": dropped, **summary}
 
 
 def summary_line(summary: dict) -> str:

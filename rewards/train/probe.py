@@ -25,6 +25,13 @@
 Labels are outcomes: every step of a sample carries the sample's verdict (for the
 step-level head, a value model of P(correct at the end | prefix)). Samples the verifier
 could not grade are left out.
+
+Monte Carlo step labels (``attach_step_labels``; ``cli.py train data-steps --pool`` writes
+them for the pool's own samples): for a labelled sample, step i's target becomes the share
+of right answers among the k rollouts from its prefix and the sample itself (one more
+rollout from that prefix): (k * soft_i + outcome) / (k + 1). The last step keeps the
+outcome. Unlabelled samples keep their outcome on every step, so the two estimate the
+same quantity, the labelled ones with k + 1 rollouts instead of one.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
            "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold",
-           "fit_threshold", "write_threshold"]
+           "fit_threshold", "write_threshold", "attach_step_labels"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
 
@@ -135,6 +142,7 @@ class Features:
     sample: np.ndarray  # [N] index of the sample in its pool record
     answer: np.ndarray  # [N] extracted answer (str)
     manifest: dict
+    step_target: np.ndarray | None = None  # [S] float step labels (attach_step_labels); None: outcomes
 
     @property
     def step_owner(self) -> np.ndarray:
@@ -218,7 +226,62 @@ def design(f: Features, layer: int, granularity: str) -> tuple[np.ndarray, np.nd
         x = x[f.last_step]
     else:
         raise ValueError(f"granularity must be 'step' or 'outcome', got {granularity!r}")
-    return x, f.label[owner].astype(np.float64), owner
+    y = f.label[owner].astype(np.float64)
+    if granularity == "step" and f.step_target is not None:
+        y = f.step_target.astype(np.float64)
+    return x, y, owner
+
+
+def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Sequence[str] | None = None) -> dict:
+    """Monte Carlo step labels (``steps`` records of ``cli.py train data-steps --pool`` on
+    the features' own pool) as the step targets of the samples they label (module
+    docstring: (k * soft_i + outcome) / (k + 1), the last step the outcome). Records are
+    matched by problem id and ``sample`` index; one whose step count or outcome differs
+    from the features' sample is an error (labels of another pool). Records of problems
+    the features lack (held-out ones, another pool's) are counted and skipped. Sets
+    ``f.step_target`` and ``f.manifest["step_labels"]``; returns that summary."""
+    index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(f.pid.tolist(), f.sample.tolist(), strict=True))}
+    start = np.r_[0, np.cumsum(f.n_steps)[:-1]]
+    target = f.label[f.step_owner].astype(np.float64)
+    done, unmatched, soft_sum, soft_n, ks = set(), 0, 0.0, 0, set()
+    for r in records:
+        if r.get("kind") != "steps" or "sample" not in r:
+            continue
+        key = (str(r["problem_id"]), int(r["sample"]))
+        i = index.get(key)
+        if i is None:
+            unmatched += 1
+            continue
+        labels, k = [float(x) for x in r["labels"]], int(r.get("rollouts") or 0)
+        if k < 1:
+            raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'rollouts' count; pass Monte "
+                             "Carlo records (`cli.py train data-steps --pool`)")
+        if len(labels) != int(f.n_steps[i]) or bool(r.get("correct")) != bool(f.label[i]):
+            raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: {len(labels)} steps, "
+                             f"correct={r.get('correct')}, but the features hold {int(f.n_steps[i])} steps, "
+                             f"correct={bool(f.label[i])}; the labels are of another pool than "
+                             f"{f.manifest.get('pool')}")
+        y = float(f.label[i])
+        mixed = [(k * soft + y) / (k + 1) for soft in labels[:-1]] + [y]
+        target[start[i]: start[i] + len(mixed)] = mixed
+        done.add(key)
+        soft_sum += sum(labels[:-1])
+        soft_n += len(labels) - 1
+        ks.add(k)
+    if not done:
+        raise ValueError(f"no step label matches a sample of {f.manifest.get('pool')} (problem id and sample "
+                         "index); label this pool's samples with `cli.py train data-steps --pool`")
+    f.step_target = target
+    summary = {"source": source, "samples": len(done), "of_samples": int(len(f.n_steps)),
+               "problems": len({p for p, _ in done}), "prefixes": soft_n, "rollouts": sorted(ks),
+               "mean_prefix_label": round(soft_sum / soft_n, 4) if soft_n else None,
+               "unmatched_records": unmatched,
+               "target": "(k * Monte Carlo share + outcome) / (k + 1) on labelled samples' prefixes; outcome "
+                         "elsewhere"}
+    f.manifest["step_labels"] = summary
+    log.info("probe: Monte Carlo step labels on %d of %d samples (%d problems, %d prefixes)", len(done),
+             len(f.n_steps), summary["problems"], soft_n)
+    return summary
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, *, weight: np.ndarray | None = None,
@@ -437,11 +500,15 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
             "l2": fit["l2"], "cv_folds": fit["folds"], "cv": fit["cv"],
             "extraction_tokens": man.get("tokens"), "extraction_seconds": man.get("seconds"),
             "extraction_tok_s": round(man["tokens"] / man["seconds"], 1) if man.get("seconds") else None,
-            "fit_seconds": fit["fit_seconds"], "labels": "outcome (verifier verdict of the whole sample)",
+            "fit_seconds": fit["fit_seconds"],
+            "labels": ("outcome (verifier verdict of the whole sample)" if not man.get("step_labels") or
+                       granularity != "step" else "outcome, with Monte Carlo step labels on some samples"),
             "cv_seed": fit.get("seed"),
         },
         "command": command,
     }
+    if man.get("step_labels") and granularity == "step":
+        card["training"]["step_labels"] = man["step_labels"]
     if man.get("prompt_styles"):  # joined pools: the prompt each pool's states were read under
         card["training"]["prompt_styles"] = man["prompt_styles"]
     if fit.get("threshold") is not None:
@@ -474,6 +541,9 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
         if ours != theirs:
             raise ValueError(f"{probe_dir}: trained on {what} {ours!r}, but these features are of {theirs!r}; "
                              f"pass the features of the probe's training pool (`cli.py train probe-features`)")
+    if tr.get("step_labels") and f.step_target is None:
+        raise ValueError(f"{probe_dir}: trained with Monte Carlo step labels ({tr['step_labels'].get('source')}); "
+                         "retrain with `cli.py train probe --step-labels ...`, which fixes the threshold itself")
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
