@@ -254,16 +254,16 @@ def _run_probe(args) -> int:
         raise ValueError(f"--l2 {args.l2!r}: give comma-separated strengths >= 0")
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    if args.step_labels and args.granularity != "step":
+        raise ValueError("--step-labels: Monte Carlo labels are step targets; pass --granularity step")
+    for path in args.step_labels:  # before the features are loaded
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--step-labels {path}: no such file; write it with `cli.py train data-steps "
+                                    "--pool`")
     f = probe.load_features(args.features)
     if args.step_labels:
         from rewards.train import read_jsonl
 
-        if args.granularity != "step":
-            raise ValueError("--step-labels: Monte Carlo labels are step targets; pass --granularity step")
-        for path in args.step_labels:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"--step-labels {path}: no such file; write it with `cli.py train "
-                                        "data-steps --pool`")
         got = probe.attach_step_labels(f, [r for path in args.step_labels for r in read_jsonl(path)],
                                        source=list(args.step_labels))
         print(f"Monte Carlo step labels on {got['samples']} of {got['of_samples']} samples ({got['problems']} "
@@ -324,7 +324,13 @@ def _run_builder(args) -> int:
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.datasets import check_options, load_problems, prompt_style
     from policies.paths import check_out_file
-    from rewards.train import Budget, build_outcome_data, build_step_labels, step_labels_from_pool, summary_line
+    from rewards.train import (
+        Budget,
+        build_outcome_data,
+        build_step_labels,
+        step_labels_from_pool,
+        summary_line,
+    )
 
     # every option before the dataset or the engine: one line naming the option
     check_out_file("--out", args.out)

@@ -37,7 +37,7 @@ from .data import JsonlWriter
 log = logging.getLogger(__name__)
 
 __all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "outcome_from_pool",
-           "pick_samples", "step_labels_from_pool", "summary_line"]
+           "pick_samples", "sample_verdict", "step_labels_from_pool", "summary_line"]
 
 Grader = Callable[[list[str], list[str]], list[bool]]
 
@@ -149,6 +149,16 @@ def build_outcome_data(
     return {"config": config, **summary}
 
 
+def sample_verdict(sample: dict) -> bool | None:
+    """A pool sample's graded outcome: True / False, or None when the verifier could not
+    grade it (no verdict, or a gold answer it could not parse: ``invalid_gold``). Every
+    reader of pool labels (outcome records, Monte Carlo labels, probe features) goes by it."""
+    v = sample.get("verdict") or {}
+    if v.get("correct") is None or v.get("status") == "invalid_gold":
+        return None
+    return bool(v["correct"])
+
+
 def outcome_from_pool(pool: list[dict], *, heldout: Callable[[str], bool] | None = None) -> tuple[list[dict], dict]:
     """``outcome`` records from a pool's samples (``policies.pool`` records), and a summary.
 
@@ -168,14 +178,14 @@ def outcome_from_pool(pool: list[dict], *, heldout: Callable[[str], bool] | None
             continue
         samples = rec.get("samples") or []
         for j, s in enumerate(samples):
-            v = s.get("verdict") or {}
-            if v.get("correct") is None or v.get("status") == "invalid_gold" or rec.get("status") == "invalid_gold":
+            ok = sample_verdict(s)
+            if ok is None or rec.get("status") == "invalid_gold":
                 ungraded += 1
                 continue
             problems.add(str(rec["id"]))
             rows.append({"kind": "outcome", "problem_id": str(rec["id"]), "problem": rec["problem"],
                          "answer": str(rec.get("gold", "")), "steps": list(s.get("steps") or []),
-                         "correct": bool(v["correct"]), "sample": j, "of": len(samples),
+                         "correct": ok, "sample": j, "of": len(samples),
                          "finish_reason": s.get("finish_reason"), "generated_tokens": s.get("generated_tokens"),
                          "source": rec.get("source", "")})
     positives = sum(r["correct"] for r in rows)
@@ -292,11 +302,11 @@ def pick_samples(samples: list[dict], m: int | None, max_steps: int) -> list[int
     of them cover both outcomes where the pool has both; all of them when m is None."""
     right, wrong = [], []
     for j, s in enumerate(samples):
-        v = s.get("verdict") or {}
-        if v.get("correct") is None or v.get("status") == "invalid_gold" or not 0 < len(s.get("steps") or []) <= max_steps:
+        ok = sample_verdict(s)
+        if ok is None or not 0 < len(s.get("steps") or []) <= max_steps:
             continue
-        (right if v["correct"] else wrong).append(j)
-    order = [j for pair in zip(right, wrong) for j in pair]
+        (right if ok else wrong).append(j)
+    order = [j for pair in zip(right, wrong, strict=False) for j in pair]  # the longer list's rest below
     order += right[len(wrong):] + wrong[len(right):]
     return order if m is None else order[:m]
 
@@ -341,15 +351,13 @@ def step_labels_from_pool(
             dropped["heldout"] += 1
             continue
         samples = rec.get("samples") or []
-        verdicts = {bool((s.get("verdict") or {}).get("correct")) for s in samples
-                    if (s.get("verdict") or {}).get("correct") is not None}
-        if mixed_only and verdicts != {True, False}:
+        if mixed_only and {sample_verdict(s) for s in samples} - {None} != {True, False}:
             dropped["not_mixed"] += 1
             continue
         pid = str(rec["id"])
         problems.append({"id": pid, "problem": rec["problem"], "answer": str(rec.get("gold", "")),
                          "source": rec.get("source", "")})
-        picked[pid] = [(j, list(samples[j]["steps"]), bool(samples[j]["verdict"]["correct"]))
+        picked[pid] = [(j, list(samples[j]["steps"]), sample_verdict(samples[j]))
                        for j in pick_samples(samples, samples_per_problem, max_steps)]
 
     def do_chunk(ch):

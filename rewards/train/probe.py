@@ -49,6 +49,8 @@ import numpy as np
 
 from rewards.probe import PROBE_FORMAT, PolicyFeatures, ProbeHead
 
+from .build import sample_verdict
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
@@ -59,9 +61,8 @@ FEATURES_FORMAT = "tts-math-probe-features/1"
 
 
 def _label(sample: dict) -> int | None:
-    v = sample.get("verdict") or {}
-    c = v.get("correct")
-    return None if c is None or v.get("status") == "invalid_gold" else int(bool(c))
+    ok = sample_verdict(sample)
+    return None if ok is None else int(ok)
 
 
 def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: str, layers: Sequence[int],
@@ -226,10 +227,9 @@ def design(f: Features, layer: int, granularity: str) -> tuple[np.ndarray, np.nd
         x = x[f.last_step]
     else:
         raise ValueError(f"granularity must be 'step' or 'outcome', got {granularity!r}")
-    y = f.label[owner].astype(np.float64)
     if granularity == "step" and f.step_target is not None:
-        y = f.step_target.astype(np.float64)
-    return x, y, owner
+        return x, f.step_target.astype(np.float64), owner
+    return x, f.label[owner].astype(np.float64), owner
 
 
 def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Sequence[str] | None = None) -> dict:
