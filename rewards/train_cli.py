@@ -134,8 +134,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="--pool: only problems the pool holds both right and wrong samples of")
     p = sub.add_parser(_PROBE[0], help="the frozen policy's hidden states at the step ends of a pool's "
                                               "samples (resumable; held-out problems left out)")
-    p.add_argument("--pool", required=True, help="training pool written by `cli.py pool` (.jsonl or .jsonl.gz)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pool", help="training pool written by `cli.py pool` (.jsonl or .jsonl.gz)")
+    src.add_argument("--steps", help="step-labelled solutions (`cli.py train data-import`: PRMBench, PRM800K, "
+                                     "Math-Shepherd); their step labels become the step targets (join the folder "
+                                     "with a pool's in `cli.py train probe --features`)")
     p.add_argument("--model", default="qwen2.5-coder-0.5b", help="the policy that wrote the pool")
+    p.add_argument("--prompt-style", default=None,
+                   help="the prompt the states are read under (default: the pool's own; --steps: gsm8k, the "
+                        "training pool's prompt, so the two feature sets join)")
     p.add_argument("--layers", default="8,16,24", help="decoder layers to read, 1-based (default 8,16,24)")
     p.add_argument("--out", required=True, help="features folder (rerun the same command to resume)")
     p.add_argument("--problems-per-shard", type=int, default=8, help="problems per stored shard (default 8)")
@@ -227,6 +234,20 @@ def _run_probe_features(args) -> int:
     for flag, v in (("--problems-per-shard", args.problems_per_shard), ("--token-budget", args.token_budget)):
         if v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
+    def progress(m: dict) -> None:
+        print(f"probe-features: {len(m['done'])} problems, {m['tokens'] / max(m['seconds'], 1e-9):.0f} tok/s",
+              file=sys.stderr, flush=True)
+
+    if args.steps is not None:
+        if not Path(args.steps).is_file():
+            raise FileNotFoundError(f"--steps {args.steps}: no such file; write one with `cli.py train data-import`")
+        man = probe.extract_step_features(args.steps, args.out, model=args.model, layers=layers,
+                                          prompt_style=args.prompt_style or "gsm8k",
+                                          problems_per_shard=args.problems_per_shard, token_budget=args.token_budget,
+                                          exclude_problem=None if args.allow_heldout else is_heldout,
+                                          on_shard=progress)
+        print(f"{args.out}: {len(man['done'])} questions, {man['tokens']} tokens in {man['seconds']:.0f} s")
+        return 0
     if not Path(args.pool).is_file():
         raise FileNotFoundError(f"--pool {args.pool}: no such file; write one with `cli.py pool`")
     rows = read_pool(args.pool)
@@ -238,10 +259,7 @@ def _run_probe_features(args) -> int:
         print(f"leaving out {len(exclude)} held-out problems", file=sys.stderr)
     man = probe.extract_pool_features(args.pool, args.out, model=args.model, layers=layers,
                                       problems_per_shard=args.problems_per_shard, token_budget=args.token_budget,
-                                      exclude=exclude,
-                                      on_shard=lambda m: print(f"probe-features: {len(m['done'])} problems, "
-                                                               f"{m['tokens'] / max(m['seconds'], 1e-9):.0f} tok/s",
-                                                               file=sys.stderr, flush=True))
+                                      exclude=exclude, prompt_style=args.prompt_style, on_shard=progress)
     print(f"{args.out}: {len(man['done'])} problems, {man['tokens']} tokens in {man['seconds']:.0f} s")
     return 0
 

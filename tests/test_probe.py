@@ -450,3 +450,66 @@ def test_search_cli_builds_a_probe_scorer_under_the_runs_prompt(monkeypatch):
     got.clear()
     search_cli.backends(args)[1]()
     assert got == {"kind": "verifier", "model": None}
+
+
+def _step_records(path, heldout_problem):
+    q = "Sam has 5 pens and loses 2. How many are left?"
+    recs = [
+        {"kind": "steps", "problem_id": "pb-1", "problem": q, "steps": ["5 - 2 = 3.", "The answer is 3."],
+         "labels": [1.0, 1.0], "source": "prmbench"},
+        {"kind": "steps", "problem_id": "pb-1-x", "problem": q + " (again)", "split_key": q,
+         "steps": ["5 - 2 = 3.", "3 + 1 = 5.", "The answer is 5."], "labels": [1.0, 0.0, 0.0], "source": "prmbench:x"},
+        {"kind": "steps", "problem_id": "pb-2", "problem": "What is 2 + 2?", "steps": ["2 + 2 = 4.", "So 4."],
+         "labels": [1.0, 1.0], "source": "prmbench"},
+        {"kind": "steps", "problem_id": "pb-3", "problem": heldout_problem, "steps": ["x"], "labels": [1.0]},
+        {"kind": "outcome", "problem_id": "o", "problem": "p", "steps": ["y"], "correct": True},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_step_labelled_solutions_join_a_pool_as_step_targets(tiny_lm, tmp_path, capsys):
+    import cli
+    from policies.datasets import load_problems
+
+    heldout = load_problems("gsm8k-heldout200", limit=1)[0]["problem"]
+    steps = _step_records(tmp_path / "prmbench.jsonl", heldout)
+    out = tmp_path / "feats-steps"
+    assert cli.main(["train", "probe-features", "--steps", str(steps), "--model", tiny_lm, "--layers", "1,2",
+                     "--problems-per-shard", "1", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["source"] == "step labels" and len(man["done"]) == 2 and len(man["shards"]) == 2  # held-out left out
+    assert man["prompt_style"] == "gsm8k"
+    s = tp.load_features(out)
+    # the original and its modified copy are one group (one CV fold); labels are the step targets
+    assert len(set(s.pid.tolist())) == 2 and s.pid[0] == s.pid[1]
+    assert s.label.tolist() == [1, 0, 1]
+    np.testing.assert_array_equal(s.step_target, [1, 1, 1, 0, 0, 1, 1])
+    # a resumed run adds nothing
+    from policies.datasets import is_heldout
+
+    assert tp.extract_step_features(steps, out, model=tiny_lm, layers=[1, 2],
+                                    exclude_problem=is_heldout)["done"] == man["done"]
+    pool = tmp_path / "feats-pool"
+    tp.extract_pool_features(_pool(tmp_path / "pool.jsonl"), pool, model=tiny_lm, layers=[1, 2])
+    j = tp.load_features([pool, out])
+    n_pool = int(tp.load_features(pool).n_steps.sum())
+    _, y, owner = tp.design(j, 1, "step")
+    np.testing.assert_array_equal(y[:n_pool], j.label[owner][:n_pool])  # the pool's samples: their outcome
+    np.testing.assert_array_equal(y[n_pool:], [1, 1, 1, 0, 0, 1, 1])
+    fit = tp.select_and_fit(j, granularity="step", l2_grid=(0.1,), folds=2)
+    card = json.loads((tp.save_probe(tmp_path / "p", fit, granularity="step", features=j) / "probe.json").read_text())
+    assert card["training"]["step_label_sources"] == [str(steps)]
+    assert "step-labelled solutions" in card["training"]["labels"] and card["threshold"]["samples"] == len(j.label)
+    # bad input: one line each
+    assert cli.main(["train", "probe-features", "--steps", str(tmp_path / "none.jsonl"), "--model", tiny_lm,
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "--steps" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"kind": "steps", "problem_id": "b", "problem": "p", "steps": ["a", "b"],
+                               "labels": [1.0]}) + "\n")
+    assert cli.main(["train", "probe-features", "--steps", str(bad), "--model", tiny_lm, "--out",
+                     str(tmp_path / "y")]) == 2
+    assert "one label in [0, 1] per step" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "probe-features", "--steps", str(steps), "--pool", "p.jsonl", "--out", "z"])

@@ -75,10 +75,81 @@ def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: 
     Returns the manifest."""
     from policies.pool import read_pool
 
-    out = Path(out_dir)
+    want = {"format": FEATURES_FORMAT, "pool": str(pool_path), "model": model, "layers": list(layers)}
+    man, done = _open_manifest(Path(out_dir), want)
+    skip = set(exclude)
+    todo = [r for r in read_pool(pool_path) if r["id"] not in done and r["id"] not in skip]
+    if not todo:
+        return man
+    style = prompt_style or todo[0]["config"]["policy"].get("prompt_style", "gsm8k")
+    groups = []
+    for r in todo:
+        rows = []
+        for j, s in enumerate(r["samples"]):
+            lab = _label(s)
+            if lab is not None and s.get("steps"):
+                rows.append((r["problem"], s["steps"], lab, s.get("answer"), j, None))
+        groups.append((r["id"], rows))
+    return _extract(Path(out_dir), man, groups, model=model, layers=layers, style=style,
+                    backbone_sha256=todo[0]["config"]["policy"].get("model_sha256"),
+                    problems_per_shard=problems_per_shard, token_budget=token_budget, on_shard=on_shard)
+
+
+def step_record_groups(records: Sequence[dict], *, exclude_problem=None) -> list[tuple[str, list]]:
+    """Step-labelled solutions (``kind: "steps"`` records of ``cli.py train data-import``:
+    PRMBench, PRM800K, Math-Shepherd) as feature groups: the records of one question (its
+    ``split_key``, else its problem text: PRMBench's original process and its modified
+    copies) form one group, so cross-validation never splits them. A record's outcome label
+    is 1 when every step label is >= 0.5 (no error), its step targets are its labels.
+    exclude_problem(text) -> True leaves a record out (held-out problems)."""
+    groups: dict[str, list] = {}
+    for r in records:
+        if r.get("kind") != "steps" or not r.get("steps"):
+            continue
+        labels = [float(x) for x in r.get("labels") or []]
+        if len(labels) != len(r["steps"]) or any(not 0.0 <= x <= 1.0 for x in labels):
+            raise ValueError(f"step record {r.get('problem_id')!r}: {len(r['steps'])} steps but labels "
+                             f"{r.get('labels')!r}; give one label in [0, 1] per step")
+        if exclude_problem is not None and exclude_problem(r["problem"]):
+            continue
+        key = str(r.get("split_key") or r["problem"])
+        gid = "steps-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        rows = groups.setdefault(gid, [])
+        rows.append((r["problem"], list(r["steps"]), int(all(x >= 0.5 for x in labels)), "", len(rows), labels))
+    return list(groups.items())
+
+
+def extract_step_features(steps_path: str | Path, out_dir: str | Path, *, model: str, layers: Sequence[int],
+                          prompt_style: str = "gsm8k", problems_per_shard: int = 8, token_budget: int = 8192,
+                          exclude_problem=None, on_shard=None) -> dict:
+    """Hidden states at the step ends of step-labelled solutions (``step_record_groups``),
+    stored with their step labels as the step targets; resumable as ``extract_pool_features``.
+    prompt_style: the prompt the states are read under (the policy pool's, so the two
+    feature sets join). Returns the manifest."""
+    from .data import read_jsonl
+
+    want = {"format": FEATURES_FORMAT, "pool": str(steps_path), "model": model, "layers": list(layers)}
+    man, done = _open_manifest(Path(out_dir), want)
+    groups = [g for g in step_record_groups(read_jsonl(steps_path), exclude_problem=exclude_problem)
+              if g[0] not in done]
+    if not groups and not man["done"]:
+        raise ValueError(f"{steps_path}: no step-labelled records (kind 'steps' with one label per step); write "
+                         "them with `cli.py train data-import`")
+    if not groups:
+        return man
+    from policies.models import model_fingerprint
+
+    man["source"] = "step labels"
+    return _extract(Path(out_dir), man, groups, model=model, layers=layers, style=prompt_style,
+                    backbone_sha256=model_fingerprint(model), problems_per_shard=problems_per_shard,
+                    token_budget=token_budget, on_shard=on_shard)
+
+
+def _open_manifest(out: Path, want: dict) -> tuple[dict, set]:
+    """A features folder's manifest (new, or the one of a run to resume: it must be of
+    the same source, model and layers) and the groups already done."""
     out.mkdir(parents=True, exist_ok=True)
     man_path = out / "manifest.json"
-    want = {"format": FEATURES_FORMAT, "pool": str(pool_path), "model": model, "layers": list(layers)}
     if man_path.is_file():
         man = json.loads(man_path.read_text())
         if {k: man.get(k) for k in want} != want:
@@ -86,46 +157,44 @@ def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: 
                              f"for {want}")
     else:
         man = {**want, "shards": [], "done": [], "tokens": 0, "seconds": 0.0}
-    done = set(man["done"])
-    skip = set(exclude)
-    todo = [r for r in read_pool(pool_path) if r["id"] not in done and r["id"] not in skip]
-    if not todo:
-        return man
-    style = prompt_style or todo[0]["config"]["policy"].get("prompt_style", "gsm8k")
+    return man, set(man["done"])
+
+
+def _extract(out: Path, man: dict, groups: list, *, model: str, layers: Sequence[int], style: str,
+             backbone_sha256: str | None, problems_per_shard: int, token_budget: int, on_shard) -> dict:
+    """Run the groups [(id, [(problem, steps, label, answer, sample index, step targets or
+    None)])] through the frozen policy, `problems_per_shard` groups a shard; the manifest
+    names a shard only once it is whole (a rerun resumes after it)."""
+    man_path = out / "manifest.json"
     man["prompt_style"] = style
-    man["backbone_sha256"] = todo[0]["config"]["policy"].get("model_sha256")
+    man["backbone_sha256"] = backbone_sha256
     feats = PolicyFeatures(model, layers=layers, prompt_style=style, token_budget=token_budget)
-    for b in range(0, len(todo), problems_per_shard):
-        chunk = todo[b : b + problems_per_shard]
-        probs, sols, meta = [], [], []
-        for r in chunk:
-            for j, s in enumerate(r["samples"]):
-                lab = _label(s)
-                if lab is None or not s.get("steps"):
-                    continue
-                probs.append(r["problem"])
-                sols.append(s["steps"])
-                meta.append((r["id"], j, lab, s.get("answer")))
+    for b in range(0, len(groups), problems_per_shard):
+        chunk = groups[b : b + problems_per_shard]
+        meta = [(gid, *row) for gid, rows in chunk for row in rows]
         t0, tok0 = time.perf_counter(), feats.tokens_run
-        arrays = feats(probs, sols) if sols else []
+        arrays = feats([m[1] for m in meta], [m[2] for m in meta]) if meta else []
         dt = time.perf_counter() - t0
         n_steps = np.array([a.shape[1] for a in arrays], np.int32)
+        extra = {}
+        if any(m[6] is not None for m in meta):
+            extra["target"] = np.array([x for m in meta for x in m[6]], np.float32)
         name = f"shard-{len(man['shards']):05d}.npz"
         np.savez_compressed(
             out / name,
             feats=(np.concatenate(arrays, axis=1) if arrays else np.zeros((len(layers), 0, feats.hidden_size)))
             .astype(np.float16),
-            n_steps=n_steps, label=np.array([m[2] for m in meta], np.int8),
-            pid=np.array([m[0] for m in meta]), sample=np.array([m[1] for m in meta], np.int32),
-            answer=np.array([str(m[3]) for m in meta]))
+            n_steps=n_steps, label=np.array([m[3] for m in meta], np.int8),
+            pid=np.array([m[0] for m in meta]), sample=np.array([m[5] for m in meta], np.int32),
+            answer=np.array([str(m[4]) for m in meta]), **extra)
         man["shards"].append(name)
-        man["done"] += [r["id"] for r in chunk]
+        man["done"] += [gid for gid, _rows in chunk]
         man["tokens"] += feats.tokens_run - tok0
         man["seconds"] = round(man["seconds"] + dt, 2)
         tmp = man_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(man, indent=1))
         tmp.replace(man_path)  # the manifest names a shard only once it is whole
-        log.info("features %s: %d problems, %.0f tok/s", out, len(man["done"]), man["tokens"] / max(man["seconds"], 1e-9))
+        log.info("features %s: %d groups, %.0f tok/s", out, len(man["done"]), man["tokens"] / max(man["seconds"], 1e-9))
         if on_shard:
             on_shard(man)
     return man
@@ -143,11 +212,16 @@ class Features:
     sample: np.ndarray  # [N] index of the sample in its pool record
     answer: np.ndarray  # [N] extracted answer (str)
     manifest: dict
-    step_target: np.ndarray | None = None  # [S] float step labels (attach_step_labels); None: outcomes
+    step_target: np.ndarray | None = None  # [S] float step targets (step-labelled solutions, Monte Carlo
+    # labels: attach_step_labels); None: every step carries its sample's outcome
 
     @property
     def step_owner(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.n_steps)), self.n_steps)
+
+    @property
+    def first_step(self) -> np.ndarray:
+        return np.cumsum(self.n_steps) - self.n_steps
 
     @property
     def last_step(self) -> np.ndarray:
@@ -177,7 +251,11 @@ def load_features(path: str | Path | Sequence[str | Path]) -> Features:
         raise ValueError(f"{path}: no gradable samples")
     cat = {k: np.concatenate([p[k] for p in parts], axis=1 if k == "feats" else 0)
            for k in ("feats", "n_steps", "label", "pid", "sample", "answer")}
-    return Features(layers=list(man["layers"]), manifest=man, **cat)
+    target = None
+    if any("target" in p for p in parts):  # step-labelled solutions (extract_step_features)
+        target = np.concatenate([p["target"].astype(np.float64) if "target" in p
+                                 else np.repeat(p["label"], p["n_steps"]).astype(np.float64) for p in parts])
+    return Features(layers=list(man["layers"]), manifest=man, step_target=target, **cat)
 
 
 def merge_features(parts: Sequence[Features]) -> Features:
@@ -208,12 +286,16 @@ def merge_features(parts: Sequence[Features]) -> Features:
         seen |= ids
     feats = np.concatenate([np.stack([f.layer(layer) for layer in layers]) for f in parts], axis=1)
     cat = {k: np.concatenate([getattr(f, k) for f in parts]) for k in ("n_steps", "label", "pid", "sample", "answer")}
+    if any(f.step_target is not None for f in parts):  # step labels of some parts, outcomes of the others
+        cat["step_target"] = np.concatenate([f.step_target if f.step_target is not None
+                                             else f.label[f.step_owner].astype(np.float64) for f in parts])
     pools = [m.get("pool") for m in mans]
     man = {**mans[0], "layers": layers, "pool": pools, "path": [m.get("path") for m in mans],
            "prompt_styles": {str(pl): m.get("prompt_style", "gsm8k") for pl, m in zip(pools, mans, strict=True)},
            "tokens": sum(int(m.get("tokens") or 0) for m in mans),
            "seconds": sum(float(m.get("seconds") or 0) for m in mans),
-           "shards": None, "done": None, "parts": len(parts)}
+           "shards": None, "done": None, "parts": len(parts),
+           "step_label_sources": [m.get("pool") for m in mans if m.get("source") == "step labels"]}
     return Features(layers=layers, feats=feats, manifest=man, **cat)
 
 
@@ -241,8 +323,8 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
     the features lack (held-out ones, another pool's) are counted and skipped. Sets
     ``f.step_target`` and ``f.manifest["step_labels"]``; returns that summary."""
     index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(f.pid.tolist(), f.sample.tolist(), strict=True))}
-    start = np.r_[0, np.cumsum(f.n_steps)[:-1]]
-    target = f.label[f.step_owner].astype(np.float64)
+    start = f.first_step
+    target = f.step_target.copy() if f.step_target is not None else f.label[f.step_owner].astype(np.float64)
     done, unmatched, soft_sum, soft_n, ks = set(), 0, 0.0, 0, set()
     for r in records:
         if r.get("kind") != "steps" or "sample" not in r:
@@ -426,7 +508,7 @@ def oof_step_scores(f: Features, *, layer: int, l2: float, granularity: str, fol
             raise ValueError(f"out-of-fold scores: the training folds without fold {k} hold one outcome only; "
                              "pass fewer --folds or a pool with both right and wrong samples")
         p[te] = fit_logistic(x[tr], y[tr], l2, weight=w[tr]).probs(x_all[te])
-    return np.split(p, np.cumsum(f.n_steps)[:-1])
+    return np.split(p, f.first_step[1:])
 
 
 def choose_flag_threshold(step_scores: Sequence[Sequence[float]], correct: Sequence[bool]) -> dict:
@@ -501,14 +583,15 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
             "extraction_tokens": man.get("tokens"), "extraction_seconds": man.get("seconds"),
             "extraction_tok_s": round(man["tokens"] / man["seconds"], 1) if man.get("seconds") else None,
             "fit_seconds": fit["fit_seconds"],
-            "labels": ("outcome (verifier verdict of the whole sample)" if not man.get("step_labels") or
-                       granularity != "step" else "outcome, with Monte Carlo step labels on some samples"),
+            "labels": _labels_text(man, granularity),
             "cv_seed": fit.get("seed"),
         },
         "command": command,
     }
     if man.get("step_labels") and granularity == "step":
         card["training"]["step_labels"] = man["step_labels"]
+    if _first_error_sources(man):
+        card["training"]["step_label_sources"] = _first_error_sources(man)
     if man.get("prompt_styles"):  # joined pools: the prompt each pool's states were read under
         card["training"]["prompt_styles"] = man["prompt_styles"]
     if fit.get("threshold") is not None:
@@ -517,6 +600,21 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
     digest = hashlib.sha256((out / "head.npz").read_bytes()).hexdigest()
     log.info("probe saved to %s (head sha256 %s)", out, digest[:12])
     return out
+
+
+def _first_error_sources(man: dict) -> list:
+    """The step-labelled solution files among the features' sources (extract_step_features)."""
+    return list(man.get("step_label_sources") or ([man["pool"]] if man.get("source") == "step labels" else []))
+
+
+def _labels_text(man: dict, granularity: str) -> str:
+    parts = ["outcome (verifier verdict of the whole sample)"]
+    if granularity == "step" and man.get("step_labels"):
+        parts.append("Monte Carlo step labels on some samples")
+    if _first_error_sources(man):
+        parts.append("per-step labels of step-labelled solutions (" + ", ".join(map(str, _first_error_sources(man)))
+                     + (") as step targets" if granularity == "step" else "): outcome = no step labelled wrong"))
+    return "; ".join(parts)
 
 
 def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, folds: int | None = None,
