@@ -258,6 +258,7 @@ class VLLMPolicy(Policy):
             ticket, j = self._live.pop(out.request_id)
             slots = self._slots[ticket]
             slots[j] = comps
+            self._seqs[ticket] -= len(comps)  # its seats are free now, before the request's last sample ends
             if all(x is not None for x in slots):
                 del self._slots[ticket]
                 self._seqs.pop(ticket)
@@ -284,6 +285,10 @@ class VLLMPolicy(Policy):
         return None
 
     def pending(self) -> int:
+        """Sequences still running: a seeded (or watched) request's samples are engine
+        requests of their own, and each one that finishes leaves this count at once, while
+        the request itself comes back from `poll` with its last sample. A pipelined search
+        admits new requests into those seats (search/drive.py)."""
         return sum(self._seqs.values())
 
     def abort(self) -> None:

@@ -261,7 +261,13 @@ class Pipeline:
     def _admit(self) -> None:
         """Send started problems' requests while they fit, then new problems' first ones;
         start new problems while there is room. Each queue goes in order (a request that
-        does not fit waits for room rather than be overtaken, so none starves)."""
+        does not fit waits for room rather than be overtaken, so none starves).
+
+        Seats are the sequences the policy still runs (`pending`): a request's finished
+        samples free theirs before its slowest sample returns, so the engine stays full
+        while a problem waits for its last continuation. KV tokens stay reserved for the
+        whole request (a safe upper bound)."""
+        self.admission.seqs = self.policy.pending()
         while True:
             for queue in (self.ready, self.fresh):
                 while queue and self.admission.fits(queue[0].request.n, queue[0].tokens):

@@ -26,13 +26,19 @@ class _FakeEngine:
     how requests overtake each other. `budget` (a `KVBudget`) is what `kv_budget` reports; the
     live sequences and KV tokens (`KVBudget.request_tokens`) are tracked, their maxima kept in
     `max_live_seqs` / `max_live_tokens`. A subclass says what a request holds (`_accept`), what
-    it returns (`_finish`) and its prompt length (`_prompt_tokens`)."""
+    it returns (`_finish`) and its prompt length (`_prompt_tokens`). With `sample_wise`, a
+    poll ends one sample of each request it picks (as the engine ends a seeded request's
+    single-sample requests one by one): `pending` drops at once, the request returns with
+    its last sample."""
 
     num_parameters = 1000
     incremental = True  # as VLLMPolicy: run_search pipelines the step-level strategies on it
 
-    def _init_engine(self, *, arrival, per_poll: int | None, budget) -> None:
+    def _init_engine(self, *, arrival, per_poll: int | None, budget, sample_wise: bool = False) -> None:
         import random
+
+        self.sample_wise = sample_wise
+        self._left: dict[int, int] = {}  # ticket -> samples still running (sample_wise)
 
         self.arrival = random.Random(arrival) if isinstance(arrival, int) else arrival
         self.per_poll = per_poll
@@ -59,6 +65,7 @@ class _FakeEngine:
         self.requests.append(request)
         tokens = self.request_tokens(request, self.budget) if self.budget is not None else 0
         self._live[ticket] = (request, accepted, tokens)
+        self._left[ticket] = request.n
         self.live_seqs += request.n
         self.live_tokens += tokens
         self.max_live_seqs = max(self.max_live_seqs, self.live_seqs)
@@ -72,8 +79,13 @@ class _FakeEngine:
             self.arrival.shuffle(order)
         out = []
         for ticket in order[: self.per_poll]:
+            ended = 1 if self.sample_wise else self._left[ticket]
+            self._left[ticket] -= ended
+            self.live_seqs -= ended
+            if self._left[ticket]:
+                continue
             r, accepted, tokens = self._live.pop(ticket)
-            self.live_seqs -= r.n
+            del self._left[ticket]
             self.live_tokens -= tokens
             out.append((ticket, self._finish(r, accepted)))
         return out
@@ -83,6 +95,7 @@ class _FakeEngine:
 
     def abort(self) -> None:
         self._live.clear()
+        self._left.clear()
         self.live_seqs = self.live_tokens = 0
 
     def kv_budget(self):
@@ -106,12 +119,13 @@ class FakePolicy(_FakeEngine):
     a `random.Random`), in a shuffled order: tests choose how requests overtake each
     other. `budget` (a `KVBudget`) is what `kv_budget` reports; the live sequences and KV
     tokens (`KVBudget.request_tokens`, prompt = 10 + 5 per step) are tracked, their
-    maxima kept in `max_live_seqs` / `max_live_tokens`. `token_conf(problem, text)`, when
-    given, is each full sample's per-token confidences (`Completion.token_confidence`)."""
+    maxima kept in `max_live_seqs` / `max_live_tokens`; `sample_wise` ends samples one by
+    one (`_FakeEngine`). `token_conf(problem, text)`, when given, is each full sample's
+    per-token confidences (`Completion.token_confidence`)."""
 
     def __init__(self, script=None, *, max_steps: int = 6, tokens_per_step: int = 5, budget=None,
-                 arrival=None, per_poll: int | None = None, token_conf=None):
-        self._init_engine(arrival=arrival, per_poll=per_poll, budget=budget)
+                 arrival=None, per_poll: int | None = None, token_conf=None, sample_wise: bool = False):
+        self._init_engine(arrival=arrival, per_poll=per_poll, budget=budget, sample_wise=sample_wise)
         self.token_conf = token_conf
         self.sampling = SamplingConfig(seed=0)
         self.script = script or default_script

@@ -171,7 +171,11 @@ def test_vllm_submit_poll_gives_what_extend_gives_in_any_finishing_order(vllm_in
         assert pol.pending() == sum(ks)
         got = {}
         while pol.pending():
+            before = pol.pending()
             got.update(pol.poll())
+            # seeded: each engine step ends one sample, which leaves `pending` at once (its
+            # request returns with its last sample); unseeded: a request of n, n at once
+            assert before - pol.pending() in ((1,) if seed else tuple(ks))
         assert [got[t] for t in tickets] == ref
         engine = pol.llm.llm_engine
         # seeded: one single-sample engine request per sample; unseeded: one of n

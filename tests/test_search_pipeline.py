@@ -5,7 +5,6 @@ more live sequences or KV tokens than the engine's budget."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -176,7 +175,6 @@ def test_admission_never_exceeds_the_budget_at_2000_problems_n16(budget):
     probs = [Problem(f"x{i}", f"Problem {i}?", str(i % 2)) for i in range(2000)]
     pol = FakePolicy(budget=budget, arrival=7, per_poll=8)
     cfg = SearchConfig(strategy="beam", n=16, beam_width=4, max_steps=6, seed=0)
-    t0 = time.perf_counter()
     res = beam(probs, pol, None, cfg, equal=eq, pipeline=True)
     assert all(r is not None and r.candidates for r in res)
     assert pol.max_live_seqs <= budget.max_seqs
@@ -186,7 +184,6 @@ def test_admission_never_exceeds_the_budget_at_2000_problems_n16(budget):
     else:
         assert pol.max_live_tokens > 0.8 * budget.kv_tokens
     assert pol.pending() == 0 and len(pol.requests) >= 2000 * 4
-    assert time.perf_counter() - t0 < 120
 
 
 def test_problems_start_in_order_and_overlap_at_different_depths():
@@ -306,3 +303,32 @@ def test_cli_search_runs_step_level_strategies_pipelined_by_default(monkeypatch,
     assert summary["last_invocation"]["pipeline"] is pipelined and summary["problems"] == 5
     pol = built[0]
     assert bool(pol.requests) is pipelined and bool(pol.calls) is not pipelined
+
+
+def test_finished_samples_free_their_seats_before_their_request_returns():
+    """The engine ends a request's samples one by one: the driver fills the freed seats at
+    once (pending drops per sample), never runs more than the budget, and gets the same
+    results as lockstep."""
+    from search.beam import _beam
+    from search.tree import TreeSearch
+
+    probs = [Problem(f"x{i}", f"Problem {i}?", "1") for i in range(10)]
+    cfg = SearchConfig(strategy="beam", n=4, beam_width=2, max_steps=4, seed=1)
+    seen = {}
+    for sample_wise in (False, True):
+        pol = FakePolicy(varied, budget=KVBudget(max_seqs=6), arrival=5, per_poll=1, sample_wise=sample_wise)
+        overlap = []
+        submit = pol.submit
+
+        def counted(request, pol=pol, submit=submit, overlap=overlap):
+            overlap.append(any(0 < left < r.n for left, (r, _a, _t) in zip(pol._left.values(), pol._live.values(),
+                                                                                strict=True)))
+            return submit(request)
+
+        pol.submit = counted
+        run = TreeSearch(probs, pol, FakeScorer(digit_scores), cfg, equal=eq)
+        run.drive(_beam, pipeline=True, score_batch=1)
+        assert pol.max_live_seqs <= 6 and pol.pending() == 0
+        seen[sample_wise] = (_records(run.results), any(overlap))
+    assert seen[True][0] == seen[False][0]  # the same search, whatever the engine's granularity
+    assert seen[True][1] and not seen[False][1]  # requests went in beside partly finished ones
