@@ -110,7 +110,7 @@ class VLLMPolicy(Policy):
         self._llm = llm
         self._live: dict[str, tuple[int, int]] = {}  # engine request id -> (ticket, sample slot)
         self._slots: dict[int, list] = {}  # ticket -> completions of each engine request (None: running)
-        self._seqs: dict[int, int] = {}  # ticket -> sequences it holds
+        self._seqs: dict[int, int] = {}  # ticket -> its sequences still running
         self._watched: dict[str, _Watched] = {}  # engine request id -> its early-stop watcher
 
     # ---- engine: the tokenizer and the config come from the loaded model ---------
