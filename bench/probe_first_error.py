@@ -11,7 +11,10 @@ step probe trained with step-labelled solutions (PRMBench) replaces the shipped 
 The candidate's scores are out of fold: each step-labelled solution is scored by a head
 refitted (the card's layer and L2, its folds and seed, grouped by question) without its
 question's group. The baseline was never trained on these rows, so its scores on them are
-held out by construction. Each probe flags at its own card threshold; the metric is
+held out by construction. Each probe flags at its own card threshold, except a candidate
+whose card threshold was itself chosen on these rows (``FIRST_ERROR_CRITERION``): its
+threshold is cross-fitted (each fold's rows flagged at the threshold chosen on the other
+folds' rows), and the in-sample figure is printed beside it for reference. The metric is
 ProcessBench's (accuracy on erroneous solutions, where the first step below the threshold
 must be the first wrong step; accuracy on correct ones, where none may be below; their
 harmonic mean), with a 95% bootstrap interval over solutions.
@@ -47,9 +50,7 @@ def main() -> int:
     f = tp.load_features(a.features)
     if f.step_target is None:
         ap.error("--features hold no step-labelled solutions; add a `cli.py train probe-features --steps` folder")
-    rows = np.flatnonzero(np.char.startswith(f.pid.astype(str), "steps-"))
-    targets = np.split(f.step_target, f.first_step[1:])
-    labels = [next((i for i, y in enumerate(targets[r]) if y < 0.5), -1) for r in rows]
+    rows, labels = tp.first_error_rows(f)
     out = {"features": a.features, "solutions": len(rows), "erroneous": sum(y >= 0 for y in labels),
            "questions": len(set(f.pid[rows].tolist()))}
     for role in ("candidate", "baseline"):
@@ -68,11 +69,27 @@ def main() -> int:
             split = np.split(p, f.first_step[1:])
             per = [split[r] for r in rows]
         preds = [metrics.first_error(s, t) for s in per]
+        extra = {}
+        if card["threshold"].get("criterion") == tp.FIRST_ERROR_CRITERION and role == "candidate":
+            insample = metrics.processbench_scores(labels, preds)
+            print(f"{role} {d}: in-sample at its card threshold {t:.4f} (chosen on these rows): F1 "
+                  f"{insample['f1']:.3f}; the rule reads the cross-fitted figure below")
+            fold = tp._folds(f.pid, int(tr.get("cv_folds") or 5), int(tr.get("cv_seed") or 0))[rows]
+            preds, per_fold = list(preds), {}
+            for k in sorted(set(fold.tolist())):
+                cal = np.flatnonzero(fold != k)
+                tk, _ = metrics.choose_threshold([per[i] for i in cal], [labels[i] for i in cal])
+                per_fold[k] = tk
+                for i in np.flatnonzero(fold == k):
+                    preds[i] = metrics.first_error(per[i], tk)
+            extra = {"threshold_method": "cross-fitted over the CV folds (the card threshold was chosen on these "
+                                         "rows)", "fold_thresholds": per_fold, "in_sample": insample}
         got = metrics.processbench_scores(labels, preds)
         got["f1_ci"] = _f1_ci(labels, preds, a.boot, 0)
-        out[role] = {"probe": str(d), "layer": layer, "threshold": t, **got}
+        out[role] = {"probe": str(d), "layer": layer, "threshold": t, **got, **extra}
+        how = "cross-fitted thresholds" if extra else f"threshold {t:.4f}"
         print(f"{role} {d}: F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] (error acc "
-              f"{got['error_acc']:.3f}, correct acc {got['correct_acc']:.3f}; threshold {t:.4f}, layer {layer})")
+              f"{got['error_acc']:.3f}, correct acc {got['correct_acc']:.3f}; {how}, layer {layer})")
     out["candidate_beats_baseline"] = out["candidate"]["f1"] > out["baseline"]["f1"]
     print(f"{out['solutions']} step-labelled solutions ({out['erroneous']} erroneous, {out['questions']} questions); "
           f"candidate beats baseline: {out['candidate_beats_baseline']}")

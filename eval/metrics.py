@@ -32,6 +32,12 @@ from itertools import combinations
 
 import numpy as np
 
+from rewards.flagging import (  # noqa: F401
+    choose_threshold,
+    first_error,
+    processbench_f1_curve,
+    processbench_scores,
+)
 from search.common import value_of
 from search.select import answer_classes, check_rule, rule_label, select
 from search.types import Candidate
@@ -219,80 +225,6 @@ def mean_sd(xs: Sequence[float]) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- scorer benchmarks
-
-
-def first_error(scores: Sequence[float], threshold: float) -> int:
-    """ProcessBench prediction: index of the first step scored below `threshold`,
-    -1 when none is (the solution is judged all right)."""
-    return next((i for i, s in enumerate(scores) if s < threshold), -1)
-
-
-def processbench_scores(labels: Sequence[int], preds: Sequence[int]) -> dict:
-    """ProcessBench metric (Zheng et al. 2024): accuracy on erroneous solutions
-    (label >= 0: the exact first wrong step must be found), accuracy on correct
-    ones (label -1: nothing flagged), and their harmonic mean F1 (0 when both are 0;
-    an accuracy over an empty group is None and F1 is then None)."""
-    if len(labels) != len(preds):
-        raise ValueError(f"got {len(labels)} labels and {len(preds)} predictions; they must align.")
-    err = [p == y for y, p in zip(labels, preds, strict=True) if y >= 0]
-    ok = [p == -1 for y, p in zip(labels, preds, strict=True) if y < 0]
-    a = sum(err) / len(err) if err else None
-    b = sum(ok) / len(ok) if ok else None
-    f1 = None if a is None or b is None else (2 * a * b / (a + b) if a + b > 0 else 0.0)
-    return {"error_acc": a, "correct_acc": b, "f1": f1, "n_error": len(err), "n_correct": len(ok)}
-
-
-def _ok_intervals(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per solution, the thresholds t in (lo, hi] for which `first_error` returns
-    its label: with prefix minima pm, first_error(t) = first i with pm_i < t, so a
-    label y >= 0 needs pm_y < t <= pm_{y-1} (pm_{-1} = +inf) and y = -1 needs
-    t <= pm_last. A label past the last step can never be matched (empty interval)."""
-    lo = np.empty(len(labels))
-    hi = np.empty(len(labels))
-    for j, (s, y) in enumerate(zip(step_scores, labels, strict=True)):
-        pm = np.minimum.accumulate(np.asarray(s, dtype=float)) if len(s) else np.zeros(0)
-        if y < 0:
-            lo[j], hi[j] = -np.inf, (pm[-1] if len(pm) else np.inf)
-        elif y >= len(pm):
-            lo[j], hi[j] = np.inf, -np.inf
-        else:
-            lo[j], hi[j] = pm[y], (pm[y - 1] if y > 0 else np.inf)
-    return lo, hi
-
-
-def processbench_f1_curve(
-    step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: Sequence[float]
-) -> np.ndarray:
-    """F1 at every candidate threshold (vectorised `first_error` + `processbench_scores`)."""
-    lo, hi = _ok_intervals(step_scores, labels)
-    t = np.asarray(thresholds, dtype=float)[None, :]
-    ok = (t > lo[:, None]) & (t <= hi[:, None])
-    y = np.asarray(labels)
-    err, cor = ok[y >= 0], ok[y < 0]
-    a = err.mean(axis=0) if len(err) else np.full(t.shape[1], np.nan)
-    b = cor.mean(axis=0) if len(cor) else np.full(t.shape[1], np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(a + b > 0, 2 * a * b / (a + b), 0.0)
-    return f1
-
-
-def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[float, float]:
-    """(threshold, F1) maximising ProcessBench F1 on these (calibration) solutions.
-
-    Candidates are the distinct prefix-minimum scores and +inf (every interval of
-    `_ok_intervals` is right-closed at one of them); ties go to the lowest. The
-    threshold returned is the midpoint between the winner and the candidate below
-    it, which gives the same F1 here and does not sit on a calibration score.
-    """
-    cands = sorted({float(x) for s in step_scores for x in np.minimum.accumulate(np.asarray(s, dtype=float))}
-                   if any(len(s) for s in step_scores) else set())
-    cands.append(math.inf)
-    f1 = processbench_f1_curve(step_scores, labels, cands)
-    i = int(np.nanargmax(f1)) if not np.all(np.isnan(f1)) else 0
-    t = cands[i]
-    if 0 < i and math.isfinite(t):
-        t = (cands[i - 1] + t) / 2
-    return t, float(f1[i])
 
 
 def pair_outcome(chosen: float | None, rejected: float | None) -> float:

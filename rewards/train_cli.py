@@ -301,6 +301,10 @@ def _run_probe(args) -> int:
 
 
 def _threshold_line(th: dict) -> str:
+    if "first_error_f1" in th:
+        return (f"step-flagging threshold {th['value']:.4g} (out-of-fold on {th['solutions']} step-labelled training "
+                f"solutions: {th['error_acc']:.1%} of erroneous ones located, {th['correct_acc']:.1%} of error-free "
+                f"ones not flagged; first-error F1 {th['first_error_f1']:.3f})")
     return (f"step-flagging threshold {th['value']:.4g} (out-of-fold on the training pool: "
             f"{th['wrong_flagged']:.1%} of wrong samples flagged, {th['right_unflagged']:.1%} of right ones not; "
             f"balanced F1 {th['balanced_f1']:.3f})")

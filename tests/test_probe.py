@@ -365,6 +365,31 @@ def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granulari
     assert "out-of-fold" in th["data"] and th["criterion"] == tp.THRESHOLD_CRITERION
 
 
+def test_the_threshold_of_a_probe_with_step_labelled_solutions_maximises_first_error_f1():
+    from rewards.flagging import choose_threshold
+
+    rng = np.random.default_rng(11)
+    f = _features(rng, n_problems=10)
+    steps = np.char.startswith(f.pid.astype(str), "p") & (np.arange(len(f.pid)) >= 16)  # problems 4..9
+    f.pid = np.where(steps, np.char.add(tp.STEPS_GROUP_PREFIX, f.pid.astype(str)), f.pid)
+    target = f.label[f.step_owner].astype(np.float64)
+    starts = f.first_step
+    for j in np.flatnonzero(steps & (f.label == 0)):  # wrong solutions: the error at their last step
+        target[starts[j] : starts[j] + f.n_steps[j] - 1] = 1.0
+    f.step_target = target
+    rows, labels = tp.first_error_rows(f)
+    assert rows.tolist() == np.flatnonzero(steps).tolist()
+    assert labels == [int(f.n_steps[r]) - 1 if f.label[r] == 0 else -1 for r in rows]
+    th = tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1)
+    oof = tp.oof_step_scores(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1)
+    t, f1 = choose_threshold([oof[r] for r in rows], labels)
+    assert th["criterion"] == tp.FIRST_ERROR_CRITERION and th["value"] == pytest.approx(t)
+    assert th["first_error_f1"] == pytest.approx(f1) and th["solutions"] == len(rows)
+    # without step-labelled rows (or for an outcome probe) the pool-level rule stands
+    assert tp.fit_threshold(f, layer=3, l2=0.1, granularity="outcome", folds=4, seed=1)["criterion"] == \
+        tp.THRESHOLD_CRITERION
+
+
 def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path, capsys, monkeypatch):
     import sys
 
@@ -500,7 +525,9 @@ def test_step_labelled_solutions_join_a_pool_as_step_targets(tiny_lm, tmp_path, 
     fit = tp.select_and_fit(j, granularity="step", l2_grid=(0.1,), folds=2)
     card = json.loads((tp.save_probe(tmp_path / "p", fit, granularity="step", features=j) / "probe.json").read_text())
     assert card["training"]["step_label_sources"] == [str(steps)]
-    assert "step-labelled solutions" in card["training"]["labels"] and card["threshold"]["samples"] == len(j.label)
+    assert "step-labelled solutions" in card["training"]["labels"]
+    # the threshold is ProcessBench's F1 on the step-labelled solutions, not the pool-level rule
+    assert card["threshold"]["criterion"] == tp.FIRST_ERROR_CRITERION and card["threshold"]["solutions"] == 3
     # bad input: one line each
     assert cli.main(["train", "probe-features", "--steps", str(tmp_path / "none.jsonl"), "--model", tiny_lm,
                      "--out", str(tmp_path / "x")]) == 2

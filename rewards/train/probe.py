@@ -54,7 +54,7 @@ from .build import sample_verdict
 log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
-           "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold",
+           "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold", "first_error_rows",
            "fit_threshold", "write_threshold", "attach_step_labels"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
@@ -95,6 +95,9 @@ def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: 
                     problems_per_shard=problems_per_shard, token_budget=token_budget, on_shard=on_shard)
 
 
+STEPS_GROUP_PREFIX = "steps-"  # group id prefix of step-labelled solutions (``step_record_groups``)
+
+
 def step_record_groups(records: Sequence[dict], *, exclude_problem=None) -> list[tuple[str, list]]:
     """Step-labelled solutions (``kind: "steps"`` records of ``cli.py train data-import``:
     PRMBench, PRM800K, Math-Shepherd) as feature groups: the records of one question (its
@@ -113,7 +116,7 @@ def step_record_groups(records: Sequence[dict], *, exclude_problem=None) -> list
         if exclude_problem is not None and exclude_problem(r["problem"]):
             continue
         key = str(r.get("split_key") or r["problem"])
-        gid = "steps-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        gid = STEPS_GROUP_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]
         rows = groups.setdefault(gid, [])
         rows.append((r["problem"], list(r["steps"]), int(all(x >= 0.5 for x in labels)), "", len(rows), labels))
     return list(groups.items())
@@ -485,6 +488,9 @@ def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | Non
 
 # ---------------------------------------------------------------- the flagging threshold
 
+FIRST_ERROR_CRITERION = ("ProcessBench F1 on the step-labelled training solutions: harmonic mean of the share of "
+                         "erroneous solutions whose first step scored below t is their first wrong step and the share "
+                         "of error-free solutions with no step below t")
 THRESHOLD_CRITERION = ("balanced F1: harmonic mean of the share of wrong-answer samples with some step scored "
                        "below t and the share of right-answer samples with none")
 
@@ -550,18 +556,49 @@ def choose_flag_threshold(step_scores: Sequence[Sequence[float]], correct: Seque
             "samples": int(len(ok)), "right": int(ok.sum())}
 
 
+def first_error_rows(f: Features) -> tuple[np.ndarray, list[int]]:
+    """The step-labelled solutions among ``f``'s samples (``step_record_groups``: group ids
+    with ``STEPS_GROUP_PREFIX``) and each one's first-error label: the index of its first
+    step whose target is below 0.5, -1 when it has none. Empty without step targets."""
+    if f.step_target is None:
+        return np.zeros(0, dtype=int), []
+    rows = np.flatnonzero(np.char.startswith(f.pid.astype(str), STEPS_GROUP_PREFIX))
+    targets = np.split(f.step_target, f.first_step[1:])
+    return rows, [next((i for i, y in enumerate(targets[r]) if y < 0.5), -1) for r in rows]
+
+
 def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5, seed: int = 0) -> dict:
-    """The card's ``threshold`` entry: ``choose_flag_threshold`` on the out-of-fold step
-    scores of these (training) features, with how it was chosen."""
+    """The card's ``threshold`` entry, chosen on the out-of-fold step scores of these
+    (training) features, with how it was chosen:
+
+    - a step probe whose features hold step-labelled solutions with both erroneous and
+      error-free ones (PRMBench, ``--steps``): the threshold that maximises ProcessBench's
+      own F1 on those solutions (``FIRST_ERROR_CRITERION``, ``rewards.flagging.choose_threshold``);
+    - otherwise ``choose_flag_threshold`` on whole samples (``THRESHOLD_CRITERION``)."""
+    from rewards.flagging import choose_threshold, first_error, processbench_scores
+
     scores = oof_step_scores(f, layer=layer, l2=l2, granularity=granularity, folds=folds, seed=seed)
+    rows, labels = first_error_rows(f)
+    data = (f"out-of-fold step scores (heads refitted with the card's layer and L2 on {folds} folds grouped by "
+            f"problem, seed {seed}), each sample scored by a head that never saw its problem")
+    if granularity == "step" and any(y >= 0 for y in labels) and any(y < 0 for y in labels):
+        per = [scores[r] for r in rows]
+        t, _ = choose_threshold(per, labels)
+        got = processbench_scores(labels, [first_error(s, t) for s in per])
+        log.info("probe threshold %s: %.4f (first-error F1 %.3f on %d step-labelled training solutions: "
+                 "%.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity, t, got["f1"],
+                 len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
+        return {"value": float(t), "first_error_f1": got["f1"], "error_acc": got["error_acc"],
+                "correct_acc": got["correct_acc"], "solutions": len(rows), "erroneous": got["n_error"],
+                "criterion": FIRST_ERROR_CRITERION, "rule": "a step is flagged when its score < value",
+                "data": "training data only: the step-labelled solutions' " + data,
+                "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
     got = choose_flag_threshold(scores, f.label.astype(bool).tolist())
     log.info("probe threshold %s: %.4f (balanced F1 %.3f: %.1f%% of wrong samples flagged, %.1f%% of right ones "
              "not)", granularity, got["value"], got["balanced_f1"], 100 * got["wrong_flagged"],
              100 * got["right_unflagged"])
     return {**got, "criterion": THRESHOLD_CRITERION, "rule": "a step is flagged when its score < value",
-            "data": "training pool only: out-of-fold step scores (heads refitted with the card's layer and L2 on "
-                    f"{folds} folds grouped by problem, seed {seed}), each sample scored by a head that never saw "
-                    "its problem",
+            "data": "training pool only: " + data,
             "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
 
 
