@@ -86,7 +86,7 @@ class Online:
         from policies import GenRequest
 
         self.run, self.policy, self.config = run, run.policy, run.config
-        self.admission = Admission(self.policy.kv_budget())
+        self.admission = Admission(self.policy.kv_budget(), seats=self.policy.pending)
         self.ready: deque[_Item] = deque()  # started problems' watched requests
         self.fresh: deque[_Item] = deque(  # warm-ups, in problem order
             self._item(p, "warmup", GenRequest(prob.text, n=self.config.warmup, kind="sample",
@@ -124,13 +124,13 @@ class Online:
                     self.run.starts[item.p] = time.perf_counter()
                 self.run.ledgers[item.p].policy_calls += 1
                 self.tickets[self.policy.submit(item.request)] = item
-                self.admission.take(item.request.n, item.tokens)
+                self.admission.reserve(item.tokens)
             if queue:
                 return
 
     def _returned(self, ticket: int, comps: list) -> None:
         item = self.tickets.pop(ticket)
-        self.admission.release(item.request.n, item.tokens)
+        self.admission.free(item.tokens)
         p = item.p
         self.run.ledgers[p].add_completions(comps)
         if item.phase == "rest":

@@ -145,29 +145,36 @@ class Admission:
     """The sequences and KV tokens of the requests in the engine, held within a budget:
     at most `max_seqs` sequences and `kv_tokens` tokens (`KVBudget.request_tokens` per
     request). An idle engine takes any one request, so a request larger than the whole
-    budget still runs (alone)."""
+    budget still runs (alone).
 
-    def __init__(self, budget, max_seqs: int | None = None) -> None:
+    Seats are read, not counted: `seats()` is the policy's `pending()`, the sequences it
+    still runs, so a request's finished samples free theirs before its slowest sample
+    returns. KV tokens are reserved per request until it returns (a safe upper bound)."""
+
+    def __init__(self, budget, max_seqs: int | None = None, *, seats) -> None:
         limits = [x for x in (budget.max_seqs if budget is not None else None, max_seqs) if x]
         self.max_seqs = min(limits) if limits else DEFAULT_MAX_SEQS
         self.kv_tokens = budget.kv_tokens if budget is not None else None
         self.budget = budget
-        self.seqs = 0
+        self.seats = seats
         self.tokens = 0
 
+    @property
+    def seqs(self) -> int:
+        return self.seats()
+
     def fits(self, seqs: int, tokens: int) -> bool:
-        if self.seqs == 0:
+        used = self.seqs
+        if used == 0:
             return True
-        if self.seqs + seqs > self.max_seqs:
+        if used + seqs > self.max_seqs:
             return False
         return self.kv_tokens is None or self.tokens + tokens <= self.kv_tokens
 
-    def take(self, seqs: int, tokens: int) -> None:
-        self.seqs += seqs
+    def reserve(self, tokens: int) -> None:
         self.tokens += tokens
 
-    def release(self, seqs: int, tokens: int) -> None:
-        self.seqs -= seqs
+    def free(self, tokens: int) -> None:
         self.tokens -= tokens
 
     def has_room(self) -> bool:
@@ -224,7 +231,7 @@ class Pipeline:
                             "run it with pipeline=False (--no-pipeline)")
         self.run, self.program, self.policy = run, program, policy
         self.score_batch, self.score_wait_s = score_batch, score_wait_s
-        self.admission = Admission(policy.kv_budget(), max_seqs)
+        self.admission = Admission(policy.kv_budget(), max_seqs, seats=policy.pending)
         self.todo = deque(range(len(run.probs)))  # problems not started, in order
         self.gens: dict = {}
         self.ready: deque[_Ready] = deque()  # started problems' requests waiting for room
@@ -267,7 +274,6 @@ class Pipeline:
         samples free theirs before its slowest sample returns, so the engine stays full
         while a problem waits for its last continuation. KV tokens stay reserved for the
         whole request (a safe upper bound)."""
-        self.admission.seqs = self.policy.pending()
         while True:
             for queue in (self.ready, self.fresh):
                 while queue and self.admission.fits(queue[0].request.n, queue[0].tokens):
@@ -285,7 +291,7 @@ class Pipeline:
     def _submit(self, item: _Ready) -> None:
         ticket = self.policy.submit(item.request)
         self.tickets[ticket] = item
-        self.admission.take(item.request.n, item.tokens)
+        self.admission.reserve(item.tokens)
         self.stats.submitted += 1
         self.stats.max_seqs = max(self.stats.max_seqs, self.admission.seqs)
         self.stats.max_tokens = max(self.stats.max_tokens, self.admission.tokens)
@@ -354,7 +360,7 @@ class Pipeline:
 
     def _returned(self, ticket: int, comps: list) -> None:
         item = self.tickets.pop(ticket)
-        self.admission.release(item.request.n, item.tokens)
+        self.admission.free(item.tokens)
         w = self.waiting[item.p]
         w.results[item.slot] = comps
         w.left -= 1

@@ -203,14 +203,20 @@ def test_problems_start_in_order_and_overlap_at_different_depths():
 
 
 def test_admission_rules():
-    a = Admission(KVBudget(max_seqs=4, kv_tokens=100), None)
+    live = [0]
+    a = Admission(KVBudget(max_seqs=4, kv_tokens=100), None, seats=lambda: live[0])
     assert a.fits(9, 10_000)  # an idle engine takes any one request
-    a.take(3, 60)
+    live[0] = 3
+    a.reserve(60)
     assert a.fits(1, 40) and not a.fits(2, 10) and not a.fits(1, 41)
-    a.release(3, 60)
+    live[0] = 1  # two of the request's samples finished: their seats are free, its tokens still held
+    assert a.fits(3, 40) and not a.fits(4, 10) and not a.fits(1, 41)
+    live[0] = 0
+    a.free(60)
     assert a.seqs == 0 and a.tokens == 0
-    assert Admission(KVBudget(max_seqs=64), 16).max_seqs == 16  # a cap below the engine's
-    assert Admission(None, None).max_seqs > 0 and Admission(None, None).kv_tokens is None
+    assert Admission(KVBudget(max_seqs=64), 16, seats=lambda: 0).max_seqs == 16  # a cap below the engine's
+    idle = Admission(None, None, seats=lambda: 0)
+    assert idle.max_seqs > 0 and idle.kv_tokens is None
 
 
 def test_kv_budget_request_tokens():
