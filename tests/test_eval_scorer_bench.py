@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from eval import metrics as M
@@ -49,6 +50,16 @@ def test_f1_curve_matches_direct_computation():
     assert M.processbench_scores(ys, [M.first_error(s, t) for s in ss])["f1"] == pytest.approx(f1)
     # the threshold sits between calibration scores, not on one
     assert t not in {x for s in ss for x in s}
+
+
+def test_f1_curve_matches_direct_computation_on_random_solutions_with_ties():
+    rng = np.random.default_rng(4)
+    ss = [np.round(rng.random(int(rng.integers(0, 6))), 1).tolist() for _ in range(60)]  # ties, empty solutions
+    ys = [int(rng.integers(-1, len(s) + 1)) for s in ss]  # some labels past the last step: never matched
+    ts = sorted({x for s in ss for x in s} | {0.05, 0.55, math.inf})
+    curve = M.processbench_f1_curve(ss, ys, ts)
+    for t, f in zip(ts, curve, strict=True):
+        assert f == pytest.approx(M.processbench_scores(ys, [M.first_error(s, t) for s in ss])["f1"]), t
 
 
 def test_pair_outcome_and_ratio_ci():
