@@ -412,14 +412,30 @@ def test_server_killed_mid_run_then_restarted_loses_and_duplicates_nothing(vllm_
     assert written == ["p0"] and len(out.read_text().splitlines()) == 1
     first_line = out.read_text()
 
-    # Restart the server while a patient policy is already retrying against it.
-    vllm_server.launch()  # from this thread: the watchdog follows this process
-    restarter = threading.Thread(target=vllm_server.wait_ready)
-    restarter.start()
+    # Restart the server once a patient policy is retrying against it: the run goes on in a
+    # thread, and the server comes back only after a retry was counted, so the order does not
+    # depend on how fast either side starts on a loaded machine.
     patient = _server_policy(vllm_server, sampling=sampling, retry_timeout_s=600, max_backoff_s=2.0)
-    summary = run_search(probs, patient, None, cfg, out=out, batch_problems=1)
-    restarter.join()
-    assert patient.usage.extra["retries"] > 0  # it really waited for the restart
+    got_run: dict = {}
+
+    def resume():
+        try:
+            got_run["summary"] = run_search(probs, patient, None, cfg, out=out, batch_problems=1)
+        except BaseException as e:  # re-raised below, in the test's thread
+            got_run["error"] = e
+
+    runner = threading.Thread(target=resume)
+    runner.start()
+    deadline = time.monotonic() + 300
+    while patient.usage.extra["retries"] == 0 and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert patient.usage.extra["retries"] > 0  # it is waiting on the dead server
+    vllm_server.launch()  # from this thread: the watchdog follows this process
+    vllm_server.wait_ready()
+    runner.join()
+    if "error" in got_run:
+        raise got_run["error"]
+    summary = got_run["summary"]
     lines = out.read_text().splitlines()
     assert out.read_text().startswith(first_line)  # what was written stays
     ids = [json.loads(x)["id"] for x in lines]
