@@ -75,13 +75,8 @@ def main() -> int:
             print(f"{role} {d}: in-sample at its card threshold {t:.4f} (chosen on these rows): F1 "
                   f"{insample['f1']:.3f}; the rule reads the cross-fitted figure below")
             fold = tp._folds(f.pid, int(tr.get("cv_folds") or 5), int(tr.get("cv_seed") or 0))[rows]
-            preds, per_fold = list(preds), {}
-            for k in sorted(set(fold.tolist())):
-                cal = np.flatnonzero(fold != k)
-                tk, _ = metrics.choose_threshold([per[i] for i in cal], [labels[i] for i in cal])
-                per_fold[k] = tk
-                for i in np.flatnonzero(fold == k):
-                    preds[i] = metrics.first_error(per[i], tk)
+            per_row, per_fold = metrics.cross_fitted_thresholds(per, labels, fold.tolist())
+            preds = [metrics.first_error(s, tk) for s, tk in zip(per, per_row, strict=True)]
             extra = {"threshold_method": "cross-fitted over the CV folds (the card threshold was chosen on these "
                                          "rows)", "fold_thresholds": per_fold, "in_sample": insample}
         got = metrics.processbench_scores(labels, preds)

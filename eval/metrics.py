@@ -34,6 +34,7 @@ import numpy as np
 
 from rewards.flagging import (  # noqa: F401
     choose_threshold,
+    cross_fitted_thresholds,
     first_error,
     processbench_f1_curve,
     processbench_scores,

@@ -224,16 +224,11 @@ TWO_FOLD = "2-fold by id hash: each fold uses the threshold tuned on the other"
 def _two_fold(rows: list[dict], scores: list[list[float]], labels: list[int]) -> tuple[list[float], dict]:
     """Per-row thresholds: each id-hash fold gets the one tuned on the other fold."""
     folds = [_fold(r["id"]) for r in rows]
-    per_fold, thresholds = {}, {}
-    for f in (0, 1):
-        cal = [i for i, g in enumerate(folds) if g != f]
-        if not cal:
-            raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
-                             "raise --limit or pass --threshold / --calibration")
-        t, _ = metrics.choose_threshold([scores[i] for i in cal], [labels[i] for i in cal])
-        per_fold[f] = t
-        thresholds[f"fold{f}"] = t
-    return [per_fold[f] for f in folds], thresholds
+    if len(set(folds)) < 2:
+        raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
+                         "raise --limit or pass --threshold / --calibration")
+    per_row, per_fold = metrics.cross_fitted_thresholds(scores, labels, folds, fold_ids=(0, 1))
+    return per_row, {f"fold{f}": t for f, t in per_fold.items()}
 
 
 def card_threshold_method(info: dict | None) -> str:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["first_error", "processbench_scores", "processbench_f1_curve", "choose_threshold"]
+__all__ = ["first_error", "processbench_scores", "processbench_f1_curve", "choose_threshold",
+           "cross_fitted_thresholds"]
 
 
 def first_error(scores: Sequence[float], threshold: float) -> int:
@@ -98,3 +99,19 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[in
     if 0 < i and math.isfinite(t):
         t = (cands[i - 1] + t) / 2
     return t, float(f1[i])
+
+
+def cross_fitted_thresholds(step_scores: Sequence[Sequence[float]], labels: Sequence[int], folds: Sequence,
+                            fold_ids: Sequence | None = None) -> tuple[list[float], dict]:
+    """Per solution, the threshold `choose_threshold` picks on the solutions of the other
+    folds (so no solution is flagged at a threshold chosen on itself), and the threshold
+    of each fold id (`fold_ids`, default: the ids present). ValueError when a fold has no
+    solutions outside it."""
+    ids = sorted(set(folds)) if fold_ids is None else list(fold_ids)
+    per_fold = {}
+    for k in ids:
+        cal = [i for i, g in enumerate(folds) if g != k]
+        if not cal:
+            raise ValueError(f"cross-fitting a threshold needs solutions outside fold {k!r}")
+        per_fold[k], _ = choose_threshold([step_scores[i] for i in cal], [labels[i] for i in cal])
+    return [per_fold[g] for g in folds], per_fold
