@@ -74,7 +74,7 @@ def main() -> int:
             insample = metrics.processbench_scores(labels, preds)
             print(f"{role} {d}: in-sample at its card threshold {t:.4f} (chosen on these rows): F1 "
                   f"{insample['f1']:.3f}; the rule reads the cross-fitted figure below")
-            fold = tp._folds(f.pid, int(tr.get("cv_folds") or 5), int(tr.get("cv_seed") or 0))[rows]
+            fold = tp.grouped_folds(f.pid, int(tr.get("cv_folds") or 5), int(tr.get("cv_seed") or 0))[rows]
             per_row, per_fold = metrics.cross_fitted_thresholds(per, labels, fold.tolist())
             preds = [metrics.first_error(s, tk) for s, tk in zip(per, per_row, strict=True)]
             extra = {"threshold_method": "cross-fitted over the CV folds (the card threshold was chosen on these "

@@ -36,21 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from eval import learned, metrics
+from rewards.train.probe import grouped_folds
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUTS = (*learned.STEP_INPUTS, "conf:group32", "conf:mean", "conf:tail32")
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 BASELINES = ("min", "last", "prod", "mean")
-
-
-def grouped_folds(groups: Sequence[str], k: int, seed: int) -> np.ndarray:
-    """Fold index per row: every row of one group (problem) in the same fold; groups are
-    dealt to folds in a seeded random order."""
-    uniq = sorted(set(map(str, groups)))
-    perm = np.random.default_rng(seed).permutation(len(uniq))
-    fold_of = {u: int(perm[i] % k) for i, u in enumerate(uniq)}
-    return np.array([fold_of[str(g)] for g in groups], dtype=int)
 
 
 def oof_step_scores(features_dir: str | Path, probe_dir: str | Path, *, folds: int = 5,

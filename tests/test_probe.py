@@ -349,7 +349,7 @@ def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granulari
     f = _features(np.random.default_rng(0))
     got = tp.oof_step_scores(f, layer=3, l2=0.1, granularity=granularity, folds=4, seed=1)
     assert [len(g) for g in got] == f.n_steps.tolist()
-    fold = tp._folds(f.pid, 4, 1)
+    fold = tp.grouped_folds(f.pid, 4, 1)
     x, y, owner = tp.design(f, 3, granularity)
     x_all = f.layer(3)
     starts = np.r_[0, np.cumsum(f.n_steps)[:-1]]

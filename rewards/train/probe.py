@@ -436,13 +436,14 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
     return float(ece)
 
 
-def _folds(pid: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index per row, grouped by problem id (stable hash, seeded)."""
-    uniq = sorted(set(pid.tolist()))
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(uniq))
+def grouped_folds(groups, k: int, seed: int) -> np.ndarray:
+    """Fold index per row: every row of one group (problem) in the same fold; groups are
+    dealt to folds in a seeded random order."""
+    keys = [str(g) for g in (groups.tolist() if isinstance(groups, np.ndarray) else groups)]
+    uniq = sorted(set(keys))
+    perm = np.random.default_rng(seed).permutation(len(uniq))
     fold_of = {u: int(perm[i] % k) for i, u in enumerate(uniq)}
-    return np.array([fold_of[p] for p in pid.tolist()])
+    return np.array([fold_of[g] for g in keys], dtype=int)
 
 
 def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | None = None,
@@ -451,7 +452,7 @@ def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | Non
 
     Returns {"head", "layer", "l2", "cv": [{layer, l2, log_loss, auc, ece}], ...}."""
     layers = list(layers or f.layers)
-    fold_of_sample = _folds(f.pid, folds, seed)
+    fold_of_sample = grouped_folds(f.pid, folds, seed)
     rows = []
     for layer in layers:
         x, y, owner = design(f, layer, granularity)
@@ -501,7 +502,7 @@ def oof_step_scores(f: Features, *, layer: int, l2: float, granularity: str, fol
     head fitted, as ``select_and_fit`` fits it (same rows, weights and L2), on the other
     folds' problems only. An outcome head scores each step end as the end of a prefix,
     as the ProcessBench bench scores an outcome scorer's prefixes."""
-    fold = _folds(f.pid, folds, seed)  # per sample
+    fold = grouped_folds(f.pid, folds, seed)  # per sample
     x, y, owner = design(f, layer, granularity)
     w, fo = _sample_weights(owner), fold[owner]
     x_all, fo_all = f.layer(layer), fold[f.step_owner]
