@@ -12,7 +12,7 @@ file where it stopped):
         --dataset gsm8k-heldout200 --limit L --temperature 0.8 --max-tokens 512 --seed 0 \
         --out RUNS_DIR/S-nN.jsonl
 
-(--beam-width for beam and DVTS only) with the pool's sampling settings, so the searches and the replayed samples come from
+(--beam-width for beam and DVTS only; `--scorer-model` when given) with the pool's sampling settings, so the searches and the replayed samples come from
 the same policy distribution. The aggregator (`last`: the value model's estimate at the
 last step), M = 4 and the selection rules are fixed here, before any held-out result.
 The table and plot (accuracy against generated tokens per problem) are written to --out.
@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--beam-width", type=int, default=4)
     ap.add_argument("--agg", default="last")
+    ap.add_argument("--scorer-model", default=None,
+                    help="the searches' probe checkpoint (default: the shipped `probe`); keep it the one "
+                         "that scored --scored-pool, so searches and replayed votes use one value model")
     ap.add_argument("--runs-dir", type=Path, default=Path("runs/equal-compute"))
     ap.add_argument("--run", action="store_true", help="run (or resume) the searches first")
     ap.add_argument("--out", type=Path, default=Path("reports/equal-compute"))
@@ -57,6 +60,8 @@ def main() -> None:
                        *width, "--agg", args.agg, "--dataset", "gsm8k-heldout200",
                        "--limit", str(args.limit), "--temperature", "0.8", "--max-tokens", "512", "--seed", "0",
                        "--model", "qwen2.5-coder-0.5b", "--out", str(out)]
+                if args.scorer_model:
+                    cmd += ["--scorer-model", args.scorer_model]
                 print("+", " ".join(cmd), flush=True)
                 subprocess.run(cmd, cwd=ROOT, check=True)
     present = [f for f in files if f.exists()]
