@@ -78,6 +78,7 @@ def main() -> int:
 
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.datasets import load_problems
+    from policies.settings import machine_summary
     from search import SearchConfig
     from search.runner import run_search
 
@@ -135,7 +136,9 @@ def main() -> int:
     for strategy in strategies:
         rows.append(measure(strategy, problems[: a.reference_problems], "reference", None))
         rows.append(measure(strategy, problems, "scale", a.max_seconds))
+    machine = machine_summary()
     lines = [
+        f"machine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['isa']) or 'no AVX2'}",
         f"GSM8K train, N={a.n}, M={a.beam_width}, max_steps={a.max_steps}, max_step_tokens={a.max_step_tokens}, "
         f"max_tokens={a.max_tokens}, reward=none, seed={a.seed}; engine start {start_s:.0f} s (not included); "
         f"engine budget: {budget.max_seqs} sequences, {budget.kv_tokens} KV tokens, block {budget.block_size}; "
@@ -155,7 +158,7 @@ def main() -> int:
                          f"| {r['vs_reference']}x | {r['preemptions']} |")
     print("\n".join(lines))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows, "engine_start_s": round(start_s, 1),
+    Path(a.out).write_text(json.dumps({"args": vars(a), "machine": machine, "rows": rows, "engine_start_s": round(start_s, 1),
                                        "budget": {"max_seqs": budget.max_seqs, "kv_tokens": budget.kv_tokens,
                                                   "block_size": budget.block_size}}, indent=1))
     return 0

@@ -60,6 +60,7 @@ def main() -> int:
 
     from policies import EngineConfig, SamplingConfig, VLLMPolicy
     from policies.datasets import load_problems
+    from policies.settings import machine_summary
     from search import STRATEGIES, SearchConfig, best_of_n
     from search.cli import load_scorer
     from search.runner import cold_batch, grade_result
@@ -125,7 +126,9 @@ def main() -> int:
         r["processed_tok_s"] = round((r["generated_tokens"] + r["computed_prompt_tokens"]) / (r["wall_s"] or float("nan")), 1)
     for r in rows:
         r["processed_vs_best_of_n"] = round(r["processed_tok_s"] / (base["processed_tok_s"] or float("nan")), 3)
+    machine = machine_summary()
     lines = [
+        f"machine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['isa']) or 'no AVX2'}",
         f"GSM8K test[:{a.problems}], N={a.n}, M={a.beam_width}, max_steps={a.max_steps}, "
         f"max_step_tokens={a.max_step_tokens}, max_tokens={a.max_tokens}, reward={a.reward}, seed={a.seed}; "
         f"engine start {start_s:.0f} s (not included); engine budget: {budget.max_seqs} sequences, "
@@ -167,7 +170,7 @@ def main() -> int:
                   f"(chosen answers agree on {agree}/{len(problems)} problems)"]
     print("\n".join(lines))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows, "speedup": speedup, "pipelined_vs_lockstep": ratios,
+    Path(a.out).write_text(json.dumps({"args": vars(a), "machine": machine, "rows": rows, "speedup": speedup, "pipelined_vs_lockstep": ratios,
                                        "budget": {"max_seqs": budget.max_seqs, "kv_tokens": budget.kv_tokens,
                                                   "block_size": budget.block_size}}, indent=1))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +81,24 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def machine_summary(flags: frozenset[str] | None = None) -> dict:
+    """What a benchmark's figures depend on, for its report: the CPU's model name, its cores
+    and the matrix instruction sets among ISA_FLAGS it has (AMX makes prefill far cheaper
+    than decode, which moves step-level search's cost against best-of-n's)."""
+    flags = cpu_flags() if flags is None else flags
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "isa": [x for x in ISA_FLAGS if x in flags]}
 
 
 def cpu_dtype(flags: frozenset[str] | None = None) -> str:

