@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--calibration-limit", type=int, default=None,
                    help="ProcessBench: calibration rows to score (default: --limit; PRMBench files or their "
                         "folder, e.g. ../shared/data/prm_step_labels/prmbench_train, are read as first-error rows)")
+    s.add_argument("--arithmetic-check", action="store_true",
+                   help="ProcessBench: flag a step with a false equation too (verifiers.arithmetic); the prediction "
+                        "is the earlier of the scorer's and the check's first wrong step")
     s.add_argument("--no-card-threshold", action="store_true",
                    help="ProcessBench: ignore the scorer card's threshold (use 2-fold by id)")
     s.add_argument("--batch-size", type=int, default=16, help="solutions per score() call")
@@ -261,6 +264,8 @@ def run_scorer(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if args.calibration_limit is not None and args.calibration is None:
         raise ValueError("--calibration-limit applies with --calibration")
+    if args.arithmetic_check and not args.bench.startswith("processbench"):
+        raise ValueError(f"--arithmetic-check applies to the processbench benches, not --bench {args.bench}")
     scorer = load_scorer(args.reward, model=args.scorer_model)
     card_t = None if args.no_card_threshold else getattr(scorer, "step_threshold", None)
     if args.bench.startswith("processbench") and args.threshold is None and args.calibration is None:
@@ -276,6 +281,7 @@ def run_scorer(args: argparse.Namespace) -> int:
         threshold=args.threshold, calibration=args.calibration, calibration_limit=args.calibration_limit,
         card_threshold=not args.no_card_threshold,
         batch_size=args.batch_size, n_boot=args.bootstrap, seed=args.seed, on_batch=_progress_line(scorer),
+        arithmetic=args.arithmetic_check,
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ import numpy as np
 from rewards.flagging import (  # noqa: F401
     choose_threshold,
     cross_fitted_thresholds,
+    earliest,
     first_error,
     processbench_f1_curve,
     processbench_scores,

@@ -249,10 +249,13 @@ def processbench(
     n_boot: int = 2000,
     seed: int = 0,
     on_batch=None,
+    arithmetic: bool = False,
 ) -> dict:
     """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold:
     ``threshold`` if given, else tuned on ``calibration_rows``, else the scorer's card
-    threshold (``scorer.step_threshold``, unless ``card_threshold`` is False), else 2-fold."""
+    threshold (``scorer.step_threshold``, unless ``card_threshold`` is False), else 2-fold.
+    ``arithmetic``: a step with a false equation (``verifiers.arithmetic``) is flagged too,
+    whatever its score; the prediction is the earlier of the two (``with_arithmetic``)."""
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
@@ -283,16 +286,31 @@ def processbench(
         method = TWO_FOLD
         per_row, thresholds = _two_fold(rows, scores, labels)
     preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
+    arith = None
+    if arithmetic:
+        arith = arithmetic_first_errors(sols)
+        scorer_only = metrics.processbench_scores(labels, preds)
+        preds = with_arithmetic(preds, arith)
+        if reference is not None and reference.get("two_fold_reference"):
+            ref = reference["two_fold_reference"]
+            ref_preds = with_arithmetic(ref.pop("preds"), arith)
+            ref.update(metrics.processbench_scores(labels, ref_preds))
+    elif reference is not None and reference.get("two_fold_reference"):
+        reference["two_fold_reference"].pop("preds")
     res = metrics.processbench_scores(labels, preds)
     if reference is not None:
         res.update({k: v for k, v in reference.items() if v is not None})
+    if arith is not None:
+        res["arithmetic"] = {"rule": ARITHMETIC_RULE, "scorer_only": scorer_only,
+                             "arithmetic_only": metrics.processbench_scores(labels, arith),
+                             "solutions_with_a_false_equation": sum(a >= 0 for a in arith)}
     err_hits = [float(p == y) for p, y in zip(preds, labels, strict=True) if y >= 0]
     ok_hits = [float(p == -1) for p, y in zip(preds, labels, strict=True) if y < 0]
     return {
         **res,
         "error_acc_ci": _ci(err_hits, n_boot, seed),
         "correct_acc_ci": _ci(ok_hits, n_boot, seed),
-        "f1_ci": _f1_ci(labels, preds, n_boot, seed),
+        "f1_ci": f1_interval(labels, preds, n_boot, seed),
         "threshold_method": method,
         "thresholds": thresholds,
         "rule": "a step is wrong when its score < threshold; prediction = first wrong step, -1 if none",
@@ -311,10 +329,31 @@ def _two_fold_reference(rows: list[dict], scores: list[list[float]], labels: lis
     except ValueError:
         return None
     preds = [metrics.first_error(s, t) for s, t in zip(scores, per_row, strict=True)]
-    return {**metrics.processbench_scores(labels, preds), "thresholds": thresholds, "threshold_method": TWO_FOLD}
+    return {**metrics.processbench_scores(labels, preds), "thresholds": thresholds, "threshold_method": TWO_FOLD,
+            "preds": preds}
 
 
-def _f1_ci(labels, preds, n_boot, seed):
+ARITHMETIC_RULE = ("a step is also wrong when it writes a false equation (verifiers.arithmetic); "
+                   "prediction = the earlier of the scorer's and the arithmetic check's first wrong step")
+
+
+def arithmetic_first_errors(solutions: list[list[str]]) -> list[int]:
+    """Per solution, the first step with a false equation (-1: none found)."""
+    from verifiers.arithmetic import first_false_step
+
+    out = []
+    for steps in solutions:
+        i = first_false_step([str(s) for s in steps])
+        out.append(-1 if i is None else i)
+    return out
+
+
+def with_arithmetic(preds: list[int], arith: list[int]) -> list[int]:
+    """The scorer's first-error predictions combined with the arithmetic check's."""
+    return [metrics.earliest(p, a) for p, a in zip(preds, arith, strict=True)]
+
+
+def f1_interval(labels, preds, n_boot, seed):
     import numpy as np
 
     y, p = np.asarray(labels), np.asarray(preds)
@@ -485,6 +524,7 @@ def run_bench(
     n_boot: int = 2000,
     seed: int = 0,
     on_batch=None,
+    arithmetic: bool = False,
 ) -> dict:
     """Run one bench; the result carries the data path, the limit and the scorer.
     on_batch(done, total, what): called after each scored batch (a progress line)."""
@@ -508,7 +548,7 @@ def run_bench(
             cal_rows = load_processbench(cpath, calibration_limit if calibration_limit is not None else limit)
         res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows,
                            card_threshold=card_threshold, batch_size=batch_size, n_boot=n_boot, seed=seed,
-                           on_batch=on_batch)
+                           on_batch=on_batch, arithmetic=arithmetic)
         if calibration is not None:
             res["calibration"] = str(calibration)
             res["calibration_rows"] = len(cal_rows)
@@ -549,6 +589,12 @@ def result_rows(res: dict) -> list[tuple[str, str]]:
         if ref is not None:
             rows.append(("reference: F1 with 2-fold thresholds", f"{f(ref['f1'])} (error {f(ref['error_acc'])}, "
                          f"correct {f(ref['correct_acc'])}; tuned on ProcessBench rows)"))
+        ar = res.get("arithmetic")
+        if ar is not None:
+            for label, key in (("scorer alone", "scorer_only"), ("arithmetic check alone", "arithmetic_only")):
+                r = ar[key]
+                rows.append((f"{label}: F1", f"{f(r['f1'])} (error {f(r['error_acc'])}, correct {f(r['correct_acc'])})"))
+            rows.append(("solutions with a false equation", str(ar["solutions_with_a_false_equation"])))
         return rows
     if b == "gsm8k-pairs":
         return [

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["first_error", "processbench_scores", "processbench_f1_curve", "choose_threshold",
+__all__ = ["first_error", "earliest", "processbench_scores", "processbench_f1_curve", "choose_threshold",
            "cross_fitted_thresholds"]
 
 
@@ -23,6 +23,13 @@ def first_error(scores: Sequence[float], threshold: float) -> int:
     """ProcessBench prediction: index of the first step scored below `threshold`,
     -1 when none is (the solution is judged all right)."""
     return next((i for i, s in enumerate(scores) if s < threshold), -1)
+
+
+def earliest(*preds: int) -> int:
+    """The earliest of several first-error predictions (-1 = none flagged): a solution is
+    flagged where any of its checks flags it first."""
+    flagged = [p for p in preds if p is not None and p >= 0]
+    return min(flagged) if flagged else -1
 
 
 def processbench_scores(labels: Sequence[int], preds: Sequence[int]) -> dict:

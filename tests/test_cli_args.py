@@ -125,6 +125,8 @@ CASES = [
     ("score CANDS --output DIR", "is a directory"),
     ("eval scorer --reward prm --bench gsm8k-pairs --data CANDS --out DIR", "is a directory"),
     ("eval scorer --reward prm --bench gsm8k-pairs --data CANDS --limit 0", "--limit must be >= 1"),
+    ("eval scorer --reward prm --bench gsm8k-pairs --data CANDS --arithmetic-check",
+     "--arithmetic-check applies to the processbench benches"),
 ]
 
 

@@ -283,3 +283,28 @@ def test_verifier_agreement_wired(tmp_path, capsys):
         assert rc == 2 and "math-verify" in captured.err.lower()
     else:
         assert rc == 0
+
+
+def test_processbench_arithmetic_check_flags_false_equations_the_scorer_missed():
+    def score(problem, steps):
+        return [float(s.split("=")[1].split()[0]) for s in steps]
+
+    rows = [  # the scorer's card threshold is 0.5; "| ..." is what the step writes
+        {"id": "a", "problem": "p", "label": 1, "steps": ["s=0.9 | 2 + 2 = 4", "s=0.9 | 4 * 3 = 13", "s=0.9"]},
+        {"id": "b", "problem": "p", "label": -1, "steps": ["s=0.9 | 2 + 2 = 4", "s=0.9 | 4 * 3 = 12"]},
+        {"id": "c", "problem": "p", "label": 2, "steps": ["s=0.9 | 1 + 1 = 3", "s=0.9", "s=0.2"]},
+        {"id": "d", "problem": "p", "label": 0, "steps": ["s=0.2 | 2 * 2 = 4", "s=0.9 | 1 + 1 = 3"]},
+    ]
+    sc = FakeScorer(score)
+    sc.step_threshold = 0.5
+    plain = B.processbench(sc, rows, n_boot=20)
+    assert [r["pred"] for r in plain["per_row"]] == [-1, -1, 2, 0]
+    res = B.processbench(sc, rows, n_boot=20, arithmetic=True)
+    assert [r["pred"] for r in res["per_row"]] == [1, -1, 0, 0]  # the earlier of the two first errors
+    ar = res["arithmetic"]
+    assert ar["solutions_with_a_false_equation"] == 3 and ar["scorer_only"]["f1"] == plain["f1"]
+    assert ar["arithmetic_only"]["error_acc"] == pytest.approx(1 / 3)  # a: step 1; c: step 0, not 2; d: step 1, not 0
+    assert res["error_acc"] == pytest.approx(2 / 3) and res["correct_acc"] == 1.0
+    shown = dict(B.result_rows({"bench": "processbench-gsm8k", **res}))
+    assert "arithmetic check alone: F1" in shown and shown["solutions with a false equation"] == "3"
+    assert B.with_arithmetic([-1, 3, 2], [1, -1, 0]) == [1, 3, 0]
