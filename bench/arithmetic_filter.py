@@ -56,7 +56,9 @@ def main() -> int:
     lines = [f"{a.pool}: {len(probs)} problems x {n}; {res['flagged']} of {res['samples']} samples write a false "
              f"equation ({res['flagged_right']} of them right); {res['problems_all_flagged']} problems have every "
              "sample flagged (kept whole)", "",
-             "| rule | unfiltered | arithmetic-filtered | difference [95% CI] |", "|---|---:|---:|---:|"]
+             "| rule | unfiltered | arithmetic-filtered | difference [95% CI] | filtered minus plain majority |",
+             "|---|---:|---:|---:|---:|"]
+    maj_plain = None
     for rule, name in rules:
         plain, filt = [], []
         for p in probs:
@@ -65,11 +67,15 @@ def main() -> int:
                                                 p["labels"], rule))
             filt.append(metrics.select_correct(p["correct"], p["values"] if rule != "majority" else [None] * n,
                                                p["labels"], rule, subset=keep))
+        maj_plain = plain if maj_plain is None else maj_plain  # majority comes first
         d = float(np.mean(filt) - np.mean(plain))
         lo, hi = metrics.paired_bootstrap(filt, plain, n_boot=a.bootstrap)
+        dm = float(np.mean(filt) - np.mean(maj_plain))
+        mlo, mhi = metrics.paired_bootstrap(filt, maj_plain, n_boot=a.bootstrap)
         res["rules"][name] = {"plain": float(np.mean(plain)), "filtered": float(np.mean(filt)), "diff": d,
-                              "ci": [lo, hi]}
-        lines.append(f"| {name} | {np.mean(plain):.3f} | {np.mean(filt):.3f} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+                              "ci": [lo, hi], "filtered_minus_plain_maj": dm, "filtered_minus_plain_maj_ci": [mlo, mhi]}
+        lines.append(f"| {name} | {np.mean(plain):.3f} | {np.mean(filt):.3f} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                     f"| {dm:+.3f} [{mlo:+.3f}, {mhi:+.3f}] |")
     print("\n".join(lines))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
