@@ -41,13 +41,24 @@ from rewards.flagging import (  # noqa: F401
     processbench_scores,
 )
 from search.common import value_of
-from search.select import answer_classes, check_rule, rule_label, select
+from search.select import CHECKED, answer_classes, rule_label, select
+from search.select import check_rule as _check_search_rule
 from search.types import Candidate
 
 CONF_PREFIX = "conf:"  # value source "conf:NAME": search.confidence summary NAME of the token confidences
 LEARNED_PREFIX = "learned:"  # value source "learned:PATH": the learned aggregator of eval/learned.py in PATH
 
 __all__ = ["check_rule", "rule_label"]
+
+
+def check_rule(rule: str) -> str:
+    """A selection rule a replay can apply: search's rules, less "checked:" ones (replays
+    read answer classes and values, not the candidates' steps)."""
+    _check_search_rule(rule)
+    if rule.startswith(CHECKED):
+        raise ValueError(f"{rule!r}: replays of stored runs read answers and values, not steps; a 'checked:' rule "
+                         "applies in `cli.py search --select`, or replay it with bench/arithmetic_filter.py")
+    return rule
 
 
 def check_value_source(name: str) -> str:
@@ -118,6 +129,8 @@ def _pool(values: Sequence[float | None], labels: Sequence[int | None]) -> list[
 
 
 def _select_in(pool: list[Candidate], rule: str, subset: Sequence[int] | None) -> int | None:
+    if rule.startswith(CHECKED):
+        check_rule(rule)  # raises: the stand-ins carry no steps
     idx = list(range(len(pool))) if subset is None else list(subset)
     if not idx:
         return None

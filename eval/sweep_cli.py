@@ -177,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
             check_value_source(a)
         except (ValueError, FileNotFoundError) as e:
             raise ValueError(f"--agg: {e}") from None
+    from eval.metrics import check_rule
     from search.confidence import check as check_conf
-    from search.select import check_rule
 
     for r in rules:
         try:

@@ -29,6 +29,11 @@ top10_weighted is DeepConf-low, top90_weighted DeepConf-high. `RULES` and `PATTE
 are the one registry of rule names; `check_rule` validates a name, `rule_label` gives
 its report label, and the CLIs build their choices from them.
 
+Checked rules ("checked:RULE", RULE any of the above): candidates whose steps write a false
+equation (`verifiers.arithmetic`: `3 * 4 = 13`) leave the vote first; where every candidate
+does, all stay. On held-out GSM8K the shipped probe's weighted vote gains +0.035 this way
+(README, bench/arithmetic_filter.py).
+
 Values come from the strategy: `final_agg` of the candidate's per-step scores,
 or, when the run has no scorer (`--reward none`), the policy's confidence
 exp(mean token log-probability); a candidate without a log-probability then has
@@ -46,12 +51,16 @@ from search.types import Candidate
 # the one registry of selection rules: name -> report label (the literature's)
 RULES = {"argmax": "RM@n", "weighted_vote": "weighted@n", "majority": "maj@n", "borda": "borda@n"}
 BORDA_POWER = 0.5  # a-priori (the middle of the powers Kang et al. report); not tuned on any pool here
-PATTERNS = ("topP_majority", "topP_weighted")  # keep the top P% by value, then vote
+PATTERNS = ("topP_majority", "topP_weighted", "checked:RULE")  # keep the top P% by value, then vote
+CHECKED = "checked:"  # drop candidates with a false equation, then RULE
 _TOP = re.compile(r"^top(\d+(?:\.\d+)?)_(majority|weighted)$")
 
 
 def parse_rule(rule: str) -> tuple[float | None, str]:
-    """(kept percentage or None, base rule) of a rule name; unknown names list the valid ones."""
+    """(kept percentage or None, base rule) of a rule name, the "checked:" prefix aside;
+    unknown names list the valid ones."""
+    if isinstance(rule, str) and rule.startswith(CHECKED) and not rule[len(CHECKED):].startswith(CHECKED):
+        return parse_rule(rule[len(CHECKED):])
     if rule in RULES:
         return None, rule
     m = _TOP.match(rule or "") if isinstance(rule, str) else None
@@ -68,7 +77,17 @@ def check_rule(rule: str) -> str:
 
 def rule_label(rule: str) -> str:
     keep, base = parse_rule(rule)
-    return RULES[rule] if keep is None else f"top{keep:g}%+{RULES[base]}"
+    label = RULES[base] if keep is None else f"top{keep:g}%+{RULES[base]}"
+    return f"checked+{label}" if rule.startswith(CHECKED) else label
+
+
+def arithmetic_ok(candidates: Sequence[Candidate]) -> list[int]:
+    """Indices of the candidates none of whose steps writes a false equation; all of them
+    when every candidate does (the "checked:" rules)."""
+    from verifiers.arithmetic import first_false_step
+
+    ok = [i for i, c in enumerate(candidates) if first_false_step([str(s) for s in c.steps]) is None]
+    return ok or list(range(len(candidates)))
 
 
 def keep_top(values: Sequence[float | None], keep: float) -> list[int]:
@@ -145,6 +164,12 @@ def select(
     keep, base = parse_rule(rule)
     if not candidates:
         return None, None, [], 0
+    if rule.startswith(CHECKED):
+        kept = arithmetic_ok(candidates)
+        i, answer, votes, calls = select([candidates[j] for j in kept], rule[len(CHECKED):], equal=equal)
+        for t in votes:
+            t["members"] = [kept[j] for j in t["members"]]
+        return (None if i is None else kept[i]), answer, votes, calls
     if keep is not None:
         kept = keep_top([c.value for c in candidates], keep)
         i, answer, votes, calls = select([candidates[j] for j in kept], base, equal=equal)

@@ -153,7 +153,39 @@ def test_bad_rules_name_the_valid_ones(rule):
         SearchConfig(strategy="best_of_n", select=rule)
 
 
+@pytest.mark.parametrize("rule, chosen, answer", [
+    ("majority", 0, "1"),                   # "1" x3, two of them with a false sum, beats "2" x2
+    ("checked:majority", 3, "2"),           # "1" keeps one vote (2 + 2 = 4): "2" x2 wins
+    ("checked:argmax", 3, "2"),             # the best value (0.95, "1") writes 3 * 4 = 13
+    ("checked:top20_weighted", 3, "2"),     # the filter first, then the top 20% of the rest
+])
+def test_checked_rules_drop_candidates_with_a_false_equation_first(rule, chosen, answer):
+    steps = [["3 * 4 = 13"], ["2 + 2 = 4"], ["5 - 1 = 3"], ["9 / 3 = 3"], ["no sums"]]
+    cands = [Candidate(steps=st, answer=a, value=v)
+             for st, a, v in zip(steps, ["1", "1", "1", "2", "2"], [0.95, 0.2, 0.3, 0.9, 0.8], strict=True)]
+    i, a, votes, _ = select(cands, rule, equal=lambda x, y: x == y)
+    assert (i, a) == (chosen, answer)
+    members = {m for t in votes for m in t["members"]}  # pool indices
+    assert ({0, 2} <= members) if rule == "majority" else not {0, 2} & members  # checked: the flagged ones left out
+    # every candidate flagged: all stay, as if unchecked
+    bad = [Candidate(steps=["1 + 1 = 3"], answer=x, value=v) for x, v in (("7", 0.1), ("8", 0.9))]
+    assert select(bad, "checked:argmax", equal=lambda x, y: x == y)[:2] == (1, "8")
+    assert SearchConfig(strategy="best_of_n", select="checked:weighted_vote").select == "checked:weighted_vote"
+
+
+def test_checked_rules_are_refused_by_replays_that_have_no_steps():
+    from eval import metrics
+
+    with pytest.raises(ValueError, match="replays of stored runs read answers and values, not steps"):
+        metrics.check_rule("checked:majority")
+    with pytest.raises(ValueError, match="not steps"):
+        metrics.select_index([0.1, 0.2], [0, 1], "checked:argmax")
+    with pytest.raises(ValueError, match="checked:RULE"):
+        check_rule("checked:checked:majority")
+
+
 def test_rule_labels():
+    assert rule_label("checked:top10_weighted") == "checked+top10%+weighted@n"
     assert rule_label("majority") == "maj@n"
     assert rule_label("top10_weighted") == "top10%+weighted@n"
     assert rule_label("top12.5_majority") == "top12.5%+maj@n"
