@@ -66,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"scorer (default none). {kinds_help()}. With --scorer-endpoint: the served kind "
                         "(checked against the server)")
     g.add_argument("--scorer-model", default=None, help="checkpoint of the scorer (default: the kind's default)")
+    g.add_argument("--step-check", choices=("arithmetic",), default=None,
+                   help="an exact check in front of the scorer: a step that writes a false equation "
+                        "(3 * 4 = 13) scores 0 from there on (rewards/checked.py)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="gsm8k", help=f"{', '.join(DATASETS)} or a JSONL path")
     g.add_argument("--problem-field", default=None)
@@ -219,6 +222,8 @@ def reward_identity(args) -> dict:
     resume against the same scorer served elsewhere."""
     kind = resolve_reward(args)
     ident = {"kind": kind, "model": args.scorer_model}
+    if getattr(args, "step_check", None):  # absent otherwise: runs made before the option resume
+        ident["step_check"] = args.step_check
     info = getattr(args, "scorer_info", None)
     if info is not None:
         ident["served"] = {k: info.get(k) for k in ("name", "trained", "num_parameters")}
@@ -311,6 +316,9 @@ def check_args(args) -> None:
     dataset, the engine): one ValueError naming the option, the constraint and the fix.
     --out is checked by `check_out_file` once the default name is known."""
     check_backend_args(args)
+    if getattr(args, "step_check", None) and args.reward in (None, "none") and not args.scorer_endpoint:
+        raise ValueError(f"--step-check {args.step_check} checks a scorer's steps; add --reward KIND "
+                         "(e.g. --reward probe)")
     defaults = _defaults()
     for name, low in (("limit", 1), ("offset", 0), ("batch_problems", 1), ("ray_actors", 1), ("concurrency", 1),
                       ("tensor_parallel_size", 1), ("data_parallel_size", 1)):
@@ -387,6 +395,13 @@ def backends(args):
         # a probe reads the policy's own states: under the prompt the policy samples with
         options = {"prompt_style": args.prompt_style} if kind == "probe" else {}
         make_scorer = functools.partial(load_scorer, args.reward, args.scorer_model, **options)
+    if getattr(args, "step_check", None):
+        from rewards.checked import with_step_check
+
+        if make_scorer is None:
+            raise ValueError(f"--step-check {args.step_check} checks a scorer's steps; add --reward KIND "
+                             "(e.g. --reward probe)")
+        make_scorer = functools.partial(with_step_check, make_scorer, args.step_check)
     return make_policy, make_scorer
 
 

@@ -110,6 +110,7 @@ CASES = [
     ("search --kv-cache-gib 0", "kv_cache_gib must be > 0"),
     ("search --max-tokens 0", "max_tokens and max_step_tokens must be >= 1"),
     ("search --scorer-endpoint localhost:8100", "--scorer-endpoint must be an http(s) URL"),
+    ("search --step-check arithmetic", "--step-check arithmetic checks a scorer's steps; add --reward KIND"),
     # sweep --search: the same checks, and its own folders
     ("sweep --search --limit 0", "--limit must be >= 1"),
     ("sweep --search --answer-field gold", "--answer-field applies to JSONL datasets only"),
