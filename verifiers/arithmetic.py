@@ -277,8 +277,8 @@ def _left_operand(left: str) -> str | None:
         return None
     before = left[:i]
     glued = not raw[:1].isspace()
-    if before and glued and (before[-1].isalnum() or before[-1] in "_\\^)]'.:"):
-        return None  # glued to a word, variable or something unread: x^2+3, f(2), 1.5.2, 6:00
+    if before and glued and (before[-1].isalnum() or before[-1] in "_\\^)]'.:,"):
+        return None  # glued to a word, variable or something unread: x^2+3, f(2), 1.5.2, 6:00, 3,5
     tail = before.rstrip()
     if run[0] == "-" and tail and (tail[-1].isalnum() or tail[-1] in ")]}"):
         return None  # the minus of a longer expression: 2X - 3*6 = 77
