@@ -64,10 +64,18 @@ def main() -> None:
                     cmd += ["--scorer-model", args.scorer_model]
                 print("+", " ".join(cmd), flush=True)
                 subprocess.run(cmd, cwd=ROOT, check=True)
-    present = [f for f in files if f.exists()]
+    def problems_in(f: Path) -> int:
+        with open(f, encoding="utf-8") as fh:
+            return len({json.loads(ln).get("id") for ln in fh if ln.strip()})
+
+    # a search still running (or stopped) would shrink every row to the problems it has done:
+    # only complete runs enter the table; the others are listed under it
+    done = {f: problems_in(f) for f in files if f.exists()}
+    present = [f for f, k in done.items() if k >= args.limit]
     if not present:
-        raise SystemExit(f"no search output under {args.runs_dir}; run with --run first")
-    missing = [str(f) for f in files if not f.exists()]
+        raise SystemExit(f"no complete search output under {args.runs_dir}; run with --run first")
+    missing = [str(f) if f not in done else f"{f} ({done[f]} of {args.limit} problems so far)"
+               for f in files if f not in present]
 
     from eval.equal_compute import equal_compute, markdown, plot
 
