@@ -305,8 +305,6 @@ def _right_number(right: str) -> str | None:
     nxt = rest.lstrip()
     if nxt[:1] in ("+", "-", "*", "/", "^", "(") or (nxt[:1] == "." and nxt[1:2].isdigit()):
         return None  # running total or a longer expression: 2 + 3 = 5 + 1 = 6
-    if nxt[:1] in ("x", "X") and nxt[1:2] in (" ", "(") and nxt.lstrip("xX ")[:1].isdigit():
-        return None
     if re.match(r"\s\d{3}\b", rest):
         return None  # 18 000: thousands written with a space
     word = re.match(r"[A-Za-z]+", nxt)
