@@ -12,8 +12,11 @@ file where it stopped):
         --dataset gsm8k-heldout200 --limit L --temperature 0.8 --max-tokens 512 --seed 0 \
         --out RUNS_DIR/S-nN.jsonl
 
-(--beam-width for beam and DVTS only; `--scorer-model` when given) with the pool's sampling settings, so the searches and the replayed samples come from
-the same policy distribution. The aggregator (`last`: the value model's estimate at the
+(--beam-width for beam and DVTS only; `--scorer-model` when given) with the pool's sampling
+settings, so the searches and the replayed samples come from the same policy distribution.
+`--step-check arithmetic` runs the searches with the exact step check in front of the
+probe (`cli.py search --step-check`: a step with a false equation scores 0) into
+RUNS_DIR/S-arithmetic-nN.jsonl; `--with-plain` adds the plain runs of the same N to its table. The aggregator (`last`: the value model's estimate at the
 last step), M = 4 and the selection rules are fixed here, before any held-out result.
 The table and plot (accuracy against generated tokens per problem) are written to --out.
 """
@@ -41,6 +44,10 @@ def main() -> None:
     ap.add_argument("--scorer-model", default=None,
                     help="the searches' probe checkpoint (default: the shipped `probe`); keep it the one "
                          "that scored --scored-pool, so searches and replayed votes use one value model")
+    ap.add_argument("--step-check", choices=("arithmetic",), default=None,
+                    help="search with this exact step check in front of the probe (files S-CHECK-nN.jsonl)")
+    ap.add_argument("--with-plain", action="store_true",
+                    help="with --step-check: the plain searches' files (S-nN.jsonl) in the table too")
     ap.add_argument("--runs-dir", type=Path, default=Path("runs/equal-compute"))
     ap.add_argument("--run", action="store_true", help="run (or resume) the searches first")
     ap.add_argument("--out", type=Path, default=Path("reports/equal-compute"))
@@ -49,9 +56,12 @@ def main() -> None:
     strategies = args.strategies.split(",")
 
     files = []
+    tag = f"-{args.step_check}" if args.step_check else ""
     for n in ns:
         for s in strategies:
-            out = args.runs_dir / f"{s}-n{n}.jsonl"
+            if args.step_check and args.with_plain:
+                files.append(args.runs_dir / f"{s}-n{n}.jsonl")
+            out = args.runs_dir / f"{s}{tag}-n{n}.jsonl"
             files.append(out)
             if args.run:
                 args.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +72,8 @@ def main() -> None:
                        "--model", "qwen2.5-coder-0.5b", "--out", str(out)]
                 if args.scorer_model:
                     cmd += ["--scorer-model", args.scorer_model]
+                if args.step_check:
+                    cmd += ["--step-check", args.step_check]
                 print("+", " ".join(cmd), flush=True)
                 subprocess.run(cmd, cwd=ROOT, check=True)
     def problems_in(f: Path) -> int:

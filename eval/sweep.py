@@ -76,6 +76,8 @@ class Run:
             parts.append(str(reward["kind"]))
         if reward.get("model"):
             parts[-1] += f"({Path(str(reward['model'])).name})"
+        if reward.get("step_check"):
+            parts[-1] += f"+{reward['step_check']}"
         if self.strategy not in SAMPLING:
             parts.append(f"agg={s.get('agg')}")
         parts.append(f"n={self.n}")

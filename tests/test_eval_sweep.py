@@ -260,3 +260,17 @@ def test_run_without_any_gold_still_reports(tmp_path):
     write_report(res, tmp_path / "rep")
     assert "| best_of_n prm n=2 gsm8k | 0 | – |" in (tmp_path / "rep" / "report.md").read_text()
     json.loads((tmp_path / "rep" / "summary.json").read_text())
+
+
+def test_label_names_the_scorer_model_and_step_check(tmp_path):
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["search"]["strategy"] = "beam"
+    cfg["reward"] = {"kind": "probe", "model": "rewards/trained/probe-gsm8k128"}
+    plain = S.load_runs([write_jsonl(tmp_path / "a.jsonl", [record("p1", "1", [cand("1", True, [0.9])],
+                                                                   config=cfg)])])[0]
+    cfg["reward"]["step_check"] = "arithmetic"
+    checked = S.load_runs([write_jsonl(tmp_path / "b.jsonl", [record("p1", "1", [cand("1", True, [0.9])],
+                                                                     config=cfg)])])[0]
+    assert plain.label.startswith("beam probe(probe-gsm8k128) agg=min n=2")
+    assert checked.label.startswith("beam probe(probe-gsm8k128)+arithmetic agg=min n=2")
+    assert plain.key != checked.key  # two configurations, never merged into one run
