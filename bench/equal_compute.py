@@ -16,7 +16,8 @@ file where it stopped):
 settings, so the searches and the replayed samples come from the same policy distribution.
 `--step-check arithmetic` runs the searches with the exact step check in front of the
 probe (`cli.py search --step-check`: a step with a false equation scores 0) into
-RUNS_DIR/S-arithmetic-nN.jsonl; `--with-plain` adds the plain runs of the same N to its table. The aggregator (`last`: the value model's estimate at the
+RUNS_DIR/S-arithmetic-nN.jsonl; `--with-plain` adds the plain runs of the same N to its table,
+with each checked run's paired difference against its plain twin. The aggregator (`last`: the value model's estimate at the
 last step), M = 4 and the selection rules are fixed here, before any held-out result.
 The table and plot (accuracy against generated tokens per problem) are written to --out.
 """
@@ -56,12 +57,15 @@ def main() -> None:
     strategies = args.strategies.split(",")
 
     files = []
+    versus = {}  # checked run -> its plain twin: paired difference in the table
     tag = f"-{args.step_check}" if args.step_check else ""
     for n in ns:
         for s in strategies:
-            if args.step_check and args.with_plain:
-                files.append(args.runs_dir / f"{s}-n{n}.jsonl")
             out = args.runs_dir / f"{s}{tag}-n{n}.jsonl"
+            if args.step_check and args.with_plain:
+                plain = args.runs_dir / f"{s}-n{n}.jsonl"
+                files.append(plain)
+                versus[str(out)] = str(plain)
             files.append(out)
             if args.run:
                 args.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,8 @@ def main() -> None:
 
     from eval.equal_compute import equal_compute, markdown, plot
 
-    res = equal_compute(args.scored_pool, present, agg=args.agg)
+    versus = {a: b for a, b in versus.items() if Path(a) in present and Path(b) in present}
+    res = equal_compute(args.scored_pool, present, agg=args.agg, versus=versus)
     args.out.mkdir(parents=True, exist_ok=True)
     md = markdown(res)
     if missing:

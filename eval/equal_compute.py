@@ -72,7 +72,9 @@ def _final_candidates(rec: dict) -> dict:
 
 def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: str = "last",
                   ns: Iterable[int] | None = None, max_subsets: int = 100, n_boot: int = 2000,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, versus: dict[str, str] | None = None) -> dict:
+    """`versus` maps a run's path to another run's path (both in `runs`): that run's row
+    gets its paired difference against the other, on the same problems (`vs <label>`)."""
     pool = _pool_rows(scored_pool, agg)
     run_rows = [(str(p), *_run_rows(p)) for p in runs]
     ids = set(pool)
@@ -127,6 +129,12 @@ def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: s
             r["vs"][f"weighted@{k_eq} (equal tokens)"] = diff(x, curves["weighted"][k_eq])
             r["vs"][f"maj@{k_eq} (equal tokens)"] = diff(x, curves["maj"][k_eq])
         out_runs.append(r)
+    by_path = {path: (label, np.asarray([rows[i]["correct"] for i in ids])) for path, label, _n, rows in run_rows}
+    for a, b in (versus or {}).items():
+        if str(a) not in by_path or str(b) not in by_path:
+            raise ValueError(f"versus {a} -> {b}: both must be among the runs")
+        r = next(r for r in out_runs if r["file"] == str(a))
+        r["vs"][by_path[str(b)][0]] = diff(by_path[str(a)][1], by_path[str(b)][1])
     return {"pool": str(scored_pool), "agg": agg, "problems": len(ids), "n_pool": n_pool,
             "tokens_per_sample": tok_per_sample, "curves": out_curves, "runs": out_runs, "ids": ids,
             "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95}}

@@ -102,3 +102,15 @@ def test_runs_must_share_problems_with_the_pool(tmp_path):
         equal_compute(pool, [run])
     with pytest.raises(ValueError, match="exceeds the pool"):
         equal_compute(pool, [_run(tmp_path / "b.jsonl", [True, True], [1, 1])], ns=[8])
+
+
+def test_a_run_against_another_run_paired(tmp_path):
+    pool = _scored_pool(tmp_path / "pool.jsonl")
+    plain = _run(tmp_path / "plain.jsonl", [False, True], [20, 20])
+    checked = _run(tmp_path / "checked.jsonl", [True, True], [20, 20])
+    res = equal_compute(pool, [plain, checked], ns=[4], n_boot=50, versus={str(checked): str(plain)})
+    r_plain, r_checked = res["runs"]
+    assert r_checked["vs"][r_plain["label"]]["mean"] == pytest.approx(0.5)  # p0 right only when checked
+    assert r_plain["label"] not in r_plain["vs"]
+    with pytest.raises(ValueError, match="must be among the runs"):
+        equal_compute(pool, [plain], ns=[4], n_boot=50, versus={str(checked): str(plain)})
