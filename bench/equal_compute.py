@@ -17,8 +17,9 @@ settings, so the searches and the replayed samples come from the same policy dis
 `--step-check arithmetic` runs the searches with the exact step check in front of the
 probe (`cli.py search --step-check`: a step with a false equation scores 0) into
 RUNS_DIR/S-arithmetic-nN.jsonl; `--with-plain` adds the plain runs of the same N to its table,
-with each checked run's paired difference against its plain twin. The aggregator (`last`: the value model's estimate at the
-last step), M = 4 and the selection rules are fixed here, before any held-out result.
+with each checked run's paired difference against its plain twin. The aggregator (`last`: the
+value model's estimate at the last step), M = 4 and the selection rules are fixed here, before
+any held-out result.
 The table and plot (accuracy against generated tokens per problem) are written to --out.
 """
 

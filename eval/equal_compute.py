@@ -112,6 +112,7 @@ def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: s
 
     out_curves = {name: {k: cell(curves[name][k], k * tok_per_sample) for k in ns} for name in RULES}
     out_runs = []
+    by_path = {}  # path -> (its row, its per-problem correctness), for `versus`
     for path, label, n, rows in run_rows:
         x = np.asarray([rows[i]["correct"] for i in ids])
         tokens = float(np.mean([rows[i]["tokens"] for i in ids]))
@@ -129,12 +130,12 @@ def equal_compute(scored_pool: str | Path, runs: Sequence[str | Path], *, agg: s
             r["vs"][f"weighted@{k_eq} (equal tokens)"] = diff(x, curves["weighted"][k_eq])
             r["vs"][f"maj@{k_eq} (equal tokens)"] = diff(x, curves["maj"][k_eq])
         out_runs.append(r)
-    by_path = {path: (label, np.asarray([rows[i]["correct"] for i in ids])) for path, label, _n, rows in run_rows}
+        by_path[path] = (r, x)
     for a, b in (versus or {}).items():
         if str(a) not in by_path or str(b) not in by_path:
             raise ValueError(f"versus {a} -> {b}: both must be among the runs")
-        r = next(r for r in out_runs if r["file"] == str(a))
-        r["vs"][by_path[str(b)][0]] = diff(by_path[str(a)][1], by_path[str(b)][1])
+        (r, x), (other, y) = by_path[str(a)], by_path[str(b)]
+        r["vs"][other["label"]] = diff(x, y)
     return {"pool": str(scored_pool), "agg": agg, "problems": len(ids), "n_pool": n_pool,
             "tokens_per_sample": tok_per_sample, "curves": out_curves, "runs": out_runs, "ids": ids,
             "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95}}
