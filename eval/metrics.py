@@ -33,9 +33,13 @@ from itertools import combinations
 import numpy as np
 
 from rewards.flagging import (  # noqa: F401
+    RATIOS,
+    choose_rule,
     choose_threshold,
+    cross_fitted_rules,
     cross_fitted_thresholds,
     earliest,
+    first_drop,
     first_error,
     processbench_f1_curve,
     processbench_scores,

@@ -97,6 +97,9 @@ class Scorer:
     (eval.scorer_bench, ProcessBench) use it when the user gives none. None: no such
     threshold (the bench then tunes one without the scored rows)."""
     threshold_info: dict | None = None
+    step_ratio: float = 0.0
+    """A drop ratio fixed with the threshold (``rewards.flagging.first_drop``: a step scored
+    below ratio x the previous step's score is flagged too); 0: the threshold alone."""
 
     def __init__(self) -> None:
         self.stats = ScorerStats()

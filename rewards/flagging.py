@@ -3,6 +3,12 @@ predicted first error (ProcessBench's rule), the benchmark's metric (accuracy on
 erroneous and on correct solutions, their harmonic mean) and the threshold that
 maximises it on labelled solutions.
 
+A flagging rule may also have a drop ratio r: a step is flagged too when its score falls
+below r times the previous step's (the score before the first step is 1, a solution
+starts correct). Scores are P(still correct), so a sharp fall says "this step broke it"
+whatever level the scores of a problem family sit at; r = 0 is the plain threshold.
+`choose_rule` fits (threshold, ratio) together.
+
 It sits with the scorers, not in ``eval``, because training fixes a step probe's
 flagging threshold with it (``rewards.train.probe.fit_threshold``); ``eval.metrics``
 re-exports it for the benchmarks.
@@ -15,14 +21,31 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["first_error", "earliest", "processbench_scores", "processbench_f1_curve", "choose_threshold",
-           "cross_fitted_thresholds"]
+__all__ = ["first_error", "first_drop", "earliest", "processbench_scores", "processbench_f1_curve",
+           "choose_threshold", "choose_rule", "cross_fitted_thresholds", "cross_fitted_rules", "RATIOS"]
+
+RATIOS = tuple(round(0.05 * k, 2) for k in range(20))  # 0 (threshold only), 0.05, ..., 0.95: `choose_rule`'s grid
 
 
-def first_error(scores: Sequence[float], threshold: float) -> int:
-    """ProcessBench prediction: index of the first step scored below `threshold`,
-    -1 when none is (the solution is judged all right)."""
-    return next((i for i, s in enumerate(scores) if s < threshold), -1)
+def first_drop(scores: Sequence[float], ratio: float) -> int:
+    """Index of the first step whose score is below `ratio` times the previous step's
+    (1 before the first step), -1 when none is or ratio <= 0."""
+    if ratio <= 0:
+        return -1
+    prev = 1.0
+    for i, s in enumerate(scores):
+        if s < ratio * prev:
+            return i
+        prev = s
+    return -1
+
+
+def first_error(scores: Sequence[float], threshold: float, ratio: float = 0.0) -> int:
+    """ProcessBench prediction: index of the first step scored below `threshold` (or, with
+    a drop `ratio`, below ratio x the previous step's score), -1 when none is (the
+    solution is judged all right)."""
+    below = next((i for i, s in enumerate(scores) if s < threshold), -1)
+    return earliest(below, first_drop(scores, ratio)) if ratio > 0 else below
 
 
 def earliest(*preds: int) -> int:
@@ -47,32 +70,39 @@ def processbench_scores(labels: Sequence[int], preds: Sequence[int]) -> dict:
     return {"error_acc": a, "correct_acc": b, "f1": f1, "n_error": len(err), "n_correct": len(ok)}
 
 
-def _ok_intervals(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per solution, the thresholds t in (lo, hi] for which `first_error` returns
-    its label: with prefix minima pm, first_error(t) = first i with pm_i < t, so a
-    label y >= 0 needs pm_y < t <= pm_{y-1} (pm_{-1} = +inf) and y = -1 needs
-    t <= pm_last. A label past the last step can never be matched (empty interval)."""
+def _ok_intervals(step_scores: Sequence[Sequence[float]], labels: Sequence[int],
+                  ratio: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per solution, the thresholds t in (lo, hi] for which `first_error(t, ratio)` returns
+    its label: with prefix minima pm, the threshold's flag is the first i with pm_i < t,
+    so a label y >= 0 needs pm_y < t <= pm_{y-1} (pm_{-1} = +inf) and y = -1 needs
+    t <= pm_last. The drop flag d (`first_drop`, independent of t) then rules out labels
+    after it (empty), makes y = d right whenever the threshold flags nothing earlier
+    (t <= pm_{y-1}), and a correct solution wrong. A label past the last step can never
+    be matched (empty interval)."""
     lo = np.empty(len(labels))
     hi = np.empty(len(labels))
     for j, (s, y) in enumerate(zip(step_scores, labels, strict=True)):
         pm = np.minimum.accumulate(np.asarray(s, dtype=float)) if len(s) else np.zeros(0)
+        d = first_drop(s, ratio)
+        d = len(pm) if d < 0 else d
         if y < 0:
-            lo[j], hi[j] = -np.inf, (pm[-1] if len(pm) else np.inf)
-        elif y >= len(pm):
+            lo[j], hi[j] = (-np.inf, (pm[-1] if len(pm) else np.inf)) if d == len(pm) else (np.inf, -np.inf)
+        elif y >= len(pm) or y > d:
             lo[j], hi[j] = np.inf, -np.inf
         else:
-            lo[j], hi[j] = pm[y], (pm[y - 1] if y > 0 else np.inf)
+            lo[j], hi[j] = (-np.inf if y == d else pm[y]), (pm[y - 1] if y > 0 else np.inf)
     return lo, hi
 
 
 def processbench_f1_curve(
-    step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: Sequence[float]
+    step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: Sequence[float], ratio: float = 0.0
 ) -> np.ndarray:
-    """F1 at every candidate threshold (vectorised `first_error` + `processbench_scores`):
+    """F1 at every candidate threshold (vectorised `first_error` + `processbench_scores`),
+    with a fixed drop `ratio` (0: none):
     per threshold, the solutions whose interval (lo, hi] holds it are right, counted as
     #(lo < t) - #(hi < t) over the non-empty intervals by binary search, so time and memory
     stay O((solutions + thresholds) log) rather than solutions x thresholds."""
-    lo, hi = _ok_intervals(step_scores, labels)
+    lo, hi = _ok_intervals(step_scores, labels, ratio)
     t = np.asarray(thresholds, dtype=float)
     y = np.asarray(labels)
 
@@ -89,8 +119,10 @@ def processbench_f1_curve(
     return f1
 
 
-def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[float, float]:
-    """(threshold, F1) maximising ProcessBench F1 on these (calibration) solutions.
+def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int],
+                     ratio: float = 0.0) -> tuple[float, float]:
+    """(threshold, F1) maximising ProcessBench F1 on these (calibration) solutions, with
+    a fixed drop `ratio` (0: none).
 
     Candidates are the distinct prefix-minimum scores and +inf (every interval of
     `_ok_intervals` is right-closed at one of them); ties go to the lowest. The
@@ -100,7 +132,7 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[in
     cands = sorted({float(x) for s in step_scores for x in np.minimum.accumulate(np.asarray(s, dtype=float))}
                    if any(len(s) for s in step_scores) else set())
     cands.append(math.inf)
-    f1 = processbench_f1_curve(step_scores, labels, cands)
+    f1 = processbench_f1_curve(step_scores, labels, cands, ratio)
     i = int(np.nanargmax(f1)) if not np.all(np.isnan(f1)) else 0
     t = cands[i]
     if 0 < i and math.isfinite(t):
@@ -108,17 +140,49 @@ def choose_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[in
     return t, float(f1[i])
 
 
+def choose_rule(step_scores: Sequence[Sequence[float]], labels: Sequence[int], ratios: Sequence[float] = RATIOS,
+                threshold: bool = True) -> tuple[float, float, float]:
+    """(threshold, ratio, F1) maximising ProcessBench F1 on these (calibration) solutions:
+    per drop ratio of `ratios`, the best threshold (`choose_threshold`); ties go to the
+    lowest ratio. threshold=False fits the ratio alone (threshold 0: drops only)."""
+    best = None
+    for r in ratios:
+        if threshold:
+            t, f1 = choose_threshold(step_scores, labels, r)
+        else:
+            t, f1 = 0.0, float(processbench_f1_curve(step_scores, labels, [0.0], r)[0])
+        if best is None or f1 > best[2]:
+            best = (t, float(r), f1)
+    if best is None:
+        raise ValueError("choose_rule needs at least one ratio")
+    return best
+
+
 def cross_fitted_thresholds(step_scores: Sequence[Sequence[float]], labels: Sequence[int], folds: Sequence,
-                            fold_ids: Sequence | None = None) -> tuple[list[float], dict]:
-    """Per solution, the threshold `choose_threshold` picks on the solutions of the other
-    folds (so no solution is flagged at a threshold chosen on itself), and the threshold
-    of each fold id (`fold_ids`, default: the ids present). ValueError when a fold has no
-    solutions outside it."""
+                            fold_ids: Sequence | None = None, ratio: float = 0.0) -> tuple[list[float], dict]:
+    """Per solution, the threshold `choose_threshold` picks (with a fixed drop `ratio`) on
+    the solutions of the other folds (so no solution is flagged at a threshold chosen on
+    itself), and the threshold of each fold id (`fold_ids`, default: the ids present).
+    ValueError when a fold has no solutions outside it."""
     ids = sorted(set(folds)) if fold_ids is None else list(fold_ids)
     per_fold = {}
     for k in ids:
         cal = [i for i, g in enumerate(folds) if g != k]
         if not cal:
             raise ValueError(f"cross-fitting a threshold needs solutions outside fold {k!r}")
-        per_fold[k], _ = choose_threshold([step_scores[i] for i in cal], [labels[i] for i in cal])
+        per_fold[k], _ = choose_threshold([step_scores[i] for i in cal], [labels[i] for i in cal], ratio)
+    return [per_fold[g] for g in folds], per_fold
+
+
+def cross_fitted_rules(step_scores: Sequence[Sequence[float]], labels: Sequence[int], folds: Sequence,
+                       ratios: Sequence[float] = RATIOS, threshold: bool = True) -> tuple[list[tuple[float, float]], dict]:
+    """`cross_fitted_thresholds` for (threshold, ratio) rules: per solution, the rule
+    `choose_rule` fits on the other folds' solutions, and the rule of each fold."""
+    per_fold = {}
+    for k in sorted(set(folds)):
+        cal = [i for i, g in enumerate(folds) if g != k]
+        if not cal:
+            raise ValueError(f"cross-fitting a rule needs solutions outside fold {k!r}")
+        t, r, _ = choose_rule([step_scores[i] for i in cal], [labels[i] for i in cal], ratios, threshold)
+        per_fold[k] = (t, r)
     return [per_fold[g] for g in folds], per_fold

@@ -440,6 +440,10 @@ class ProbeScorer(Scorer):
                 raise ValueError(f"{directory}/probe.json: 'threshold' must be an object with a numeric 'value'; "
                                  "rewrite it with `cli.py train probe-threshold`")
             self.step_threshold = float(th["value"])
+            self.step_ratio = float(th.get("ratio") or 0.0)
+            if not 0.0 <= self.step_ratio < 1.0:
+                raise ValueError(f"{directory}/probe.json: threshold 'ratio' must be in [0, 1), got {th['ratio']!r}; "
+                                 "rewrite it with `cli.py train probe-threshold`")
             self.threshold_info = th
 
     @property
@@ -474,5 +478,5 @@ class ProbeScorer(Scorer):
 
     def describe(self) -> dict:
         return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer"),
-                "threshold": self.step_threshold}
+                "threshold": self.step_threshold, **({"drop_ratio": self.step_ratio} if self.step_ratio else {})}
 

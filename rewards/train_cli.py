@@ -167,14 +167,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser(_PROBE[2], help="fix a trained probe's step-flagging threshold on its training features",
                        description="Out-of-fold step scores of the probe's training pool (heads refitted with the "
                                    "card's layer and L2, grouped by problem) choose the threshold that maximises "
-                                   "the balanced F1 of 'some step below it' vs 'final answer wrong'; written into "
-                                   "probe.json as 'threshold' (the head is not touched). `cli.py train probe` "
-                                   "does this itself; this command adds it to a probe trained before.")
+                                   "the balanced F1 of 'some step below it' vs 'final answer wrong' (with "
+                                   "step-labelled solutions among the features: ProcessBench's first-error F1 on "
+                                   "them); written into probe.json as 'threshold' (the head is not touched). "
+                                   "`cli.py train probe` does this itself; this command adds it to a probe trained "
+                                   "before, or refits it with --relative.")
     p.add_argument("--probe", required=True, help="probe directory (probe.json + head.npz)")
     p.add_argument("--features", required=True, nargs="+",
                    help="the features the probe was trained on (its training pool(s), in the same order)")
     p.add_argument("--folds", type=int, default=None, help="folds (default: the card's cv_folds)")
     p.add_argument("--seed", type=int, default=None, help="fold seed (default: the card's, else 0)")
+    p.add_argument("--relative", action="store_true",
+                   help="fit a drop ratio with the threshold (a step scored below ratio x the previous step's score "
+                        "is flagged too); needs step-labelled solutions among the features")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
     p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
@@ -302,7 +307,8 @@ def _run_probe(args) -> int:
 
 def _threshold_line(th: dict) -> str:
     if "first_error_f1" in th:
-        return (f"step-flagging threshold {th['value']:.4g} (out-of-fold on {th['solutions']} step-labelled training "
+        ratio = f" and drop ratio {th['ratio']:g}" if th.get("ratio") else ""
+        return (f"step-flagging threshold {th['value']:.4g}{ratio} (out-of-fold on {th['solutions']} step-labelled training "
                 f"solutions: {th['error_acc']:.1%} of erroneous ones located, {th['correct_acc']:.1%} of error-free "
                 f"ones not flagged; first-error F1 {th['first_error_f1']:.3f})")
     return (f"step-flagging threshold {th['value']:.4g} (out-of-fold on the training pool: "
@@ -315,7 +321,7 @@ def _run_probe_threshold(args) -> int:
 
     if args.folds is not None and args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
-    th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed,
+    th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed, relative=args.relative,
                                command=_command_line())
     print(f"{args.probe}/probe.json: {_threshold_line(th)}")
     return 0

@@ -62,6 +62,39 @@ def test_f1_curve_matches_direct_computation_on_random_solutions_with_ties():
         assert f == pytest.approx(M.processbench_scores(ys, [M.first_error(s, t) for s in ss])["f1"]), t
 
 
+def test_first_error_with_a_drop_ratio():
+    assert M.first_drop([0.9, 0.8, 0.3, 0.2], 0.5) == 2  # 0.3 < 0.5 * 0.8
+    assert M.first_drop([0.4, 0.39], 0.5) == 0  # before the first step the score is 1
+    assert M.first_drop([0.9, 0.8], 0.0) == -1 and M.first_drop([], 0.5) == -1
+    assert M.first_error([0.9, 0.8, 0.3, 0.2], 0.25, 0.5) == 2  # the drop comes before the threshold's flag
+    assert M.first_error([0.9, 0.2, 0.15], 0.25, 0.1) == 1  # the threshold's comes first
+    assert M.first_error([0.9, 0.2, 0.15], 0.1, 0.0) == -1
+
+
+def test_f1_curve_and_rule_with_a_drop_ratio_match_direct_computation():
+    rng = np.random.default_rng(7)
+    ss = [np.round(rng.random(int(rng.integers(0, 7))), 2).tolist() for _ in range(80)]
+    ys = [int(rng.integers(-1, len(s) + 1)) for s in ss]
+    ts = sorted({x for s in ss for x in s} | {0.0, 0.05, math.inf})
+    for r in (0.0, 0.3, 0.6, 0.9):
+        curve = M.processbench_f1_curve(ss, ys, ts, r)
+        for t, f in zip(ts, curve, strict=True):
+            assert f == pytest.approx(M.processbench_scores(ys, [M.first_error(s, t, r) for s in ss])["f1"]), (t, r)
+    t, r, f1 = M.choose_rule(ss, ys)
+    assert M.processbench_scores(ys, [M.first_error(s, t, r) for s in ss])["f1"] == pytest.approx(f1)
+    grid = max(M.processbench_scores(ys, [M.first_error(s, tt, rr) for s in ss])["f1"]
+               for rr in M.RATIOS for tt in ts)
+    assert f1 >= grid - 1e-12  # no (threshold, ratio) on the grid does better
+    assert f1 >= M.choose_threshold(ss, ys)[1]  # ratio 0 is in the grid
+    t0, r0, f0 = M.choose_rule(ss, ys, threshold=False)
+    assert t0 == 0.0 and f0 == pytest.approx(M.processbench_scores(ys, [M.first_error(s, 0.0, r0) for s in ss])["f1"])
+    per_row, per_fold = M.cross_fitted_rules(ss, ys, [i % 3 for i in range(80)])
+    for k, (tk, rk) in per_fold.items():
+        other = [i for i in range(80) if i % 3 != k]
+        assert (tk, rk) == M.choose_rule([ss[i] for i in other], [ys[i] for i in other])[:2]
+    assert per_row[4] == per_fold[1]
+
+
 def test_pair_outcome_and_ratio_ci():
     assert [M.pair_outcome(*p) for p in [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (None, 0.1), (0.1, None), (None, None)]] \
         == [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]

@@ -366,7 +366,7 @@ def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granulari
 
 
 def test_the_threshold_of_a_probe_with_step_labelled_solutions_maximises_first_error_f1():
-    from rewards.flagging import choose_threshold
+    from rewards.flagging import choose_rule, choose_threshold
 
     rng = np.random.default_rng(11)
     f = _features(rng, n_problems=10)
@@ -384,10 +384,17 @@ def test_the_threshold_of_a_probe_with_step_labelled_solutions_maximises_first_e
     oof = tp.oof_step_scores(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1)
     t, f1 = choose_threshold([oof[r] for r in rows], labels)
     assert th["criterion"] == tp.FIRST_ERROR_CRITERION and th["value"] == pytest.approx(t)
-    assert th["first_error_f1"] == pytest.approx(f1) and th["solutions"] == len(rows)
+    assert th["first_error_f1"] == pytest.approx(f1) and th["solutions"] == len(rows) and "ratio" not in th
+    # --relative: threshold and drop ratio fitted together on the same out-of-fold scores
+    rel = tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1, relative=True)
+    t2, r2, f2 = choose_rule([oof[r] for r in rows], labels)
+    assert (rel["value"], rel["ratio"]) == (pytest.approx(t2), r2) and rel["first_error_f1"] == pytest.approx(f2)
+    assert rel["first_error_f1"] >= th["first_error_f1"] - 1e-12 and "previous step" in rel["rule"]
     # without step-labelled rows (or for an outcome probe) the pool-level rule stands
     assert tp.fit_threshold(f, layer=3, l2=0.1, granularity="outcome", folds=4, seed=1)["criterion"] == \
         tp.THRESHOLD_CRITERION
+    with pytest.raises(ValueError, match="step-labelled solutions"):
+        tp.fit_threshold(f, layer=3, l2=0.1, granularity="outcome", folds=4, seed=1, relative=True)
 
 
 def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path, capsys, monkeypatch):
@@ -421,6 +428,13 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
     assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features",
                      str(tmp_path / "feats-other")]) == 2
     assert "pass the features of the probe's training pool" in capsys.readouterr().err
+    assert tp._same_pool(["pools/a.jsonl", "x.jsonl"], ["pools/a.jsonl.gz", "x.jsonl"])  # the pool, gzipped
+    assert not tp._same_pool(["pools/a.jsonl"], ["pools/a.jsonl", "x.jsonl"])
+    # --relative needs step-labelled solutions: one line, card unchanged
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats),
+                     "--relative"]) == 2
+    assert "step-labelled solutions" in capsys.readouterr().err
+    assert "ratio" not in json.loads(card_path.read_text())["threshold"]
     # the scorer carries it; ProcessBench uses it and says so
     scorer = ProbeScorer(tmp_path / "probe")
     assert scorer.step_threshold == pytest.approx(want["value"]) and scorer.describe()["threshold"] is not None
@@ -442,6 +456,32 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
                      "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--no-card-threshold",
                      "--out", str(out)]) == 0
     assert json.loads(out.read_text())["threshold_method"].startswith("2-fold")
+    # a card with a drop ratio: the scorer carries it, the bench flags with both and says so
+    card = json.loads(card_path.read_text())
+    card["threshold"]["ratio"] = 0.5
+    card_path.write_text(json.dumps(card))
+    assert ProbeScorer(tmp_path / "probe").step_ratio == 0.5
+    capsys.readouterr()
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--out", str(out)]) == 0
+    assert "and drop ratio 0.5 from the scorer's card" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["thresholds"]["drop_ratio"] == 0.5 and "previous step" in res["rule"]
+    from rewards.flagging import first_error
+
+    assert [r["pred"] for r in res["per_row"]] == [first_error(r["scores"], want["value"], 0.5)
+                                                    for r in res["per_row"]]
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--drop-ratio", "0",
+                     "--out", str(out)]) == 0
+    assert "drop_ratio" not in json.loads(out.read_text())["thresholds"]
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--drop-ratio", "1.5", "--out", str(out)]) == 2
+    assert "--drop-ratio must be in [0, 1)" in capsys.readouterr().err
+    card["threshold"]["ratio"] = 2
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="'ratio' must be in"):
+        ProbeScorer(tmp_path / "probe")
 
 
 def test_the_probe_reads_steps_stripped_as_the_policy_writes_them(tiny_lm):

@@ -568,15 +568,18 @@ def first_error_rows(f: Features) -> tuple[np.ndarray, list[int]]:
     return rows, [next((i for i, y in enumerate(targets[r]) if y < 0.5), -1) for r in rows]
 
 
-def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5, seed: int = 0) -> dict:
+def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5, seed: int = 0,
+                  relative: bool = False) -> dict:
     """The card's ``threshold`` entry, chosen on the out-of-fold step scores of these
     (training) features, with how it was chosen:
 
     - a step probe whose features hold step-labelled solutions with both erroneous and
       error-free ones (PRMBench, ``--steps``): the threshold that maximises ProcessBench's
       own F1 on those solutions (``FIRST_ERROR_CRITERION``, ``rewards.flagging.choose_threshold``);
+      with ``relative``, the threshold and a drop ratio together (``ratio``: a step below
+      ratio x the previous step's score is flagged too; ``rewards.flagging.choose_rule``);
     - otherwise ``choose_flag_threshold`` on whole samples (``THRESHOLD_CRITERION``)."""
-    from rewards.flagging import choose_threshold, first_error, processbench_scores
+    from rewards.flagging import choose_rule, choose_threshold, first_error, processbench_scores
 
     scores = oof_step_scores(f, layer=layer, l2=l2, granularity=granularity, folds=folds, seed=seed)
     rows, labels = first_error_rows(f)
@@ -584,16 +587,21 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
             f"problem, seed {seed}), each sample scored by a head that never saw its problem")
     if granularity == "step" and any(y >= 0 for y in labels) and any(y < 0 for y in labels):
         per = [scores[r] for r in rows]
-        t, _ = choose_threshold(per, labels)
-        got = processbench_scores(labels, [first_error(s, t) for s in per])
-        log.info("probe threshold %s: %.4f (first-error F1 %.3f on %d step-labelled training solutions: "
-                 "%.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity, t, got["f1"],
-                 len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
-        return {"value": float(t), "first_error_f1": got["f1"], "error_acc": got["error_acc"],
-                "correct_acc": got["correct_acc"], "solutions": len(rows), "erroneous": got["n_error"],
-                "criterion": FIRST_ERROR_CRITERION, "rule": "a step is flagged when its score < value",
+        t, ratio = (choose_rule(per, labels)[:2] if relative else (choose_threshold(per, labels)[0], 0.0))
+        got = processbench_scores(labels, [first_error(s, t, ratio) for s in per])
+        log.info("probe threshold %s: %.4f, drop ratio %g (first-error F1 %.3f on %d step-labelled training "
+                 "solutions: %.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity, t, ratio,
+                 got["f1"], len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
+        rule = "a step is flagged when its score < value" + (
+            " or < ratio x the previous step's score (1 before the first step)" if relative else "")
+        return {"value": float(t), **({"ratio": float(ratio)} if relative else {}), "first_error_f1": got["f1"],
+                "error_acc": got["error_acc"], "correct_acc": got["correct_acc"], "solutions": len(rows),
+                "erroneous": got["n_error"], "criterion": FIRST_ERROR_CRITERION, "rule": rule,
                 "data": "training data only: the step-labelled solutions' " + data,
                 "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
+    if relative:
+        raise ValueError("a drop ratio is fitted on step-labelled solutions (erroneous and error-free); these "
+                         "features have none: add a `cli.py train probe-features --steps` folder")
     got = choose_flag_threshold(scores, f.label.astype(bool).tolist())
     log.info("probe threshold %s: %.4f (balanced F1 %.3f: %.1f%% of wrong samples flagged, %.1f%% of right ones "
              "not)", granularity, got["value"], got["balanced_f1"], 100 * got["wrong_flagged"],
@@ -655,12 +663,22 @@ def _labels_text(man: dict, granularity: str) -> str:
     return "; ".join(parts)
 
 
+def _same_pool(a, b) -> bool:
+    """Pool names of a card and of features agree: the same paths in the same order, a
+    gzipped pool (``x.jsonl.gz``) naming the same pool as ``x.jsonl``."""
+    def norm(x):
+        return [str(p).removesuffix(".gz") for p in (x if isinstance(x, list) else [x])]
+
+    return norm(a) == norm(b)
+
+
 def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, folds: int | None = None,
-                    seed: int | None = None, command: str | None = None) -> dict:
+                    seed: int | None = None, command: str | None = None, relative: bool = False) -> dict:
     """Fix (or refix) the flagging threshold of a trained probe from its training
     features, without touching the head: the card's layer, L2 and granularity, folds
-    and seed from the card unless given. The features must be those of the card's
-    training pool and backbone (a held-out pool never chooses a threshold)."""
+    and seed from the card unless given; ``relative`` fits a drop ratio with it
+    (``fit_threshold``). The features must be those of the card's training pool and
+    backbone (a held-out pool never chooses a threshold)."""
     from rewards.probe import is_probe_dir
 
     probe_dir = Path(probe_dir)
@@ -674,7 +692,7 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     man = f.manifest
     for what, ours, theirs in (("pool", tr.get("pool"), man.get("pool")), ("backbone", card.get("backbone"),
                                                                           man.get("model"))):
-        if ours != theirs:
+        if not (_same_pool(ours, theirs) if what == "pool" else ours == theirs):
             raise ValueError(f"{probe_dir}: trained on {what} {ours!r}, but these features are of {theirs!r}; "
                              f"pass the features of the probe's training pool (`cli.py train probe-features`)")
     if tr.get("step_labels") and f.step_target is None:
@@ -683,7 +701,7 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
-                       folds=folds, seed=seed)
+                       folds=folds, seed=seed, relative=relative)
     if command:
         th["command"] = command
     card["threshold"] = th

@@ -1,0 +1,135 @@
+"""Flagging rules for a step probe, fitted and checked on training first-error data only:
+the threshold alone, a threshold with a drop ratio (a step scored below ratio x the
+previous step's score is flagged too; `rewards.flagging.choose_rule`) and the drop ratio
+alone, each cross-fitted over the probe's CV folds on the step-labelled solutions of its
+training features (PRMBench), scored by out-of-fold heads. Then, report only, the rules
+fitted on all those solutions applied to stored ProcessBench results of the same probe
+(their per-row step scores; no model runs). docs/training.md, "A relative drop rule".
+
+    python bench/flagging_rules.py --features runs/probe-840/features-train runs/probe-840/features-prmbench \\
+        --probe rewards/defaults/probe-step --save-scores docs/results/probe-step-prmbench-oof-scores.json.gz \\
+        --processbench docs/results/processbench-gsm8k-probe840-prmbench-full.json \\
+        --out docs/results/flagging-rules.json
+    # later, without the features (the stored out-of-fold scores):
+    python bench/flagging_rules.py --scores docs/results/probe-step-prmbench-oof-scores.json.gz ...
+
+The ship rule (written before the scores existed): the threshold + ratio rule replaces the
+card's threshold if its cross-fitted first-error F1 is above the threshold-only rule's,
+cross-fitted on the same scores. ProcessBench only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RULES = {  # name: (fit a threshold, fit a ratio)
+    "threshold": (True, False),
+    "threshold + drop ratio": (True, True),
+    "drop ratio alone": (False, True),
+}
+
+
+def fit(per, labels, thr: bool, rat: bool):
+    from rewards import flagging as F
+
+    ratios = F.RATIOS if rat else (0.0,)
+    return F.choose_rule(per, labels, ratios, threshold=thr)
+
+
+def cross_fit(per, labels, folds, thr: bool, rat: bool):
+    from rewards import flagging as F
+
+    return F.cross_fitted_rules(per, labels, folds, F.RATIOS if rat else (0.0,), threshold=thr)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", nargs="+", help="the probe's training features, in its training order")
+    src.add_argument("--scores", help="out-of-fold scores written by --save-scores")
+    ap.add_argument("--probe", default="rewards/defaults/probe-step", help="step probe (its layer, L2, folds, seed)")
+    ap.add_argument("--save-scores", default=None, help="write the out-of-fold scores, labels and folds (.json.gz)")
+    ap.add_argument("--processbench", nargs="*", default=[], help="stored `cli.py eval scorer` results of --probe")
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+
+    from eval import metrics
+    from eval.scorer_bench import _f1_ci
+
+    card = json.loads((Path(a.probe) / "probe.json").read_text())
+    tr = card["training"]
+    folds_n, seed = int(tr.get("cv_folds") or 5), int(tr.get("cv_seed") or 0)
+    if a.features:
+        import numpy as np
+
+        from rewards.train import probe as tp
+
+        f = tp.load_features(a.features)
+        if f.step_target is None:
+            ap.error("--features hold no step-labelled solutions; add a `cli.py train probe-features --steps` folder")
+        rows, labels = tp.first_error_rows(f)
+        scores = tp.oof_step_scores(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity="step",
+                                    folds=folds_n, seed=seed)
+        per = [np.asarray(scores[r], dtype=float).round(6).tolist() for r in rows]
+        folds = tp.grouped_folds(f.pid, folds_n, seed)[rows].tolist()
+        stored = {"probe": a.probe, "features": a.features, "layer": card["layer"], "l2": tr["l2"], "folds_n": folds_n,
+                  "seed": seed, "labels": labels, "folds": folds, "scores": per}
+        if a.save_scores:
+            Path(a.save_scores).parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(a.save_scores, "wt") as fh:
+                json.dump(stored, fh)
+    else:
+        with gzip.open(a.scores, "rt") as fh:
+            stored = json.load(fh)
+        labels, folds, per = stored["labels"], stored["folds"], stored["scores"]
+
+    out = {"probe": a.probe, "source": a.features or a.scores, "solutions": len(per),
+           "erroneous": sum(y >= 0 for y in labels), "ratios": list(metrics.RATIOS), "rules": {}}
+    print(f"{len(per)} step-labelled training solutions ({out['erroneous']} erroneous), out-of-fold scores of "
+          f"{a.probe} (layer {stored['layer']}, L2 {stored['l2']}, {folds_n} folds, seed {seed})")
+    for name, (thr, rat) in RULES.items():
+        t, r, f1_in = fit(per, labels, thr, rat)
+        per_row, per_fold = cross_fit(per, labels, folds, thr, rat)
+        preds = [metrics.first_error(s, tk, rk) for s, (tk, rk) in zip(per, per_row, strict=True)]
+        got = metrics.processbench_scores(labels, preds)
+        got["f1_ci"] = _f1_ci(labels, preds, a.boot, 0)
+        out["rules"][name] = {"threshold": t, "ratio": r, "in_sample_f1": f1_in, "cross_fitted": got,
+                              "fold_rules": {str(k): v for k, v in per_fold.items()}}
+        print(f"  {name:24s} fitted on all: threshold {t:.4f}, ratio {r:.2f} (in-sample F1 {f1_in:.3f}); "
+              f"cross-fitted F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] "
+              f"(erroneous {got['error_acc']:.3f}, correct {got['correct_acc']:.3f})")
+    base, cand = out["rules"]["threshold"]["cross_fitted"]["f1"], out["rules"]["threshold + drop ratio"]["cross_fitted"]["f1"]
+    out["ship_threshold_plus_ratio"] = cand > base
+    print(f"ship rule: threshold + drop ratio {cand:.3f} vs threshold alone {base:.3f} (cross-fitted): "
+          f"{'ship' if cand > base else 'keep the threshold'}")
+
+    for path in a.processbench:
+        res = json.loads(Path(path).read_text())
+        rows = res["per_row"]
+        ys = [int(x["label"]) for x in rows]
+        ss = [x["scores"] for x in rows]
+        rep = {}
+        print(f"report only, {path} ({len(rows)} rows; stored step scores, rules fitted on the training data):")
+        for name, rule in out["rules"].items():
+            preds = [metrics.first_error(s, rule["threshold"], rule["ratio"]) for s in ss]
+            got = metrics.processbench_scores(ys, preds)
+            got["f1_ci"] = _f1_ci(ys, preds, a.boot, 0)
+            rep[name] = got
+            print(f"  {name:24s} F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] "
+                  f"(erroneous {got['error_acc']:.3f}, correct {got['correct_acc']:.3f})")
+        out.setdefault("processbench", {})[path] = rep
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
