@@ -61,7 +61,7 @@ def main() -> int:
     a = ap.parse_args()
 
     from eval import metrics
-    from eval.scorer_bench import _f1_ci
+    from eval.scorer_bench import f1_interval
 
     card = json.loads((Path(a.probe) / "probe.json").read_text())
     tr = card["training"]
@@ -99,7 +99,7 @@ def main() -> int:
         per_row, per_fold = cross_fit(per, labels, folds, thr, rat)
         preds = [metrics.first_error(s, tk, rk) for s, (tk, rk) in zip(per, per_row, strict=True)]
         got = metrics.processbench_scores(labels, preds)
-        got["f1_ci"] = _f1_ci(labels, preds, a.boot, 0)
+        got["f1_ci"] = f1_interval(labels, preds, a.boot, 0)
         out["rules"][name] = {"threshold": t, "ratio": r, "in_sample_f1": f1_in, "cross_fitted": got,
                               "fold_rules": {str(k): v for k, v in per_fold.items()}}
         print(f"  {name:24s} fitted on all: threshold {t:.4f}, ratio {r:.2f} (in-sample F1 {f1_in:.3f}); "
@@ -120,7 +120,7 @@ def main() -> int:
         for name, rule in out["rules"].items():
             preds = [metrics.first_error(s, rule["threshold"], rule["ratio"]) for s in ss]
             got = metrics.processbench_scores(ys, preds)
-            got["f1_ci"] = _f1_ci(ys, preds, a.boot, 0)
+            got["f1_ci"] = f1_interval(ys, preds, a.boot, 0)
             rep[name] = got
             print(f"  {name:24s} F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] "
                   f"(erroneous {got['error_acc']:.3f}, correct {got['correct_acc']:.3f})")

@@ -43,7 +43,7 @@ def main() -> int:
     import numpy as np
 
     from eval import metrics
-    from eval.scorer_bench import _f1_ci
+    from eval.scorer_bench import f1_interval
     from rewards.probe import ProbeHead
     from rewards.train import probe as tp
 
@@ -80,7 +80,7 @@ def main() -> int:
             extra = {"threshold_method": "cross-fitted over the CV folds (the card threshold was chosen on these "
                                          "rows)", "fold_thresholds": per_fold, "in_sample": insample}
         got = metrics.processbench_scores(labels, preds)
-        got["f1_ci"] = _f1_ci(labels, preds, a.boot, 0)
+        got["f1_ci"] = f1_interval(labels, preds, a.boot, 0)
         out[role] = {"probe": str(d), "layer": layer, "threshold": t, **got, **extra}
         how = "cross-fitted thresholds" if extra else f"threshold {t:.4f}"
         print(f"{role} {d}: F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] (error acc "
