@@ -3,8 +3,9 @@ the threshold alone, a threshold with a drop ratio (a step scored below ratio x 
 previous step's score is flagged too; `rewards.flagging.choose_rule`) and the drop ratio
 alone, each cross-fitted over the probe's CV folds on the step-labelled solutions of its
 training features (PRMBench), scored by out-of-fold heads. Then, report only, the rules
-fitted on all those solutions applied to stored ProcessBench results of the same probe
-(their per-row step scores; no model runs). docs/training.md, "A relative drop rule".
+fitted on all those solutions applied to the policy's own training samples (how often
+each flags a right one) and to stored ProcessBench results of the same probe (their
+per-row step scores; no model runs). docs/training.md, "A relative drop rule".
 
     python bench/flagging_rules.py --features runs/probe-840/features-train runs/probe-840/features-prmbench \\
         --probe rewards/defaults/probe-step --save-scores docs/results/probe-step-prmbench-oof-scores.json.gz \\
@@ -79,8 +80,11 @@ def main() -> int:
                                     folds=folds_n, seed=seed)
         per = [np.asarray(scores[r], dtype=float).round(6).tolist() for r in rows]
         folds = tp.grouped_folds(f.pid, folds_n, seed)[rows].tolist()
+        others = np.setdiff1d(np.arange(len(f.pid)), rows)  # the policy's own pool samples: outcome labels only
         stored = {"probe": a.probe, "features": a.features, "layer": card["layer"], "l2": tr["l2"], "folds_n": folds_n,
-                  "seed": seed, "labels": labels, "folds": folds, "scores": per}
+                  "seed": seed, "labels": labels, "folds": folds, "scores": per,
+                  "pool": {"right": f.label[others].astype(int).tolist(),
+                           "scores": [np.asarray(scores[r], dtype=float).round(6).tolist() for r in others]}}
         if a.save_scores:
             Path(a.save_scores).parent.mkdir(parents=True, exist_ok=True)
             with gzip.open(a.save_scores, "wt") as fh:
@@ -105,6 +109,19 @@ def main() -> int:
         print(f"  {name:24s} fitted on all: threshold {t:.4f}, ratio {r:.2f} (in-sample F1 {f1_in:.3f}); "
               f"cross-fitted F1 {got['f1']:.3f} [{got['f1_ci'][0]:.3f}, {got['f1_ci'][1]:.3f}] "
               f"(erroneous {got['error_acc']:.3f}, correct {got['correct_acc']:.3f})")
+    pool = stored.get("pool")
+    if pool:  # the policy's own training samples: how often each rule flags a right one, and where
+        print(f"the policy's training pool ({len(pool['scores'])} samples, out-of-fold scores; outcome labels only):")
+        for name, rule in out["rules"].items():
+            preds = [metrics.first_error(s, rule["threshold"], rule["ratio"]) for s in pool["scores"]]
+            right = [p for p, ok in zip(preds, pool["right"], strict=True) if ok]
+            wrong = [p for p, ok in zip(preds, pool["right"], strict=True) if not ok]
+            got = {"right_flagged": sum(p >= 0 for p in right) / len(right),
+                   "right_flagged_at_step0": sum(p == 0 for p in right) / len(right),
+                   "wrong_flagged": sum(p >= 0 for p in wrong) / len(wrong), "right": len(right), "wrong": len(wrong)}
+            rule["training_pool"] = got
+            print(f"  {name:24s} right samples flagged {got['right_flagged']:.3f} (at step 0: "
+                  f"{got['right_flagged_at_step0']:.3f}); wrong samples flagged {got['wrong_flagged']:.3f}")
     base, cand = out["rules"]["threshold"]["cross_fitted"]["f1"], out["rules"]["threshold + drop ratio"]["cross_fitted"]["f1"]
     out["ship_threshold_plus_ratio"] = cand > base
     print(f"ship rule: threshold + drop ratio {cand:.3f} vs threshold alone {base:.3f} (cross-fitted): "
