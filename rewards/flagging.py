@@ -5,9 +5,9 @@ maximises it on labelled solutions.
 
 A flagging rule may also have a drop ratio r: a step is flagged too when its score falls
 below r times the previous step's (the score before the first step is 1, a solution
-starts correct). Scores are P(still correct), so a sharp fall says "this step broke it"
-whatever level the scores of a problem family sit at; r = 0 is the plain threshold.
-`choose_rule` fits (threshold, ratio) together.
+starts correct, so at the first step r acts as a threshold). Scores are P(still correct),
+so a sharp fall says "this step broke it" whatever level the scores of a problem family
+sit at; r = 0 is the plain threshold. `choose_rule` fits (threshold, ratio) together.
 
 It sits with the scorers, not in ``eval``, because training fixes a step probe's
 flagging threshold with it (``rewards.train.probe.fit_threshold``); ``eval.metrics``
