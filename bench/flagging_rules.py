@@ -29,24 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-RULES = {  # name: (fit a threshold, fit a ratio)
+RULES = {  # name: (fit a threshold, fit a drop ratio)
     "threshold": (True, False),
     "threshold + drop ratio": (True, True),
     "drop ratio alone": (False, True),
 }
-
-
-def fit(per, labels, thr: bool, rat: bool):
-    from rewards import flagging as F
-
-    ratios = F.RATIOS if rat else (0.0,)
-    return F.choose_rule(per, labels, ratios, threshold=thr)
-
-
-def cross_fit(per, labels, folds, thr: bool, rat: bool):
-    from rewards import flagging as F
-
-    return F.cross_fitted_rules(per, labels, folds, F.RATIOS if rat else (0.0,), threshold=thr)
 
 
 def main() -> int:
@@ -78,13 +65,15 @@ def main() -> int:
         rows, labels = tp.first_error_rows(f)
         scores = tp.oof_step_scores(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity="step",
                                     folds=folds_n, seed=seed)
-        per = [np.asarray(scores[r], dtype=float).round(6).tolist() for r in rows]
+        def rounded(idx):
+            return [np.asarray(scores[r], dtype=float).round(6).tolist() for r in idx]
+
+        per = rounded(rows)
         folds = tp.grouped_folds(f.pid, folds_n, seed)[rows].tolist()
         others = np.setdiff1d(np.arange(len(f.pid)), rows)  # the policy's own pool samples: outcome labels only
         stored = {"probe": a.probe, "features": a.features, "layer": card["layer"], "l2": tr["l2"], "folds_n": folds_n,
                   "seed": seed, "labels": labels, "folds": folds, "scores": per,
-                  "pool": {"right": f.label[others].astype(int).tolist(),
-                           "scores": [np.asarray(scores[r], dtype=float).round(6).tolist() for r in others]}}
+                  "pool": {"right": f.label[others].astype(int).tolist(), "scores": rounded(others)}}
         if a.save_scores:
             Path(a.save_scores).parent.mkdir(parents=True, exist_ok=True)
             with gzip.open(a.save_scores, "wt") as fh:
@@ -99,8 +88,9 @@ def main() -> int:
     print(f"{len(per)} step-labelled training solutions ({out['erroneous']} erroneous), out-of-fold scores of "
           f"{a.probe} (layer {stored['layer']}, L2 {stored['l2']}, {folds_n} folds, seed {seed})")
     for name, (thr, rat) in RULES.items():
-        t, r, f1_in = fit(per, labels, thr, rat)
-        per_row, per_fold = cross_fit(per, labels, folds, thr, rat)
+        ratios = metrics.RATIOS if rat else (0.0,)
+        t, r, f1_in = metrics.choose_rule(per, labels, ratios, threshold=thr)
+        per_row, per_fold = metrics.cross_fitted_rules(per, labels, folds, ratios, threshold=thr)
         preds = [metrics.first_error(s, tk, rk) for s, (tk, rk) in zip(per, per_row, strict=True)]
         got = metrics.processbench_scores(labels, preds)
         got["f1_ci"] = f1_interval(labels, preds, a.boot, 0)

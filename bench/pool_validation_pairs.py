@@ -38,7 +38,7 @@ def main() -> int:
     # the trainer draws the pairs from the whole pool, then splits them by problem
     all_pairs = make_pairs(rows, max_pairs_per_problem=a.max_pairs_per_problem, seed=a.seed)
     _, pairs = split_by_problem(all_pairs, a.heldout_fraction, seed=a.split_seed)
-    held = [r for r in split_by_problem(rows, a.heldout_fraction, seed=a.split_seed)[1]]
+    _, held = split_by_problem(rows, a.heldout_fraction, seed=a.split_seed)  # for the summary line
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w") as fh:
         for p in pairs:

@@ -262,16 +262,16 @@ def processbench(
     None takes the card's with the card's threshold and none otherwise.
     ``arithmetic``: a step with a false equation (``verifiers.arithmetic``) is flagged too,
     whatever its score; the prediction is the earlier of the two (``with_arithmetic``)."""
+    carded = getattr(scorer, "step_threshold", None) if card_threshold else None
+    use_card = threshold is None and calibration_rows is None and carded is not None
+    drop = float(ratio) if ratio is not None else (float(getattr(scorer, "step_ratio", 0.0) or 0.0) if use_card else 0.0)
+    if not 0.0 <= drop < 1.0:  # before any scoring
+        raise ValueError(f"--drop-ratio must be in [0, 1), got {drop}")
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
     scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch)
     thresholds: dict[str, float] = {}
-    carded = getattr(scorer, "step_threshold", None) if card_threshold else None
-    use_card = threshold is None and calibration_rows is None and carded is not None
-    drop = float(ratio) if ratio is not None else (float(getattr(scorer, "step_ratio", 0.0) or 0.0) if use_card else 0.0)
-    if not 0.0 <= drop < 1.0:
-        raise ValueError(f"--drop-ratio must be in [0, 1), got {drop}")
     reference = None
     if threshold is not None:
         method = "fixed"

@@ -158,31 +158,32 @@ def choose_rule(step_scores: Sequence[Sequence[float]], labels: Sequence[int], r
     return best
 
 
+def _cross_fit(step_scores, labels, folds, fold_ids, fit, what: str) -> tuple[list, dict]:
+    """Per solution, what `fit(scores, labels)` returns on the solutions of the other folds,
+    and that of each fold id (`fold_ids`, default: the ids present). ValueError when a fold
+    has no solutions outside it."""
+    ids = sorted(set(folds)) if fold_ids is None else list(fold_ids)
+    per_fold = {}
+    for k in ids:
+        cal = [i for i, g in enumerate(folds) if g != k]
+        if not cal:
+            raise ValueError(f"cross-fitting a {what} needs solutions outside fold {k!r}")
+        per_fold[k] = fit([step_scores[i] for i in cal], [labels[i] for i in cal])
+    return [per_fold[g] for g in folds], per_fold
+
+
 def cross_fitted_thresholds(step_scores: Sequence[Sequence[float]], labels: Sequence[int], folds: Sequence,
                             fold_ids: Sequence | None = None, ratio: float = 0.0) -> tuple[list[float], dict]:
     """Per solution, the threshold `choose_threshold` picks (with a fixed drop `ratio`) on
     the solutions of the other folds (so no solution is flagged at a threshold chosen on
     itself), and the threshold of each fold id (`fold_ids`, default: the ids present).
     ValueError when a fold has no solutions outside it."""
-    ids = sorted(set(folds)) if fold_ids is None else list(fold_ids)
-    per_fold = {}
-    for k in ids:
-        cal = [i for i, g in enumerate(folds) if g != k]
-        if not cal:
-            raise ValueError(f"cross-fitting a threshold needs solutions outside fold {k!r}")
-        per_fold[k], _ = choose_threshold([step_scores[i] for i in cal], [labels[i] for i in cal], ratio)
-    return [per_fold[g] for g in folds], per_fold
+    return _cross_fit(step_scores, labels, folds, fold_ids, lambda s, y: choose_threshold(s, y, ratio)[0],
+                      "threshold")
 
 
 def cross_fitted_rules(step_scores: Sequence[Sequence[float]], labels: Sequence[int], folds: Sequence,
                        ratios: Sequence[float] = RATIOS, threshold: bool = True) -> tuple[list[tuple[float, float]], dict]:
     """`cross_fitted_thresholds` for (threshold, ratio) rules: per solution, the rule
     `choose_rule` fits on the other folds' solutions, and the rule of each fold."""
-    per_fold = {}
-    for k in sorted(set(folds)):
-        cal = [i for i, g in enumerate(folds) if g != k]
-        if not cal:
-            raise ValueError(f"cross-fitting a rule needs solutions outside fold {k!r}")
-        t, r, _ = choose_rule([step_scores[i] for i in cal], [labels[i] for i in cal], ratios, threshold)
-        per_fold[k] = (t, r)
-    return [per_fold[g] for g in folds], per_fold
+    return _cross_fit(step_scores, labels, folds, None, lambda s, y: choose_rule(s, y, ratios, threshold)[:2], "rule")

@@ -575,11 +575,12 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
 
     - a step probe whose features hold step-labelled solutions with both erroneous and
       error-free ones (PRMBench, ``--steps``): the threshold that maximises ProcessBench's
-      own F1 on those solutions (``FIRST_ERROR_CRITERION``, ``rewards.flagging.choose_threshold``);
+      own F1 on those solutions (``FIRST_ERROR_CRITERION``, ``rewards.flagging.choose_rule``
+      with ratio 0);
       with ``relative``, the threshold and a drop ratio together (``ratio``: a step below
       ratio x the previous step's score is flagged too; ``rewards.flagging.choose_rule``);
     - otherwise ``choose_flag_threshold`` on whole samples (``THRESHOLD_CRITERION``)."""
-    from rewards.flagging import choose_rule, choose_threshold, first_error, processbench_scores
+    from rewards.flagging import RATIOS, choose_rule, first_error, processbench_scores
 
     scores = oof_step_scores(f, layer=layer, l2=l2, granularity=granularity, folds=folds, seed=seed)
     rows, labels = first_error_rows(f)
@@ -587,7 +588,7 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
             f"problem, seed {seed}), each sample scored by a head that never saw its problem")
     if granularity == "step" and any(y >= 0 for y in labels) and any(y < 0 for y in labels):
         per = [scores[r] for r in rows]
-        t, ratio = (choose_rule(per, labels)[:2] if relative else (choose_threshold(per, labels)[0], 0.0))
+        t, ratio, _ = choose_rule(per, labels, RATIOS if relative else (0.0,))  # (0,): the threshold alone
         got = processbench_scores(labels, [first_error(s, t, ratio) for s in per])
         log.info("probe threshold %s: %.4f, drop ratio %g (first-error F1 %.3f on %d step-labelled training "
                  "solutions: %.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity, t, ratio,
