@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--drop-ratio", type=float, default=None,
                    help="ProcessBench: also flag a step scored below this share of the previous step's score "
                         "(1 before the first step), in [0, 1); default: the scorer card's with its threshold, else 0")
+    s.add_argument("--drop-start", type=int, choices=(0, 1), default=None,
+                   help="ProcessBench, with a drop ratio: 0 compares the first step with 1 too, 1 looks for drops "
+                        "from the second step on; default: the scorer card's with its ratio, else 0")
     s.add_argument("--no-card-threshold", action="store_true",
                    help="ProcessBench: ignore the scorer card's threshold (use 2-fold by id)")
     s.add_argument("--batch-size", type=int, default=16, help="solutions per score() call")
@@ -271,6 +274,8 @@ def run_scorer(args: argparse.Namespace) -> int:
         raise ValueError(f"--drop-ratio applies to the processbench benches, not --bench {args.bench}")
     if args.drop_ratio is not None and not 0.0 <= args.drop_ratio < 1.0:
         raise ValueError(f"--drop-ratio must be in [0, 1), got {args.drop_ratio}")
+    if args.drop_start is not None and not args.bench.startswith("processbench"):
+        raise ValueError(f"--drop-start applies to the processbench benches, not --bench {args.bench}")
     if args.arithmetic_check and not args.bench.startswith("processbench"):
         raise ValueError(f"--arithmetic-check applies to the processbench benches, not --bench {args.bench}")
     scorer = load_scorer(args.reward, model=args.scorer_model)
@@ -280,6 +285,8 @@ def run_scorer(args: argparse.Namespace) -> int:
             card_r = getattr(scorer, "step_ratio", 0.0)
             rule = f"threshold {card_t:.4g}" + (f" and drop ratio {card_r:g}" if card_r and args.drop_ratio is None
                                                 else "")
+            if card_r and args.drop_ratio is None and getattr(scorer, "step_ratio_start", 0):
+                rule += " from the second step on"
             console.print(f"{rule} from the scorer's card (fixed on its training data, "
                           "not on ProcessBench); --threshold, --calibration or --no-card-threshold for another",
                           soft_wrap=True)
@@ -291,7 +298,7 @@ def run_scorer(args: argparse.Namespace) -> int:
         threshold=args.threshold, calibration=args.calibration, calibration_limit=args.calibration_limit,
         card_threshold=not args.no_card_threshold,
         batch_size=args.batch_size, n_boot=args.bootstrap, seed=args.seed, on_batch=_progress_line(scorer),
-        arithmetic=args.arithmetic_check, ratio=args.drop_ratio,
+        arithmetic=args.arithmetic_check, ratio=args.drop_ratio, ratio_start=args.drop_start,
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}
     out.parent.mkdir(parents=True, exist_ok=True)

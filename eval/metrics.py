@@ -34,6 +34,7 @@ import numpy as np
 
 from rewards.flagging import (  # noqa: F401
     RATIOS,
+    check_start,
     choose_rule,
     choose_threshold,
     cross_fitted_rules,

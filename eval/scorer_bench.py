@@ -222,14 +222,15 @@ TWO_FOLD = "2-fold by id hash: each fold uses the threshold tuned on the other"
 
 
 def _two_fold(rows: list[dict], scores: list[list[float]], labels: list[int],
-              ratio: float = 0.0) -> tuple[list[float], dict]:
+              ratio: float = 0.0, start: int = 0) -> tuple[list[float], dict]:
     """Per-row thresholds: each id-hash fold gets the one tuned on the other fold (with a
     fixed drop ratio)."""
     folds = [_fold(r["id"]) for r in rows]
     if len(set(folds)) < 2:
         raise ValueError("ProcessBench 2-fold thresholding needs rows in both folds; "
                          "raise --limit or pass --threshold / --calibration")
-    per_row, per_fold = metrics.cross_fitted_thresholds(scores, labels, folds, fold_ids=(0, 1), ratio=ratio)
+    per_row, per_fold = metrics.cross_fitted_thresholds(scores, labels, folds, fold_ids=(0, 1), ratio=ratio,
+                                                             start=start)
     return per_row, {f"fold{f}": t for f, t in per_fold.items()}
 
 
@@ -253,13 +254,15 @@ def processbench(
     on_batch=None,
     arithmetic: bool = False,
     ratio: float | None = None,
+    ratio_start: int | None = None,
 ) -> dict:
     """ProcessBench error_acc / correct_acc / F1 with an honestly chosen threshold:
     ``threshold`` if given, else tuned on ``calibration_rows``, else the scorer's card
     threshold (``scorer.step_threshold``, unless ``card_threshold`` is False), else 2-fold.
     ``ratio``: a drop ratio (``rewards.flagging.first_drop``: a step below ratio x the
     previous step's score is flagged too), fixed whichever way the threshold is chosen;
-    None takes the card's with the card's threshold and none otherwise.
+    None takes the card's with the card's threshold and none otherwise; ``ratio_start``
+    (0 or 1, the first step the drop applies to) likewise.
     ``arithmetic``: a step with a false equation (``verifiers.arithmetic``) is flagged too,
     whatever its score; the prediction is the earlier of the two (``with_arithmetic``)."""
     carded = getattr(scorer, "step_threshold", None) if card_threshold else None
@@ -267,6 +270,8 @@ def processbench(
     drop = float(ratio) if ratio is not None else (float(getattr(scorer, "step_ratio", 0.0) or 0.0) if use_card else 0.0)
     if not 0.0 <= drop < 1.0:  # before any scoring
         raise ValueError(f"--drop-ratio must be in [0, 1), got {drop}")
+    start = metrics.check_start(ratio_start if ratio_start is not None else (
+        int(getattr(scorer, "step_ratio_start", 0) or 0) if use_card and ratio is None else 0))
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
@@ -282,7 +287,8 @@ def processbench(
         cal_scores = step_scores(scorer, [r["problem"] for r in calibration_rows],
                                  [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size,
                                  on_batch=on_batch)
-        t, f1 = metrics.choose_threshold(cal_scores, [int(row["label"]) for row in calibration_rows], drop)
+        t, f1 = metrics.choose_threshold(cal_scores, [int(row["label"]) for row in calibration_rows], drop,
+                                         start)
         thresholds["all"] = t
         thresholds["calibration_f1"] = f1
         per_row = [t] * len(rows)
@@ -291,13 +297,15 @@ def processbench(
         method = card_threshold_method(info)
         per_row = [float(carded)] * len(rows)
         thresholds["all"] = float(carded)
-        reference = {"two_fold_reference": _two_fold_reference(rows, scores, labels, drop), "threshold_card": info}
+        reference = {"two_fold_reference": _two_fold_reference(rows, scores, labels, drop, start), "threshold_card": info}
     else:
         method = TWO_FOLD
-        per_row, thresholds = _two_fold(rows, scores, labels, drop)
+        per_row, thresholds = _two_fold(rows, scores, labels, drop, start)
     if drop > 0:
         thresholds["drop_ratio"] = drop
-    preds = [metrics.first_error(s, t, drop) for s, t in zip(scores, per_row, strict=True)]
+        if start:
+            thresholds["drop_ratio_start"] = start
+    preds = [metrics.first_error(s, t, drop, start) for s, t in zip(scores, per_row, strict=True)]
     arith = None
     if arithmetic:
         arith = arithmetic_first_errors(sols)
@@ -326,7 +334,8 @@ def processbench(
         "threshold_method": method,
         "thresholds": thresholds,
         "rule": "a step is wrong when its score < threshold" + (
-            f" or < {drop:g} x the previous step's score (1 before the first step)" if drop > 0 else "")
+            (f" or < {drop:g} x the previous step's score (1 before the first step)" if not start else
+             f" or, from the second step on, < {drop:g} x the previous step's score") if drop > 0 else "")
             + "; prediction = first wrong step, -1 if none",
         "solutions": len(rows),
         "steps_scored": sum(len(s) for s in sols),
@@ -336,14 +345,14 @@ def processbench(
 
 
 def _two_fold_reference(rows: list[dict], scores: list[list[float]], labels: list[int],
-                        ratio: float = 0.0) -> dict | None:
+                        ratio: float = 0.0, start: int = 0) -> dict | None:
     """The 2-fold result on the same scores (same drop ratio), for reference beside a card
     threshold (None when a fold is empty, e.g. a tiny --limit)."""
     try:
-        per_row, thresholds = _two_fold(rows, scores, labels, ratio)
+        per_row, thresholds = _two_fold(rows, scores, labels, ratio, start)
     except ValueError:
         return None
-    preds = [metrics.first_error(s, t, ratio) for s, t in zip(scores, per_row, strict=True)]
+    preds = [metrics.first_error(s, t, ratio, start) for s, t in zip(scores, per_row, strict=True)]
     return {**metrics.processbench_scores(labels, preds), "thresholds": thresholds, "threshold_method": TWO_FOLD,
             "preds": preds}
 
@@ -541,6 +550,7 @@ def run_bench(
     on_batch=None,
     arithmetic: bool = False,
     ratio: float | None = None,
+    ratio_start: int | None = None,
 ) -> dict:
     """Run one bench; the result carries the data path, the limit and the scorer.
     on_batch(done, total, what): called after each scored batch (a progress line)."""
@@ -564,7 +574,8 @@ def run_bench(
             cal_rows = load_processbench(cpath, calibration_limit if calibration_limit is not None else limit)
         res = processbench(scorer, rows, threshold=threshold, calibration_rows=cal_rows,
                            card_threshold=card_threshold, batch_size=batch_size, n_boot=n_boot, seed=seed,
-                           on_batch=on_batch, arithmetic=arithmetic, ratio=ratio)
+                           on_batch=on_batch, arithmetic=arithmetic, ratio=ratio,
+                           ratio_start=ratio_start)
         if calibration is not None:
             res["calibration"] = str(calibration)
             res["calibration_rows"] = len(cal_rows)

@@ -100,6 +100,8 @@ class Scorer:
     step_ratio: float = 0.0
     """A drop ratio fixed with the threshold (``rewards.flagging.first_drop``: a step scored
     below ratio x the previous step's score is flagged too); 0: the threshold alone."""
+    step_ratio_start: int = 0
+    """The first step the drop ratio applies to: 0 (the first step compared with 1) or 1."""
 
     def __init__(self) -> None:
         self.stats = ScorerStats()

@@ -45,6 +45,7 @@ import numpy as np
 
 from policies import settings
 from rewards.base import Scorer
+from rewards.flagging import check_start
 from rewards.hf import prefix_batch, prefix_keys, row_past, token_budget_batches
 from rewards.steps import join_steps
 from verifiers.lru import LRUCache
@@ -444,6 +445,11 @@ class ProbeScorer(Scorer):
             if not 0.0 <= self.step_ratio < 1.0:
                 raise ValueError(f"{directory}/probe.json: threshold 'ratio' must be in [0, 1), got {th['ratio']!r}; "
                                  "rewrite it with `cli.py train probe-threshold`")
+            try:
+                self.step_ratio_start = check_start(th.get("ratio_start", 0))
+            except ValueError as e:
+                raise ValueError(f"{directory}/probe.json: threshold 'ratio_start': {e}; rewrite it with "
+                                 "`cli.py train probe-threshold`") from None
             self.threshold_info = th
 
     @property
@@ -478,5 +484,6 @@ class ProbeScorer(Scorer):
 
     def describe(self) -> dict:
         return {**super().describe(), "backbone": self.card.get("backbone"), "layer": self.card.get("layer"),
-                "threshold": self.step_threshold, **({"drop_ratio": self.step_ratio} if self.step_ratio else {})}
+                "threshold": self.step_threshold, **({"drop_ratio": self.step_ratio} if self.step_ratio else {}),
+                **({"drop_ratio_start": self.step_ratio_start} if self.step_ratio_start else {})}
 

@@ -180,6 +180,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--relative", action="store_true",
                    help="fit a drop ratio with the threshold (a step scored below ratio x the previous step's score "
                         "is flagged too); needs step-labelled solutions among the features")
+    p.add_argument("--drop-start", type=int, choices=(0, 1), default=0,
+                   help="with --relative: 0 compares the first step with 1 too, 1 looks for drops from the second "
+                        "step on (the first step judged by the threshold alone)")
+    p.add_argument("--first-errors", nargs="+", default=None, metavar="MC_LABELS",
+                   help="Monte Carlo step labels of the probe's training pool (`cli.py train data-steps --pool`): "
+                        "their samples' first errors (Math-Shepherd's hard estimate) are a second set; the rule "
+                        "maximises the mean of the two sets' first-error F1s")
     p = sub.add_parser("data-import", help="convert PRM800K / Math-Shepherd / PRMBench / GSM8K-example files")
     p.add_argument("format", choices=tuple(IMPORTERS))
     p.add_argument("--input", required=True, help="input JSONL file (PRMBench: a file or a folder of them)")
@@ -308,6 +315,7 @@ def _run_probe(args) -> int:
 def _threshold_line(th: dict) -> str:
     if "first_error_f1" in th:
         ratio = f" and drop ratio {th['ratio']:g}" if th.get("ratio") else ""
+        ratio += " from the second step on" if th.get("ratio_start") else ""
         return (f"step-flagging threshold {th['value']:.4g}{ratio} (out-of-fold on {th['solutions']} step-labelled training "
                 f"solutions: {th['error_acc']:.1%} of erroneous ones located, {th['correct_acc']:.1%} of error-free "
                 f"ones not flagged; first-error F1 {th['first_error_f1']:.3f})")
@@ -321,8 +329,19 @@ def _run_probe_threshold(args) -> int:
 
     if args.folds is not None and args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    if args.drop_start and not args.relative:
+        raise ValueError("--drop-start applies with --relative (a drop ratio)")
+    records = None
+    if args.first_errors:
+        from rewards.train import read_jsonl
+
+        for path in args.first_errors:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--first-errors {path}: no such file; write it with `cli.py train data-steps "
+                                        "--pool`")
+        records = [r for path in args.first_errors for r in read_jsonl(path)]
     th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed, relative=args.relative,
-                               command=_command_line())
+                               start=args.drop_start, first_errors=records, command=_command_line())
     print(f"{args.probe}/probe.json: {_threshold_line(th)}")
     return 0
 

@@ -95,6 +95,64 @@ def test_f1_curve_and_rule_with_a_drop_ratio_match_direct_computation():
     assert per_row[4] == per_fold[1]
 
 
+def test_a_drop_ratio_from_the_second_step_leaves_the_first_to_the_threshold():
+    assert M.first_drop([0.2, 0.19], 0.5) == 0 and M.first_drop([0.2, 0.19], 0.5, start=1) == -1
+    assert M.first_drop([0.2, 0.09], 0.5, start=1) == 1  # 0.09 < 0.5 * 0.2: the first step is still "previous"
+    assert M.first_error([0.2, 0.15], 0.1, 0.5, 1) == -1 and M.first_error([0.05, 0.9], 0.1, 0.5, 1) == 0
+    for bad in (2, -1, True, 0.5):
+        with pytest.raises(ValueError, match="must be 0"):
+            M.choose_rule([[0.5]], [0], start=bad)
+    rng = np.random.default_rng(3)
+    ss = [np.round(rng.random(int(rng.integers(1, 7))), 2).tolist() for _ in range(60)]
+    ys = [int(rng.integers(-1, len(s))) for s in ss]
+    ts = sorted({x for s in ss for x in s} | {0.0, math.inf})
+    for r in (0.3, 0.7):
+        for t, f in zip(ts, M.processbench_f1_curve(ss, ys, ts, r, 1), strict=True):
+            assert f == pytest.approx(M.processbench_scores(ys, [M.first_error(s, t, r, 1) for s in ss])["f1"])
+    t, r, f1 = M.choose_rule(ss, ys, start=1)
+    assert M.processbench_scores(ys, [M.first_error(s, t, r, 1) for s in ss])["f1"] == pytest.approx(f1)
+
+
+def test_a_rule_fitted_on_two_sets_maximises_the_mean_of_their_f1s():
+    rng = np.random.default_rng(5)
+    ss = [np.round(rng.random(int(rng.integers(1, 6))), 2).tolist() for _ in range(90)]
+    ys = [int(rng.integers(-1, len(s))) for s in ss]
+    sets = ["a"] * 70 + ["b"] * 20  # a small set counts as much as a large one
+    for i in range(70, 90):  # set b: lower scores, half of them error-free
+        ss[i] = [round(0.3 * x, 2) for x in ss[i]]
+        ys[i] = -1 if i % 2 else ys[i]
+
+    def mean_f1(t, r, start=0):
+        preds = [M.first_error(s, t, r, start) for s in ss]
+        return np.mean([M.processbench_scores([ys[i] for i in range(90) if sets[i] == g],
+                                              [preds[i] for i in range(90) if sets[i] == g])["f1"] for g in "ab"])
+
+    ts = sorted({x for s in ss for x in s} | {math.inf})
+    curve = M.processbench_f1_curve(ss, ys, ts, 0.4, 0, sets)
+    for t, f in zip(ts, curve, strict=True):
+        assert f == pytest.approx(mean_f1(t, 0.4))
+    for start in (0, 1):
+        t, r, f1 = M.choose_rule(ss, ys, start=start, sets=sets)
+        assert f1 == pytest.approx(mean_f1(t, r, start))
+        assert f1 >= max(mean_f1(tt, rr, start) for rr in M.RATIOS for tt in ts) - 1e-12
+    # the weighting matters: 40 solutions of one kind, 4 of another whose error-free ones score lower
+    big = [[0.3, 0.9]] * 10 + [[0.1, 0.9]] * 10 + [[0.6, 0.9]] * 20
+    small = [[0.05, 0.9]] * 2 + [[0.25, 0.9]] * 2
+    labels = [0] * 20 + [-1] * 20 + [0] * 2 + [-1] * 2
+    pooled = M.choose_threshold(big + small, labels)[0]
+    weighted = M.choose_threshold(big + small, labels, sets=["big"] * 40 + ["small"] * 4)[0]
+    assert 0.3 < pooled <= 0.6 and 0.1 < weighted <= 0.25
+    folds = [i % 3 for i in range(90)]
+    per_row, per_fold = M.cross_fitted_rules(ss, ys, folds, sets=sets, start=1)
+    for k, rule in per_fold.items():
+        other = [i for i in range(90) if folds[i] != k]
+        assert rule == M.choose_rule([ss[i] for i in other], [ys[i] for i in other], start=1,
+                                     sets=[sets[i] for i in other])[:2]
+    assert per_row[5] == per_fold[2]
+    with pytest.raises(ValueError, match="set ids"):
+        M.cross_fitted_rules(ss, ys, folds, sets=sets[:10])
+
+
 def test_pair_outcome_and_ratio_ci():
     assert [M.pair_outcome(*p) for p in [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (None, 0.1), (0.1, None), (None, None)]] \
         == [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]

@@ -390,6 +390,38 @@ def test_the_threshold_of_a_probe_with_step_labelled_solutions_maximises_first_e
     t2, r2, f2 = choose_rule([oof[r] for r in rows], labels)
     assert (rel["value"], rel["ratio"]) == (pytest.approx(t2), r2) and rel["first_error_f1"] == pytest.approx(f2)
     assert rel["first_error_f1"] >= th["first_error_f1"] - 1e-12 and "previous step" in rel["rule"]
+    # a drop from the second step on, and the policy's own Monte Carlo first errors as a second set
+    pool_rows = np.flatnonzero(~steps)
+    records = []
+    for j in pool_rows[:8]:
+        hard = [1] * int(f.n_steps[j])
+        if not f.label[j]:
+            hard[-1] = 0
+            if len(hard) > 1:
+                hard[0] = 0  # no rollout from the first prefix reached the gold answer: the first error
+        else:
+            hard[0] = 0  # a right sample is error-free whatever its rollouts did
+        records.append({"kind": "steps", "problem_id": str(f.pid[j]), "sample": int(f.sample[j]),
+                        "hard_labels": hard, "labels": [float(h) for h in hard], "correct": bool(f.label[j]),
+                        "rollouts": 4})
+    records.append({"kind": "steps", "problem_id": "elsewhere", "sample": 0, "hard_labels": [1], "correct": True})
+    mc_rows, mc_labels = tp.mc_first_error_rows(f, records)
+    assert mc_rows.tolist() == pool_rows[:8].tolist()
+    assert mc_labels == [-1 if f.label[j] else 0 for j in pool_rows[:8]]
+    two = tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1, relative=True, start=1,
+                           first_errors=records)
+    sets = ["step-labelled solutions"] * len(rows) + ["policy samples (Monte Carlo)"] * 8
+    t3, r3, f3 = choose_rule([oof[r] for r in [*rows, *mc_rows]], labels + mc_labels, start=1, sets=sets)
+    assert (two["value"], two["ratio"], two["ratio_start"]) == (pytest.approx(t3), r3, 1)
+    assert two["mean_first_error_f1"] == pytest.approx(f3) and set(two["sets"]) == set(sets)
+    assert "second step" in two["rule"] and two["solutions"] == len(rows) + 8
+    bad = [dict(records[0], hard_labels=[1] * (int(f.n_steps[pool_rows[0]]) + 1))]
+    with pytest.raises(ValueError, match="labels made from the features' own pool"):
+        tp.mc_first_error_rows(f, bad)
+    with pytest.raises(ValueError, match="match no sample"):
+        tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1, first_errors=records[-1:])
+    with pytest.raises(ValueError, match="with a drop ratio"):
+        tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1, start=1)
     # without step-labelled rows (or for an outcome probe) the pool-level rule stands
     assert tp.fit_threshold(f, layer=3, l2=0.1, granularity="outcome", folds=4, seed=1)["criterion"] == \
         tp.THRESHOLD_CRITERION
@@ -478,6 +510,21 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
     assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
                      "processbench-gsm8k", "--data", str(data), "--drop-ratio", "1.5", "--out", str(out)]) == 2
     assert "--drop-ratio must be in [0, 1)" in capsys.readouterr().err
+    # a card whose drop starts at the second step: the scorer, the bench and its line say so
+    card["threshold"]["ratio_start"] = 1
+    card_path.write_text(json.dumps(card))
+    assert ProbeScorer(tmp_path / "probe").step_ratio_start == 1
+    assert cli.main(["eval", "scorer", "--reward", "probe", "--scorer-model", str(tmp_path / "probe"), "--bench",
+                     "processbench-gsm8k", "--data", str(data), "--bootstrap", "20", "--out", str(out)]) == 0
+    assert "drop ratio 0.5 from the second step on from the scorer's card" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["thresholds"]["drop_ratio_start"] == 1 and "from the second step on" in res["rule"]
+    assert [r["pred"] for r in res["per_row"]] == [first_error(r["scores"], want["value"], 0.5, 1)
+                                                    for r in res["per_row"]]
+    card["threshold"]["ratio_start"] = 2
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="'ratio_start'"):
+        ProbeScorer(tmp_path / "probe")
     card["threshold"]["ratio"] = 2
     card_path.write_text(json.dumps(card))
     with pytest.raises(ValueError, match="'ratio' must be in"):

@@ -62,13 +62,20 @@ the search comparisons and the pairwise bench are run on them (see docs/training
 
 # ----------------------------------------------------------------------------- files
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """All records of a JSONL file; a torn last line (killed writer) is skipped with a warning."""
+    """All records of a JSONL file (gzipped when its name ends in .gz); a torn last line
+    (killed writer) is skipped with a warning."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such data file")
     out = []
-    with open(p, encoding="utf-8") as fh:
-        lines = fh.readlines()
+    if p.suffix == ".gz":
+        import gzip
+
+        with gzip.open(p, "rt", encoding="utf-8") as fh:
+            lines = fh.readlines()
+    else:
+        with open(p, encoding="utf-8") as fh:
+            lines = fh.readlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue

@@ -568,8 +568,48 @@ def first_error_rows(f: Features) -> tuple[np.ndarray, list[int]]:
     return rows, [next((i for i, y in enumerate(targets[r]) if y < 0.5), -1) for r in rows]
 
 
+def mc_first_error_rows(f: Features, records: Sequence[dict]) -> tuple[np.ndarray, list[int]]:
+    """``mc_first_errors`` on the samples of features ``f``."""
+    return mc_first_errors(records, f.pid.tolist(), f.sample.tolist(), f.n_steps.tolist(), f.label.tolist())
+
+
+def mc_first_errors(records: Sequence[dict], pid: Sequence, sample: Sequence[int], n_steps: Sequence[int],
+                    right: Sequence) -> tuple[np.ndarray, list[int]]:
+    """First-error labels of the policy's own samples from Monte Carlo step labels
+    (``steps`` records of ``cli.py train data-steps --pool`` on the features' pool),
+    Math-Shepherd's hard estimate: a right-answer sample is error-free (-1: it reached the
+    gold answer from every prefix of it); a wrong-answer sample's first error is its first
+    step whose prefix has no rollout reaching the gold answer (``hard_labels`` 0; the last
+    step's label is the sample's own verdict, so there is always one). Records are matched
+    by problem id and ``sample`` index; one whose step count or verdict differs from the
+    features' sample is an error (labels of another pool); records of problems the
+    features lack are skipped. The samples are given by their problem ids, sample indices,
+    step counts and verdicts, one entry per feature row; returns (feature rows, labels) in
+    record order."""
+    index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(pid, sample, strict=True))}
+    rows, labels = [], []
+    for r in records:
+        if r.get("kind") != "steps" or "sample" not in r:
+            continue
+        key = (str(r["problem_id"]), int(r["sample"]))
+        i = index.get(key)
+        if i is None:
+            continue
+        hard = r.get("hard_labels")
+        if hard is None:
+            raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'hard_labels'; pass Monte Carlo "
+                             "records (`cli.py train data-steps --pool`)")
+        if len(hard) != int(n_steps[i]) or bool(r.get("correct")) != bool(right[i]):
+            raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: {len(hard)} steps, "
+                             f"correct={r.get('correct')}, but the features' sample has {int(n_steps[i])} steps, "
+                             f"correct={bool(right[i])}; pass labels made from the features' own pool")
+        rows.append(i)
+        labels.append(-1 if r.get("correct") else next((j for j, h in enumerate(hard) if not h), len(hard) - 1))
+    return np.asarray(rows, dtype=int), labels
+
+
 def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds: int = 5, seed: int = 0,
-                  relative: bool = False) -> dict:
+                  relative: bool = False, start: int = 0, first_errors: Sequence[dict] | None = None) -> dict:
     """The card's ``threshold`` entry, chosen on the out-of-fold step scores of these
     (training) features, with how it was chosen:
 
@@ -578,28 +618,54 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
       own F1 on those solutions (``FIRST_ERROR_CRITERION``, ``rewards.flagging.choose_rule``
       with ratio 0);
       with ``relative``, the threshold and a drop ratio together (``ratio``: a step below
-      ratio x the previous step's score is flagged too; ``rewards.flagging.choose_rule``);
+      ratio x the previous step's score is flagged too, from step ``start`` on;
+      ``rewards.flagging.choose_rule``);
+      with ``first_errors`` (Monte Carlo ``steps`` records of the features' own pool,
+      ``mc_first_error_rows``), those samples are a second set of first-error solutions and
+      the rule maximises the mean of the two sets' F1s;
     - otherwise ``choose_flag_threshold`` on whole samples (``THRESHOLD_CRITERION``)."""
-    from rewards.flagging import RATIOS, choose_rule, first_error, processbench_scores
+    from rewards.flagging import RATIOS, check_start, choose_rule, first_error, processbench_scores
 
+    check_start(start)
+    if start and not relative:
+        raise ValueError("a drop ratio's first step applies with a drop ratio (--relative)")
     scores = oof_step_scores(f, layer=layer, l2=l2, granularity=granularity, folds=folds, seed=seed)
     rows, labels = first_error_rows(f)
+    sets = None
+    if first_errors is not None:
+        mc_rows, mc_labels = mc_first_error_rows(f, first_errors)
+        if not len(mc_rows):
+            raise ValueError("the Monte Carlo first-error records match no sample of these features; pass labels made "
+                             "from the features' own pool (`cli.py train data-steps --pool`)")
+        sets = ["step-labelled solutions"] * len(rows) + ["policy samples (Monte Carlo)"] * len(mc_rows)
+        rows, labels = np.concatenate([rows, mc_rows]), list(labels) + mc_labels
     data = (f"out-of-fold step scores (heads refitted with the card's layer and L2 on {folds} folds grouped by "
             f"problem, seed {seed}), each sample scored by a head that never saw its problem")
     if granularity == "step" and any(y >= 0 for y in labels) and any(y < 0 for y in labels):
         per = [scores[r] for r in rows]
-        t, ratio, _ = choose_rule(per, labels, RATIOS if relative else (0.0,))  # (0,): the threshold alone
-        got = processbench_scores(labels, [first_error(s, t, ratio) for s in per])
-        log.info("probe threshold %s: %.4f, drop ratio %g (first-error F1 %.3f on %d step-labelled training "
-                 "solutions: %.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity, t, ratio,
-                 got["f1"], len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
+        t, ratio, obj = choose_rule(per, labels, RATIOS if relative else (0.0,), start=start, sets=sets)
+        got = processbench_scores(labels, [first_error(s, t, ratio, start) for s in per])
+        log.info("probe threshold %s: %.4f, drop ratio %g from step %d (first-error F1 %.3f on %d step-labelled "
+                 "training solutions: %.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity,
+                 t, ratio, start, got["f1"], len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
         rule = "a step is flagged when its score < value" + (
-            " or < ratio x the previous step's score (1 before the first step)" if relative else "")
-        return {"value": float(t), **({"ratio": float(ratio)} if relative else {}), "first_error_f1": got["f1"],
-                "error_acc": got["error_acc"], "correct_acc": got["correct_acc"], "solutions": len(rows),
-                "erroneous": got["n_error"], "criterion": FIRST_ERROR_CRITERION, "rule": rule,
-                "data": "training data only: the step-labelled solutions' " + data,
-                "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
+            " or < ratio x the previous step's score (1 before the first step)" if relative and not start else
+            " or, from the second step on, < ratio x the previous step's score" if relative else "")
+        out = {"value": float(t), **({"ratio": float(ratio)} if relative else {}),
+               **({"ratio_start": start} if relative and start else {}), "first_error_f1": got["f1"],
+               "error_acc": got["error_acc"], "correct_acc": got["correct_acc"], "solutions": len(rows),
+               "erroneous": got["n_error"], "criterion": FIRST_ERROR_CRITERION, "rule": rule,
+               "data": "training data only: the step-labelled solutions' " + data,
+               "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
+        if sets is not None:
+            per_set = {}
+            for g in dict.fromkeys(sets):
+                idx = [i for i, x in enumerate(sets) if x == g]
+                per_set[g] = processbench_scores([labels[i] for i in idx],
+                                                 [first_error(per[i], t, ratio, start) for i in idx])
+            out.update({"criterion": FIRST_ERROR_CRITERION + "; the mean over two sets of solutions",
+                        "mean_first_error_f1": obj, "sets": per_set})
+        return out
     if relative:
         raise ValueError("a drop ratio is fitted on step-labelled solutions (erroneous and error-free); these "
                          "features have none: add a `cli.py train probe-features --steps` folder")
@@ -674,11 +740,13 @@ def _same_pool(a, b) -> bool:
 
 
 def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, folds: int | None = None,
-                    seed: int | None = None, command: str | None = None, relative: bool = False) -> dict:
+                    seed: int | None = None, command: str | None = None, relative: bool = False, start: int = 0,
+                    first_errors: Sequence[dict] | None = None) -> dict:
     """Fix (or refix) the flagging threshold of a trained probe from its training
     features, without touching the head: the card's layer, L2 and granularity, folds
     and seed from the card unless given; ``relative`` fits a drop ratio with it
-    (``fit_threshold``). The features must be those of the card's training pool and
+    (``fit_threshold``) from step ``start`` on; ``first_errors``: Monte Carlo step labels
+    of the pool's samples as a second first-error set. The features must be those of the card's training pool and
     backbone (a held-out pool never chooses a threshold)."""
     from rewards.probe import is_probe_dir
 
@@ -702,7 +770,7 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
-                       folds=folds, seed=seed, relative=relative)
+                       folds=folds, seed=seed, relative=relative, start=start, first_errors=first_errors)
     if command:
         th["command"] = command
     card["threshold"] = th
