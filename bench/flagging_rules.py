@@ -56,6 +56,9 @@ def main() -> int:
     ap.add_argument("--save-scores", default=None, help="write the out-of-fold scores, labels and folds (.json.gz)")
     ap.add_argument("--first-errors", nargs="+", default=None, metavar="MC_LABELS",
                     help="Monte Carlo step labels of the probe's training pool (`cli.py train data-steps --pool`)")
+    ap.add_argument("--step-labels", nargs="+", default=None, metavar="MC_LABELS",
+                    help="with --features: the Monte Carlo step targets the probe was trained with (`cli.py train "
+                         "probe --step-labels`), so the out-of-fold heads are fitted as it was")
     ap.add_argument("--processbench", nargs="*", default=[], help="stored `cli.py eval scorer` results of --probe")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--out", default=None)
@@ -172,6 +175,12 @@ def _features_scores(a, card, folds_n, seed) -> dict:
     from rewards.train import probe as tp
 
     f = tp.load_features(a.features)
+    if card["training"].get("step_labels") and not a.step_labels:
+        raise SystemExit(f"{a.probe} was trained with Monte Carlo step targets; pass them with --step-labels")
+    if a.step_labels:
+        from rewards.train import read_jsonl
+
+        tp.attach_step_labels(f, [r for path in a.step_labels for r in read_jsonl(path)], source=a.step_labels)
     if f.step_target is None:
         raise SystemExit("--features hold no step-labelled solutions; add a `cli.py train probe-features --steps` "
                          "folder")
@@ -185,7 +194,7 @@ def _features_scores(a, card, folds_n, seed) -> dict:
 
     fold = tp.grouped_folds(f.pid, folds_n, seed)
     others = np.setdiff1d(np.arange(len(f.pid)), rows)  # the policy's own pool samples: outcome labels only
-    stored = {"probe": a.probe, "features": a.features, "layer": card["layer"], "l2": tr["l2"], "folds_n": folds_n,
+    stored = {"probe": a.probe, "features": a.features, "step_labels": a.step_labels, "layer": card["layer"], "l2": tr["l2"], "folds_n": folds_n,
               "seed": seed, "labels": labels, "folds": fold[rows].tolist(), "scores": rounded(rows),
               "pool": {"right": f.label[others].astype(int).tolist(), "scores": rounded(others),
                        "pid": f.pid[others].astype(str).tolist(), "sample": f.sample[others].astype(int).tolist(),

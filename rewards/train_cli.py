@@ -180,6 +180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--relative", action="store_true",
                    help="fit a drop ratio with the threshold (a step scored below ratio x the previous step's score "
                         "is flagged too); needs step-labelled solutions among the features")
+    p.add_argument("--step-labels", nargs="+", default=None, metavar="MC_LABELS",
+                   help="the Monte Carlo step targets the probe was trained with (`cli.py train probe "
+                        "--step-labels`), so the out-of-fold heads are fitted as it was")
     p.add_argument("--drop-start", type=int, choices=(0, 1), default=0,
                    help="with --relative: 0 compares the first step with 1 too, 1 looks for drops from the second "
                         "step on (the first step judged by the threshold alone)")
@@ -331,16 +334,19 @@ def _run_probe_threshold(args) -> int:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
     if args.drop_start and not args.relative:
         raise ValueError("--drop-start applies with --relative (a drop ratio)")
-    records = None
-    if args.first_errors:
-        from rewards.train import read_jsonl
+    from rewards.train import read_jsonl
 
-        for path in args.first_errors:
+    for flag, paths in (("--first-errors", args.first_errors), ("--step-labels", args.step_labels)):
+        for path in paths or []:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"--first-errors {path}: no such file; write it with `cli.py train data-steps "
-                                        "--pool`")
-        records = [r for path in args.first_errors for r in read_jsonl(path)]
-    th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed, relative=args.relative,
+                raise FileNotFoundError(f"{flag} {path}: no such file; write it with `cli.py train data-steps --pool`")
+    records = [r for path in args.first_errors for r in read_jsonl(path)] if args.first_errors else None
+    features = args.features
+    if args.step_labels:
+        features = probe.load_features(args.features)
+        probe.attach_step_labels(features, [r for path in args.step_labels for r in read_jsonl(path)],
+                                 source=list(args.step_labels))
+    th = probe.write_threshold(args.probe, features, folds=args.folds, seed=args.seed, relative=args.relative,
                                start=args.drop_start, first_errors=records, command=_command_line())
     print(f"{args.probe}/probe.json: {_threshold_line(th)}")
     return 0

@@ -340,8 +340,11 @@ def test_monte_carlo_step_labels_become_the_step_targets_of_their_samples(tmp_pa
         tp.attach_step_labels(f, [{**recs[0], "labels": [0.5, y]}])
     with pytest.raises(ValueError, match="no step label matches"):
         tp.attach_step_labels(f, recs[1:])
-    with pytest.raises(ValueError, match="retrain with"):
+    with pytest.raises(ValueError, match="pass the same files with --step-labels"):
         tp.write_threshold(tmp_path / "p", _features(np.random.default_rng(5)))
+    again = _features(np.random.default_rng(5))
+    tp.attach_step_labels(again, recs, source="mc.jsonl")
+    assert tp.write_threshold(tmp_path / "p", again)["value"] is not None  # the same targets: refitted
 
 
 @pytest.mark.parametrize("granularity", ["step", "outcome"])
@@ -467,6 +470,29 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
                      "--relative"]) == 2
     assert "step-labelled solutions" in capsys.readouterr().err
     assert "ratio" not in json.loads(card_path.read_text())["threshold"]
+    # the policy's own Monte Carlo first errors (a gzipped file) as first-error solutions; a drop from step 2
+    import gzip
+
+    mc = tmp_path / "mc.jsonl.gz"
+    with gzip.open(mc, "wt") as fh:
+        for i in range(6):
+            for j in range(4):
+                good = (i + j) % 2 == 0
+                fh.write(json.dumps({"kind": "steps", "problem_id": f"p{i}", "sample": j, "correct": good,
+                                     "hard_labels": [1, int(good)], "labels": [0.5, float(good)],
+                                     "rollouts": 4}) + "\n")
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats),
+                     "--drop-start", "1"]) == 2
+    assert "--drop-start applies with --relative" in capsys.readouterr().err
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats),
+                     "--relative", "--drop-start", "1", "--first-errors", str(mc)]) == 0
+    assert "from the second step on" in capsys.readouterr().out
+    th = json.loads(card_path.read_text())["threshold"]
+    assert th["ratio_start"] == 1 and th["solutions"] == 24 and list(th["sets"]) == ["policy samples (Monte Carlo)"]
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats),
+                     "--first-errors", str(tmp_path / "none.jsonl")]) == 2
+    assert "--first-errors" in capsys.readouterr().err
+    assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats)]) == 0
     # the scorer carries it; ProcessBench uses it and says so
     scorer = ProbeScorer(tmp_path / "probe")
     assert scorer.step_threshold == pytest.approx(want["value"]) and scorer.describe()["threshold"] is not None

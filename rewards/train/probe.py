@@ -764,9 +764,9 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
         if not (_same_pool(ours, theirs) if what == "pool" else ours == theirs):
             raise ValueError(f"{probe_dir}: trained on {what} {ours!r}, but these features are of {theirs!r}; "
                              f"pass the features of the probe's training pool (`cli.py train probe-features`)")
-    if tr.get("step_labels") and f.step_target is None:
+    if tr.get("step_labels") and not man.get("step_labels"):
         raise ValueError(f"{probe_dir}: trained with Monte Carlo step labels ({tr['step_labels'].get('source')}); "
-                         "retrain with `cli.py train probe --step-labels ...`, which fixes the threshold itself")
+                         "pass the same files with --step-labels")
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
