@@ -325,15 +325,10 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
     from the features' sample is an error (labels of another pool). Records of problems
     the features lack (held-out ones, another pool's) are counted and skipped. Sets
     ``f.step_target`` and ``f.manifest["step_labels"]``; returns that summary."""
-    index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(f.pid.tolist(), f.sample.tolist(), strict=True))}
     start = f.first_step
     target = f.step_target.copy() if f.step_target is not None else f.label[f.step_owner].astype(np.float64)
     done, unmatched, soft_sum, soft_n, ks = set(), 0, 0.0, 0, set()
-    for r in records:
-        if r.get("kind") != "steps" or "sample" not in r:
-            continue
-        key = (str(r["problem_id"]), int(r["sample"]))
-        i = index.get(key)
+    for key, i, r in _matched(records, f.pid.tolist(), f.sample.tolist()):
         if i is None:
             unmatched += 1
             continue
@@ -568,6 +563,16 @@ def first_error_rows(f: Features) -> tuple[np.ndarray, list[int]]:
     return rows, [next((i for i, y in enumerate(targets[r]) if y < 0.5), -1) for r in rows]
 
 
+def _matched(records: Sequence[dict], pid: Sequence, sample: Sequence[int]):
+    """(problem id and sample index, feature row or None, record) for each Monte Carlo
+    ``steps`` record, matched to the feature rows by problem id and sample index."""
+    index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(pid, sample, strict=True))}
+    for r in records:
+        if r.get("kind") == "steps" and "sample" in r:
+            key = (str(r["problem_id"]), int(r["sample"]))
+            yield key, index.get(key), r
+
+
 def mc_first_error_rows(f: Features, records: Sequence[dict]) -> tuple[np.ndarray, list[int]]:
     """``mc_first_errors`` on the samples of features ``f``."""
     return mc_first_errors(records, f.pid.tolist(), f.sample.tolist(), f.n_steps.tolist(), f.label.tolist())
@@ -586,13 +591,8 @@ def mc_first_errors(records: Sequence[dict], pid: Sequence, sample: Sequence[int
     features lack are skipped. The samples are given by their problem ids, sample indices,
     step counts and verdicts, one entry per feature row; returns (feature rows, labels) in
     record order."""
-    index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(pid, sample, strict=True))}
     rows, labels = [], []
-    for r in records:
-        if r.get("kind") != "steps" or "sample" not in r:
-            continue
-        key = (str(r["problem_id"]), int(r["sample"]))
-        i = index.get(key)
+    for key, i, r in _matched(records, pid, sample):
         if i is None:
             continue
         hard = r.get("hard_labels")
