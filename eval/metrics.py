@@ -39,6 +39,7 @@ from rewards.flagging import (  # noqa: F401
     choose_threshold,
     cross_fitted_rules,
     cross_fitted_thresholds,
+    drop_clause,
     earliest,
     first_drop,
     first_error,

@@ -334,8 +334,7 @@ def processbench(
         "threshold_method": method,
         "thresholds": thresholds,
         "rule": "a step is wrong when its score < threshold" + (
-            (f" or < {drop:g} x the previous step's score (1 before the first step)" if not start else
-             f" or, from the second step on, < {drop:g} x the previous step's score") if drop > 0 else "")
+            metrics.drop_clause(f"{drop:g}", start) if drop > 0 else "")
             + "; prediction = first wrong step, -1 if none",
         "solutions": len(rows),
         "steps_scored": sum(len(s) for s in sols),

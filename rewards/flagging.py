@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["first_error", "first_drop", "earliest", "processbench_scores", "processbench_f1_curve",
            "choose_threshold", "choose_rule", "cross_fitted_thresholds", "cross_fitted_rules", "check_start",
-           "RATIOS"]
+           "drop_clause", "RATIOS"]
 
 RATIOS = tuple(round(0.05 * k, 2) for k in range(20))  # 0 (threshold only), 0.05, ..., 0.95: `choose_rule`'s grid
 
@@ -52,6 +52,12 @@ def first_error(scores: Sequence[float], threshold: float, ratio: float = 0.0, s
     when none is (the solution is judged all right)."""
     below = next((i for i, s in enumerate(scores) if s < threshold), -1)
     return earliest(below, first_drop(scores, ratio, start)) if ratio > 0 else below
+
+
+def drop_clause(ratio: str, start: int) -> str:
+    """The words a rule's description adds for its drop ratio (``ratio`` as it should read)."""
+    return (f" or < {ratio} x the previous step's score (1 before the first step)" if not start else
+            f" or, from the second step on, < {ratio} x the previous step's score")
 
 
 def check_start(start: int) -> int:

@@ -624,7 +624,14 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
       ``mc_first_error_rows``), those samples are a second set of first-error solutions and
       the rule maximises the mean of the two sets' F1s;
     - otherwise ``choose_flag_threshold`` on whole samples (``THRESHOLD_CRITERION``)."""
-    from rewards.flagging import RATIOS, check_start, choose_rule, first_error, processbench_scores
+    from rewards.flagging import (
+        RATIOS,
+        check_start,
+        choose_rule,
+        drop_clause,
+        first_error,
+        processbench_scores,
+    )
 
     check_start(start)
     if start and not relative:
@@ -648,9 +655,7 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
         log.info("probe threshold %s: %.4f, drop ratio %g from step %d (first-error F1 %.3f on %d step-labelled "
                  "training solutions: %.1f%% of erroneous located, %.1f%% of error-free not flagged)", granularity,
                  t, ratio, start, got["f1"], len(rows), 100 * got["error_acc"], 100 * got["correct_acc"])
-        rule = "a step is flagged when its score < value" + (
-            " or < ratio x the previous step's score (1 before the first step)" if relative and not start else
-            " or, from the second step on, < ratio x the previous step's score" if relative else "")
+        rule = "a step is flagged when its score < value" + (drop_clause("ratio", start) if relative else "")
         out = {"value": float(t), **({"ratio": float(ratio)} if relative else {}),
                **({"ratio_start": start} if relative and start else {}), "first_error_f1": got["f1"],
                "error_acc": got["error_acc"], "correct_acc": got["correct_acc"], "solutions": len(rows),
