@@ -225,13 +225,14 @@ def _scored(metrics, f1_interval, labels, preds, sets, boot) -> dict:
         got = metrics.processbench_scores(labels, preds)
         got["f1_ci"] = f1_interval(labels, preds, boot, 0)
         return got
+    members = metrics.set_members(sets)
     by = {}
-    for g in SETS:
-        idx = [i for i, x in enumerate(sets) if x == g]
-        ys, ps = [labels[i] for i in idx], [preds[i] for i in idx]
-        by[g] = {**metrics.processbench_scores(ys, ps), "f1_ci": f1_interval(ys, ps, boot, 0)}
+    for g, got in metrics.scores_by_set(labels, preds, sets).items():
+        idx = members[g]
+        by[g] = {**got, "f1_ci": f1_interval([labels[i] for i in idx], [preds[i] for i in idx], boot, 0)}
+    by = {g: by[g] for g in SETS}
     rng = np.random.default_rng(0)
-    members = {g: np.array([i for i, x in enumerate(sets) if x == g]) for g in SETS}
+    members = {g: np.array(members[g]) for g in SETS}
     draws = []
     for _ in range(boot):
         f1s = []

@@ -45,6 +45,8 @@ from rewards.flagging import (  # noqa: F401
     first_error,
     processbench_f1_curve,
     processbench_scores,
+    scores_by_set,
+    set_members,
 )
 from search.common import value_of
 from search.select import CHECKED, answer_classes, rule_label, select

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["first_error", "first_drop", "earliest", "processbench_scores", "processbench_f1_curve",
+__all__ = ["first_error", "first_drop", "earliest", "processbench_scores", "scores_by_set", "set_members",
+           "processbench_f1_curve",
            "choose_threshold", "choose_rule", "cross_fitted_thresholds", "cross_fitted_rules", "check_start",
            "drop_clause", "RATIOS"]
 
@@ -90,6 +91,23 @@ def processbench_scores(labels: Sequence[int], preds: Sequence[int]) -> dict:
     return {"error_acc": a, "correct_acc": b, "f1": f1, "n_error": len(err), "n_correct": len(ok)}
 
 
+def set_members(sets: Sequence) -> dict:
+    """Each set id's solution indices, the ids in order of first appearance."""
+    members: dict = {}
+    for i, g in enumerate(sets):
+        members.setdefault(g, []).append(i)
+    return members
+
+
+def scores_by_set(labels: Sequence[int], preds: Sequence[int], sets: Sequence) -> dict:
+    """`processbench_scores` of each set of solutions (``sets``: a set id per solution)."""
+    if not len(sets) == len(labels) == len(preds):
+        raise ValueError(f"got {len(sets)} set ids, {len(labels)} labels and {len(preds)} predictions; "
+                         "they must align.")
+    return {g: processbench_scores([labels[i] for i in idx], [preds[i] for i in idx])
+            for g, idx in set_members(sets).items()}
+
+
 def _ok_intervals(step_scores: Sequence[Sequence[float]], labels: Sequence[int],
                   ratio: float = 0.0, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per solution, the thresholds t in (lo, hi] for which `first_error(t, ratio)` returns
@@ -128,8 +146,9 @@ def processbench_f1_curve(
         if len(sets) != len(labels):
             raise ValueError(f"got {len(sets)} set ids for {len(labels)} solutions; they must align.")
         curves = []
-        for g in sorted(set(sets), key=str):
-            idx = [i for i, x in enumerate(sets) if x == g]
+        members = set_members(sets)
+        for g in sorted(members, key=str):
+            idx = members[g]
             curves.append(processbench_f1_curve([step_scores[i] for i in idx], [labels[i] for i in idx],
                                                 thresholds, ratio, start))
         return np.mean(curves, axis=0)

@@ -127,6 +127,13 @@ def test_a_rule_fitted_on_two_sets_maximises_the_mean_of_their_f1s():
         return np.mean([M.processbench_scores([ys[i] for i in range(90) if sets[i] == g],
                                               [preds[i] for i in range(90) if sets[i] == g])["f1"] for g in "ab"])
 
+    preds = [M.first_error(s, 0.3, 0.4) for s in ss]
+    by = M.scores_by_set(ys, preds, sets)
+    assert list(by) == ["a", "b"] and M.set_members(["b", "a", "b"]) == {"b": [0, 2], "a": [1]}
+    assert by["b"]["n_error"] + by["b"]["n_correct"] == 20 and np.mean([v["f1"] for v in by.values()]) \
+        == pytest.approx(mean_f1(0.3, 0.4))
+    with pytest.raises(ValueError, match="must align"):
+        M.scores_by_set(ys, preds[:-1], sets)
     ts = sorted({x for s in ss for x in s} | {math.inf})
     curve = M.processbench_f1_curve(ss, ys, ts, 0.4, 0, sets)
     for t, f in zip(ts, curve, strict=True):

@@ -631,6 +631,7 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
         drop_clause,
         first_error,
         processbench_scores,
+        scores_by_set,
     )
 
     check_start(start)
@@ -663,11 +664,7 @@ def fit_threshold(f: Features, *, layer: int, l2: float, granularity: str, folds
                "data": "training data only: the step-labelled solutions' " + data,
                "pool": f.manifest.get("pool"), "folds": folds, "seed": seed}
         if sets is not None:
-            per_set = {}
-            for g in dict.fromkeys(sets):
-                idx = [i for i, x in enumerate(sets) if x == g]
-                per_set[g] = processbench_scores([labels[i] for i in idx],
-                                                 [first_error(per[i], t, ratio, start) for i in idx])
+            per_set = scores_by_set(labels, [first_error(p, t, ratio, start) for p in per], sets)
             out.update({"criterion": FIRST_ERROR_CRITERION + "; the mean over two sets of solutions",
                         "mean_first_error_f1": obj, "sets": per_set})
         return out
