@@ -132,6 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="--pool: samples labelled per problem, right and wrong answers alternating (default 4)")
     p.add_argument("--mixed-only", action="store_true",
                    help="--pool: only problems the pool holds both right and wrong samples of")
+    p.add_argument("--skip-labelled", nargs="+", default=None, metavar="MC_LABELS",
+                   help="--pool: Monte Carlo label files of the same pool whose samples are not labelled again "
+                        "(they count toward --samples-per-problem: 4 after a run of 2 labels the next two); "
+                        "pass both files to `cli.py train probe --step-labels`")
     p = sub.add_parser(_PROBE[0], help="the frozen policy's hidden states at the step ends of a pool's "
                                               "samples (resumable; held-out problems left out)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -394,12 +398,17 @@ def _run_builder(args) -> int:
         if v is not None and v < low:
             raise ValueError(f"{flag} must be >= {low}, got {v}" + (" (omit --limit for every problem)"
                                                                     if flag == "--limit" else ""))
+    skip = None
+    if getattr(args, "skip_labelled", None) and not pool_path:
+        raise ValueError("--skip-labelled applies to labelling a stored pool's samples (--pool)")
     if pool_path:
         from policies.pool import read_pool
 
         _check_pools([pool_path])
         pool = read_pool(pool_path)[args.offset:]
         pool = pool[: args.limit] if args.limit else pool
+        if args.skip_labelled:
+            skip = _labelled_samples(args.skip_labelled, pool, pool_path)
         ident = (pool[0].get("config") or {}).get("policy") or {}
         if args.model and ident.get("model") and args.model != ident["model"]:
             raise ValueError(f"--model {args.model}: the pool {pool_path} was written by {ident['model']}; Monte "
@@ -432,7 +441,7 @@ def _run_builder(args) -> int:
     elif pool_path:
         s = step_labels_from_pool(policy, pool, args.out, k=args.k, samples_per_problem=args.samples_per_problem,
                                   mixed_only=args.mixed_only, max_steps=args.max_steps, seed=args.seed,
-                                  chunk=args.chunk, budget=budget, meta=meta)
+                                  chunk=args.chunk, budget=budget, skip=skip, meta=meta)
     else:
         s = build_step_labels(policy, problems, args.out, n=args.n, k=args.k, max_steps=args.max_steps,
                               seed=args.seed, chunk=args.chunk, budget=budget, meta=meta)
@@ -440,6 +449,29 @@ def _run_builder(args) -> int:
     if s["problems_remaining"]:
         print("budget spent; rerun the same command to continue")
     return 0
+
+
+def _labelled_samples(paths: list[str], pool: list[dict], pool_path: str) -> set[tuple[str, int]]:
+    """(problem id, sample index) of every Monte Carlo ``steps`` record in PATHS, each
+    checked against POOL's sample of that index (the same steps), so that labels of another
+    pool cannot pass for this one's."""
+    from rewards.train.data import read_jsonl
+
+    steps = {(str(rec["id"]), j): s.get("steps") for rec in pool for j, s in enumerate(rec.get("samples") or [])}
+    done = set()
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--skip-labelled {path}: no such file; pass the Monte Carlo labels written "
+                                    "by `cli.py train data-steps --pool` on this pool")
+        for r in read_jsonl(path):
+            if r.get("kind") != "steps" or "sample" not in r:
+                continue
+            key = (str(r["problem_id"]), int(r["sample"]))
+            if key in steps and steps[key] != r.get("steps"):
+                raise ValueError(f"--skip-labelled {path}: problem {key[0]} sample {key[1]} has other steps than "
+                                 f"{pool_path}'s; pass labels made from this pool")
+            done.add(key)
+    return done
 
 
 def _check_pools(pools: list[str]) -> None:

@@ -325,6 +325,7 @@ def step_labels_from_pool(
     budget: Budget = Budget(),
     grader: Grader = default_grader,
     heldout: Callable[[str], bool] | None = None,
+    skip: set[tuple[str, int]] | None = None,
     meta: dict | None = None,
 ) -> dict:
     """Monte Carlo step labels for the samples a stored pool already holds.
@@ -335,17 +336,22 @@ def step_labels_from_pool(
     last step's label is the sample's verdict from the pool. ``samples_per_problem``
     samples per problem (``pick_samples``: right and wrong alternating); ``mixed_only``
     keeps problems the pool has both right and wrong samples of (where a step can be told
-    apart from the outcome at all). Held-out problems are dropped. Resumable and budgeted
-    like ``build_step_labels``.
+    apart from the outcome at all). Held-out problems are dropped. ``skip``: (problem id,
+    sample index) pairs labelled before (another file of this pool); they are passed over
+    and ``samples_per_problem`` counts them, so m = 4 after a run of m = 2 labels each
+    problem's next two samples in the same order; a problem with none left is dropped.
+    Resumable and budgeted like ``build_step_labels``.
     """
     if k < 1 or chunk < 1 or max_steps < 1 or (samples_per_problem is not None and samples_per_problem < 1):
         raise ValueError(f"k, chunk, max_steps and samples_per_problem must be >= 1, got {k}, {chunk}, {max_steps}, "
                          f"{samples_per_problem}")
     if heldout is None:
         from policies.datasets import is_heldout as heldout
+    skip = skip or set()
     config = {"builder": "mc_steps_pool", "k": k, "samples_per_problem": samples_per_problem,
-              "mixed_only": mixed_only, "max_steps": max_steps, "seed": seed, **(meta or {})}
-    problems, picked, dropped = [], {}, {"heldout": 0, "not_mixed": 0}
+              "mixed_only": mixed_only, "max_steps": max_steps, "seed": seed,
+              **({"skipped_samples": len(skip)} if skip else {}), **(meta or {})}
+    problems, picked, dropped = [], {}, {"heldout": 0, "not_mixed": 0, **({"labelled_before": 0} if skip else {})}
     for rec in pool:
         if heldout(rec["problem"]):
             dropped["heldout"] += 1
@@ -355,10 +361,13 @@ def step_labels_from_pool(
             dropped["not_mixed"] += 1
             continue
         pid = str(rec["id"])
+        todo = [j for j in pick_samples(samples, samples_per_problem, max_steps) if (pid, j) not in skip]
+        if skip and not todo:
+            dropped["labelled_before"] += 1
+            continue
         problems.append({"id": pid, "problem": rec["problem"], "answer": str(rec.get("gold", "")),
                          "source": rec.get("source", "")})
-        picked[pid] = [(j, list(samples[j]["steps"]), sample_verdict(samples[j]))
-                       for j in pick_samples(samples, samples_per_problem, max_steps)]
+        picked[pid] = [(j, list(samples[j]["steps"]), sample_verdict(samples[j])) for j in todo]
 
     def do_chunk(ch):
         sols = [(p, j, steps, final) for p in ch for j, steps, final in picked[p["id"]]]
