@@ -421,6 +421,8 @@ def test_the_threshold_of_a_probe_with_step_labelled_solutions_maximises_first_e
     bad = [dict(records[0], hard_labels=[1] * (int(f.n_steps[pool_rows[0]]) + 1))]
     with pytest.raises(ValueError, match="labels made from the features' own pool"):
         tp.mc_first_error_rows(f, bad)
+    with pytest.raises(ValueError, match="appear twice"):  # two overlapping files
+        tp.mc_first_error_rows(f, records + records[:1])
     with pytest.raises(ValueError, match="match no sample"):
         tp.fit_threshold(f, layer=3, l2=0.1, granularity="step", folds=4, seed=1, first_errors=records[-1:])
     with pytest.raises(ValueError, match="with a drop ratio"):

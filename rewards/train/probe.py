@@ -565,11 +565,18 @@ def first_error_rows(f: Features) -> tuple[np.ndarray, list[int]]:
 
 def _matched(records: Sequence[dict], pid: Sequence, sample: Sequence[int]):
     """(problem id and sample index, feature row or None, record) for each Monte Carlo
-    ``steps`` record, matched to the feature rows by problem id and sample index."""
+    ``steps`` record, matched to the feature rows by problem id and sample index. A sample
+    labelled twice (two files that overlap) is an error: it would count twice."""
     index = {(str(p), int(j)): i for i, (p, j) in enumerate(zip(pid, sample, strict=True))}
+    seen = set()
     for r in records:
         if r.get("kind") == "steps" and "sample" in r:
             key = (str(r["problem_id"]), int(r["sample"]))
+            if key in seen:
+                raise ValueError(f"step labels of problem {key[0]} sample {key[1]} appear twice; pass each sample's "
+                                 "Monte Carlo labels once (label more samples with `cli.py train data-steps "
+                                 "--skip-labelled`)")
+            seen.add(key)
             yield key, index.get(key), r
 
 
