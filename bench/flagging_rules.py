@@ -225,14 +225,11 @@ def _scored(metrics, f1_interval, labels, preds, sets, boot) -> dict:
         got = metrics.processbench_scores(labels, preds)
         got["f1_ci"] = f1_interval(labels, preds, boot, 0)
         return got
-    members = metrics.set_members(sets)
-    by = {}
-    for g, got in metrics.scores_by_set(labels, preds, sets).items():
-        idx = members[g]
-        by[g] = {**got, "f1_ci": f1_interval([labels[i] for i in idx], [preds[i] for i in idx], boot, 0)}
-    by = {g: by[g] for g in SETS}
+    members = {g: np.array(idx) for g, idx in metrics.set_members(sets).items()}
+    got = metrics.scores_by_set(labels, preds, sets)
+    by = {g: {**got[g], "f1_ci": f1_interval([labels[i] for i in members[g]], [preds[i] for i in members[g]], boot, 0)}
+          for g in SETS}
     rng = np.random.default_rng(0)
-    members = {g: np.array(members[g]) for g in SETS}
     draws = []
     for _ in range(boot):
         f1s = []
