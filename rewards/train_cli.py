@@ -385,6 +385,7 @@ def _run_builder(args) -> int:
         Budget,
         build_outcome_data,
         build_step_labels,
+        labelled_samples,
         step_labels_from_pool,
         summary_line,
     )
@@ -408,7 +409,7 @@ def _run_builder(args) -> int:
         pool = read_pool(pool_path)[args.offset:]
         pool = pool[: args.limit] if args.limit else pool
         if args.skip_labelled:
-            skip = _labelled_samples(args.skip_labelled, pool, pool_path)
+            skip = labelled_samples(args.skip_labelled, pool, pool_path)
         ident = (pool[0].get("config") or {}).get("policy") or {}
         if args.model and ident.get("model") and args.model != ident["model"]:
             raise ValueError(f"--model {args.model}: the pool {pool_path} was written by {ident['model']}; Monte "
@@ -449,29 +450,6 @@ def _run_builder(args) -> int:
     if s["problems_remaining"]:
         print("budget spent; rerun the same command to continue")
     return 0
-
-
-def _labelled_samples(paths: list[str], pool: list[dict], pool_path: str) -> set[tuple[str, int]]:
-    """(problem id, sample index) of every Monte Carlo ``steps`` record in PATHS, each
-    checked against POOL's sample of that index (the same steps), so that labels of another
-    pool cannot pass for this one's."""
-    from rewards.train.data import read_jsonl
-
-    steps = {(str(rec["id"]), j): s.get("steps") for rec in pool for j, s in enumerate(rec.get("samples") or [])}
-    done = set()
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--skip-labelled {path}: no such file; pass the Monte Carlo labels written "
-                                    "by `cli.py train data-steps --pool` on this pool")
-        for r in read_jsonl(path):
-            if r.get("kind") != "steps" or "sample" not in r:
-                continue
-            key = (str(r["problem_id"]), int(r["sample"]))
-            if key in steps and steps[key] != r.get("steps"):
-                raise ValueError(f"--skip-labelled {path}: problem {key[0]} sample {key[1]} has other steps than "
-                                 f"{pool_path}'s; pass labels made from this pool")
-            done.add(key)
-    return done
 
 
 def _check_pools(pools: list[str]) -> None:

@@ -397,9 +397,9 @@ def test_step_labels_from_a_pool_roll_out_only_the_stored_samples(tmp_path):
                                  heldout=lambda text: text == "HELD")["problems_skipped_as_done"] == 1
     assert pol2.calls == 0
     # a second file labels the next sample in the same order, passing over the first file's
-    from rewards.train_cli import _labelled_samples
+    from rewards.train import labelled_samples
 
-    skip = _labelled_samples([str(out)], pool, "p.jsonl.gz")
+    skip = labelled_samples([str(out)], pool, "p.jsonl.gz")
     assert skip == {("q0", 0), ("q0", 1)}
     more = tmp_path / "mc-more.jsonl"
     s = step_labels_from_pool(ScriptedPolicy(), pool, str(more), k=4, samples_per_problem=3, mixed_only=True,
@@ -414,9 +414,9 @@ def test_step_labels_from_a_pool_roll_out_only_the_stored_samples(tmp_path):
     bad = tmp_path / "other.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in other))
     with pytest.raises(ValueError, match="other steps"):
-        _labelled_samples([str(bad)], pool, "p.jsonl.gz")
+        labelled_samples([str(bad)], pool, "p.jsonl.gz")
     with pytest.raises(FileNotFoundError, match="--skip-labelled"):
-        _labelled_samples([str(tmp_path / "missing.jsonl")], pool, "p.jsonl.gz")
+        labelled_samples([str(tmp_path / "missing.jsonl")], pool, "p.jsonl.gz")
 
 
 def test_orm_trains_on_a_pool_with_balanced_weights_and_reads_out_probabilities(tiny_root, tmp_path):

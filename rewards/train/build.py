@@ -30,14 +30,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..steps import join_steps, split_steps
-from .data import JsonlWriter
+from .data import JsonlWriter, read_jsonl
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "mc_labels", "outcome_from_pool",
-           "pick_samples", "sample_verdict", "step_labels_from_pool", "summary_line"]
+__all__ = ["Budget", "build_outcome_data", "build_step_labels", "default_grader", "labelled_samples", "mc_labels",
+           "outcome_from_pool", "pick_samples", "sample_verdict", "step_labels_from_pool", "summary_line"]
 
 Grader = Callable[[list[str], list[str]], list[bool]]
 
@@ -309,6 +310,27 @@ def pick_samples(samples: list[dict], m: int | None, max_steps: int) -> list[int
     order = [j for pair in zip(right, wrong, strict=False) for j in pair]  # the longer list's rest below
     order += right[len(wrong):] + wrong[len(right):]
     return order if m is None else order[:m]
+
+
+def labelled_samples(paths: Sequence[str], pool: list[dict], pool_name: str) -> set[tuple[str, int]]:
+    """(problem id, sample index) of every Monte Carlo ``steps`` record in PATHS (the
+    ``skip`` of ``step_labels_from_pool``), each checked against POOL's sample of that index
+    (the same steps), so that labels of another pool cannot pass for this one's."""
+    steps = {(str(rec["id"]), j): s.get("steps") for rec in pool for j, s in enumerate(rec.get("samples") or [])}
+    done = set()
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--skip-labelled {path}: no such file; pass the Monte Carlo labels written "
+                                    "by `cli.py train data-steps --pool` on this pool")
+        for r in read_jsonl(path):
+            if r.get("kind") != "steps" or "sample" not in r:
+                continue
+            key = (str(r["problem_id"]), int(r["sample"]))
+            if key in steps and steps[key] != r.get("steps"):
+                raise ValueError(f"--skip-labelled {path}: problem {key[0]} sample {key[1]} has other steps than "
+                                 f"{pool_name}'s; pass labels made from this pool")
+            done.add(key)
+    return done
 
 
 def step_labels_from_pool(
