@@ -655,3 +655,41 @@ def test_step_labelled_solutions_join_a_pool_as_step_targets(tiny_lm, tmp_path, 
     assert "one label in [0, 1] per step" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "probe-features", "--steps", str(steps), "--pool", "p.jsonl", "--out", "z"])
+
+
+def test_mc_first_error_rows_script_writes_one_side_of_the_trainers_split(tmp_path):
+    """bench/mc_first_error_rows.py: the Monte Carlo records of the problems a trainer with the
+    same --heldout-fraction holds out, as ProcessBench rows (first error by the hard estimate),
+    which `eval scorer --calibration` reads; records without hard labels end in one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from eval.scorer_bench import load_processbench
+    from rewards.train.data import split_by_problem
+
+    records = []
+    for p in range(12):
+        for s, correct in enumerate((True, False)):
+            hard = [1, 0, 0] if p % 3 else [0, 0, 0]
+            records.append({"kind": "steps", "problem_id": f"q{p}", "problem": f"problem {p}", "sample": s,
+                            "steps": ["a", "b", "c"], "labels": [0.5, 0.0, 0.0], "hard_labels": hard,
+                            "correct": correct, "rollouts": 4})
+    src = tmp_path / "mc.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    script = Path(__file__).resolve().parent.parent / "bench" / "mc_first_error_rows.py"
+    out = tmp_path / "rows.jsonl"
+    run = subprocess.run([sys.executable, str(script), "--labels", str(src), "--heldout-fraction", "0.3",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    _, held = split_by_problem(records, 0.3, seed=0)
+    rows = load_processbench(out)
+    assert [r["id"] for r in rows] == [f"{r['problem_id']}-s{r['sample']}" for r in held] and rows
+    assert [r["label"] for r in rows] == [-1 if r["correct"] else (1 if int(r["problem_id"][1:]) % 3 else 0)
+                                         for r in held]
+    assert tp.mc_first_error({"hard_labels": [1, 1], "correct": False}) == 1  # no zero: the last step
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({k: v for k, v in records[0].items() if k != "hard_labels"}) + "\n")
+    run = subprocess.run([sys.executable, str(script), "--labels", str(bad), "--heldout-fraction", "0.3",
+                          "--out", str(tmp_path / "x.jsonl")], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().count("\n") == 0 and "hard_labels" in run.stderr

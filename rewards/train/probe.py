@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
            "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold", "first_error_rows",
-           "fit_threshold", "write_threshold", "attach_step_labels"]
+           "fit_threshold", "write_threshold", "attach_step_labels", "mc_first_error"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
 
@@ -585,6 +585,14 @@ def mc_first_error_rows(f: Features, records: Sequence[dict]) -> tuple[np.ndarra
     return mc_first_errors(records, f.pid.tolist(), f.sample.tolist(), f.n_steps.tolist(), f.label.tolist())
 
 
+def mc_first_error(record: dict) -> int:
+    """A Monte Carlo ``steps`` record's first error, Math-Shepherd's hard estimate: -1 for a
+    right-answer sample; else its first step whose prefix has no rollout reaching the gold
+    answer (``hard_labels`` 0), or its last step."""
+    hard = record["hard_labels"]
+    return -1 if record.get("correct") else next((j for j, h in enumerate(hard) if not h), len(hard) - 1)
+
+
 def mc_first_errors(records: Sequence[dict], pid: Sequence, sample: Sequence[int], n_steps: Sequence[int],
                     right: Sequence) -> tuple[np.ndarray, list[int]]:
     """First-error labels of the policy's own samples from Monte Carlo step labels
@@ -611,7 +619,7 @@ def mc_first_errors(records: Sequence[dict], pid: Sequence, sample: Sequence[int
                              f"correct={r.get('correct')}, but the features' sample has {int(n_steps[i])} steps, "
                              f"correct={bool(right[i])}; pass labels made from the features' own pool")
         rows.append(i)
-        labels.append(-1 if r.get("correct") else next((j for j, h in enumerate(hard) if not h), len(hard) - 1))
+        labels.append(mc_first_error(r))
     return np.asarray(rows, dtype=int), labels
 
 
