@@ -32,10 +32,12 @@ def main() -> int:
     from rewards.train.probe import mc_first_error
 
     records = read_jsonl(a.labels)
-    bad = next((i for i, r in enumerate(records, 1) if r.get("hard_labels") is None), None)
-    if bad is not None:
-        sys.exit(f"{a.labels}: record {bad} has no 'hard_labels'; pass Monte Carlo step labels "
-                 "(`cli.py train data-steps --pool`)")
+    need = ("problem_id", "sample", "problem", "steps", "hard_labels")
+    for i, r in enumerate(records, 1):
+        missing = [k for k in need if r.get(k) is None]
+        if missing:
+            sys.exit(f"{a.labels}: record {i} has no {', '.join(repr(k) for k in missing)}; pass Monte Carlo step "
+                     "labels (`cli.py train data-steps --pool`)")
     train, held = split_by_problem(records, a.heldout_fraction, seed=a.split_seed)
     rows = held if a.side == "heldout" else train
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
