@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--no-card-threshold", action="store_true",
                    help="ProcessBench: ignore the scorer card's threshold (use 2-fold by id)")
     s.add_argument("--batch-size", type=int, default=16, help="solutions per score() call")
+    s.add_argument("--max-length", type=int, default=None,
+                   help="--reward prm/orm: the longest candidate scored, in tokens (default: the scorer's adapter's; "
+                        "the model's positions bound it); a longer one stops the run before any scoring")
     s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--out", default=None, help="result JSON (default reports/scorer-BENCH-REWARD.json)")
@@ -71,6 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--out", required=True, help="scored pool (.jsonl; rerun to resume)")
     sp.add_argument("--limit", type=int, default=None, help="first N problems")
     sp.add_argument("--batch-problems", type=int, default=2, help="problems per score() call (default 2)")
+    sp.add_argument("--max-length", type=int, default=None,
+                    help="--reward prm/orm: the longest candidate scored, in tokens (default: the scorer's adapter's; "
+                         "the model's positions bound it); a longer one stops the run, the problems written kept")
     sp.add_argument("--features", default=None,
                     help="--reward probe only: read the policy's states from this folder (`cli.py train "
                          "probe-features --allow-heldout` on the same pool) instead of running the policy")
@@ -148,6 +154,17 @@ def check_pool_rewrite(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {args.out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
 
 
+def max_length_option(args: argparse.Namespace) -> dict:
+    """``--max-length`` as a load_scorer option (prm and orm only), checked before any model loads."""
+    if args.max_length is None:
+        return {}
+    if args.reward not in ("prm", "orm"):
+        raise ValueError(f"--max-length applies to --reward prm or orm, not {args.reward}")
+    if args.max_length < 8:
+        raise ValueError(f"--max-length must be >= 8, got {args.max_length}")
+    return {"max_length": args.max_length}
+
+
 def run_score_pool(args: argparse.Namespace) -> int:
     import sys
     import time
@@ -173,6 +190,7 @@ def run_score_pool(args: argparse.Namespace) -> int:
 
         first = next(iter_pool(args.pool), None)  # the first record says it; score_pool reads the rest
         options["prompt_style"] = first["config"]["policy"].get("prompt_style") if first else None
+    options.update(max_length_option(args))
     scorer = load_scorer(args.reward, model=args.scorer_model, **options)
     reward = {**scorer.describe(), "model": args.scorer_model}
     if scorer.forward_params:  # the pool table's cost column: 2 x params x scorer_tokens per candidate
@@ -278,7 +296,7 @@ def run_scorer(args: argparse.Namespace) -> int:
         raise ValueError(f"--drop-start applies to the processbench benches, not --bench {args.bench}")
     if args.arithmetic_check and not args.bench.startswith("processbench"):
         raise ValueError(f"--arithmetic-check applies to the processbench benches, not --bench {args.bench}")
-    scorer = load_scorer(args.reward, model=args.scorer_model)
+    scorer = load_scorer(args.reward, model=args.scorer_model, **max_length_option(args))
     card_t = None if args.no_card_threshold else getattr(scorer, "step_threshold", None)
     if args.bench.startswith("processbench") and args.threshold is None and args.calibration is None:
         if card_t is not None:

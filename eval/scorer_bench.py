@@ -108,14 +108,31 @@ def _fold(row_id) -> int:
 # ---------------------------------------------------------------- scoring
 
 
+def check_lengths(scorer, problems: list[str], solutions: list[list[str]], *, what: str = "solutions",
+                  names: list | None = None) -> None:
+    """Raise one ValueError for the first solution the scorer refuses for its length
+    (``scorer.length_error``), before anything is scored; ``names`` (row ids) name it."""
+    check = getattr(scorer, "length_error", None)
+    if check is None:
+        return
+    for i, (p, s) in enumerate(zip(problems, solutions, strict=True)):
+        msg = check(p, s)
+        if msg is not None:
+            row = f"row {names[i]!r}" if names is not None else f"item {i} (0-based)"
+            raise ValueError(f"{row} of {len(solutions)} {what} is {msg}")
+
+
 def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=None, batch_size: int = 16,
-              what: str = "solutions", on_batch=None) -> list[list[float]]:
+              what: str = "solutions", on_batch=None, checked: bool = False) -> list[list[float]]:
     """scorer.score in batches (empty solutions get [] without a call); after each batch
-    ``on_batch(done, total, what)`` when given (a progress line)."""
+    ``on_batch(done, total, what)`` when given (a progress line). Lengths are checked first
+    (``check_lengths``) unless ``checked`` says the caller has done it."""
     needs_golds = bool(getattr(scorer, "needs_golds", False))
     if needs_golds and (golds is None or any(g is None for g in golds)):
         raise ValueError(f"the {getattr(scorer, 'kind', '?')} scorer needs a gold answer per solution; "
                          "this bench has none: use --reward prm, orm, tinyrm or none")
+    if not checked:
+        check_lengths(scorer, problems, solutions, what=what)
     out: list[list[float]] = [[] for _ in solutions]
     idx = [i for i, s in enumerate(solutions) if s]
     t0 = time.perf_counter()
@@ -132,9 +149,14 @@ def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=
     return out
 
 
-def step_scores(scorer, problems: list[str], solutions: list[list[str]], **kw) -> list[list[float]]:
+def step_scores(scorer, problems: list[str], solutions: list[list[str]], *, names: list | None = None,
+                **kw) -> list[list[float]]:
     """One score per step: a step-level scorer directly; an outcome scorer scores
-    every prefix of every solution (one score each)."""
+    every prefix of every solution (one score each). The whole solutions' lengths are
+    checked first (``check_lengths``; a prefix is never longer)."""
+    if not kw.get("checked"):
+        check_lengths(scorer, problems, solutions, names=names)
+    kw["checked"] = True
     if getattr(scorer, "granularity", "step") == "step":
         return score_all(scorer, problems, solutions, **kw)
     flat_p, flat_s, owner = [], [], []
@@ -275,7 +297,12 @@ def processbench(
     problems = [r["problem"] for r in rows]
     sols = [[str(s) for s in r["steps"]] for r in rows]
     labels = [int(r["label"]) for r in rows]
-    scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch)
+    check_lengths(scorer, problems, sols, names=[r.get("id", i) for i, r in enumerate(rows)])
+    if calibration_rows is not None:  # before any scoring too
+        check_lengths(scorer, [r["problem"] for r in calibration_rows],
+                      [[str(s) for s in r["steps"]] for r in calibration_rows], what="calibration rows",
+                      names=[r.get("id", i) for i, r in enumerate(calibration_rows)])
+    scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch, checked=True)
     thresholds: dict[str, float] = {}
     reference = None
     if threshold is not None:
@@ -286,7 +313,7 @@ def processbench(
         method = "calibration file"
         cal_scores = step_scores(scorer, [r["problem"] for r in calibration_rows],
                                  [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size,
-                                 on_batch=on_batch)
+                                 on_batch=on_batch, checked=True)
         t, f1 = metrics.choose_threshold(cal_scores, [int(row["label"]) for row in calibration_rows], drop,
                                          start)
         thresholds["all"] = t

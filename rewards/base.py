@@ -157,6 +157,13 @@ class Scorer:
     def _score(self, problems, solutions, *, golds, references) -> list[list[float]]:
         raise NotImplementedError
 
+    def length_error(self, problem: str, steps: list[str]) -> str | None:
+        """Why this candidate cannot be scored for its length ("N tokens, over the limit of
+        L (...)"), or None when it fits; scorers that never refuse a length return None.
+        Benches check every row with it before any scoring, so a long row fails the run at
+        once instead of after the rows before it."""
+        return None
+
     def describe(self) -> dict:
         """Plain metadata for output files and the compute ledger."""
         return {

@@ -41,7 +41,8 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
         the model's hub id, else the kind's ``adapter`` in ``rewards.kinds``), ``peft`` (peft adapter directory),
         ``device`` ("cpu"), ``dtype`` ("float32"), ``backend`` ("transformers" or "vllm"),
         ``token_budget`` (8192), ``max_batch_size`` (64), ``cache_size``,
-        ``kv_cache_tokens`` (8192; 0 disables the KV prefix cache).
+        ``kv_cache_tokens`` (8192; 0 disables the KV prefix cache), ``max_length`` (the
+        longest candidate in tokens; default the adapter's, bounded by the model's positions).
         backend "vllm": ``device`` ("auto"; "cpu" or "gpu"/"cuda" pick the engine
         defaults), ``dtype`` ("auto": the checkpoint's), ``cache_size`` and the fields of
         ``policies.config.EngineConfig`` (``kv_cache_gib``, ``max_model_len``, ...); see
@@ -82,6 +83,7 @@ def _load_prm_orm(
     device: str | None = None,
     dtype: str | None = None,
     backend: str = "transformers",
+    max_length: int | None = None,
     **scorer_options,
 ) -> Scorer:
     from .adapters import load_adapter, match_adapter
@@ -109,6 +111,12 @@ def _load_prm_orm(
         matched = match_adapter(model) if model is not None else None
         adapter = matched or SCORER_KINDS[kind].adapter
     cfg = load_adapter(adapter)
+    if max_length is not None:  # the longest candidate scored; the model's positions still bound it
+        import dataclasses
+
+        if int(max_length) < 8:
+            raise ValueError(f"max_length must be >= 8, got {max_length}")
+        cfg = dataclasses.replace(cfg, max_length=int(max_length))
     expect = "step" if kind == "prm" else "outcome"
     if cfg.granularity != expect:
         raise ValueError(

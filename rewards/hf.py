@@ -205,11 +205,15 @@ def cached_or_encoded(scorer, i: int, problem: str, steps: list[str], limit: int
         return list(cached), None, None, None
     enc = scorer.encode(problem, steps)
     if len(enc.ids) > limit:
-        raise ValueError(
-            f"candidate {i} is {len(enc.ids)} tokens, over the limit of {limit} ({limit_source}); "
-            "shorten the solution or raise max_length in the adapter"
-        )
+        raise ValueError(f"candidate {i} is {over_limit(len(enc.ids), limit, limit_source)}")
     return None, keys, cached, enc
+
+
+def over_limit(n: int, limit: int, limit_source: str) -> str:
+    """The length message of a candidate of n tokens over `limit`, with the fix."""
+    return (f"{n} tokens, over the limit of {limit} ({limit_source}); shorten the solution or raise the "
+            "scorer's max_length (load_scorer(..., max_length=N); --max-length in `cli.py eval`), "
+            "up to the model's positions")
 
 
 @dataclass
@@ -335,6 +339,18 @@ class TransformersScorer(Scorer):
         return torch.sigmoid(self.value_head(h).float()[:, 0])
 
     # ------------------------------------------------------------------ scoring
+    _LIMIT_SOURCE = "adapter max_length / model"
+
+    def describe(self) -> dict:
+        return {**super().describe(), "adapter": self.adapter.name,
+                "max_length": min(self.adapter.max_length, self.max_positions)}
+
+    def length_error(self, problem: str, steps: list[str]) -> str | None:
+        if not steps:
+            return None
+        n, limit = len(self.encode(problem, steps).ids), min(self.adapter.max_length, self.max_positions)
+        return over_limit(n, limit, self._LIMIT_SOURCE) if n > limit else None
+
     def _score(self, problems, solutions, *, golds, references):
         out: list[list[float] | None] = [None] * len(solutions)
         items: list[_Item] = []
@@ -343,7 +359,7 @@ class TransformersScorer(Scorer):
                 out[i] = []
                 continue
             limit = min(self.adapter.max_length, self.max_positions)
-            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, limit, "adapter max_length / model")
+            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, limit, self._LIMIT_SOURCE)
             if hit is not None:
                 out[i] = hit
                 continue

@@ -252,6 +252,28 @@ def _pb_file(tmp_path):
     return f
 
 
+def test_a_row_too_long_for_the_scorer_stops_the_bench_before_any_scoring():
+    sc = FakeScorer(read_score)
+    sc.length_error = lambda problem, steps: "9 tokens, over the limit of 8" if len(steps) > 3 else None
+    rows = pb_rows()
+    rows[25]["steps"] = rows[25]["steps"] + ["s=0.9"]
+    with pytest.raises(ValueError, match="row 'pb-25' of 40 solutions is 9 tokens, over the limit of 8"):
+        B.processbench(sc, rows, threshold=0.5, n_boot=20)
+    cal = pb_rows()[:4]
+    cal[3]["steps"] = cal[3]["steps"] * 2
+    with pytest.raises(ValueError, match="row 'pb-3' of 4 calibration rows is 9 tokens"):
+        B.processbench(sc, pb_rows(), calibration_rows=cal, n_boot=20)
+    with pytest.raises(ValueError, match="item 1 \\(0-based\\) of 2 solutions is 9 tokens"):
+        B.score_all(sc, ["p", "p"], [["s=1"], ["s=1"] * 4])
+    assert sc.stats.calls == 0  # nothing was scored before the errors
+    sc.granularity = "outcome"  # prefixes are never longer than their solution: one check per solution
+    with pytest.raises(ValueError, match="row 'pb-25'"):
+        B.processbench(sc, rows, threshold=0.5, n_boot=20)
+    assert sc.stats.calls == 0
+    ok = B.processbench(sc, pb_rows(), threshold=0.5, n_boot=20)
+    assert ok["f1"] == 1.0
+
+
 def test_processbench_outcome_scorer_scores_prefixes():
     sc = FakeScorer(lambda p, s: [read_score(p, s)[-1]])
     sc.granularity = "outcome"
@@ -366,6 +388,9 @@ def test_eval_scorer_cli(shared_data_dir, tmp_path, capsys):
     bad.write_text('{"problem": "x"}\n')
     rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "gsm8k-pairs", "--data", str(bad)])
     assert rc == 2 and "needs 'problem'" in capsys.readouterr().err
+    rc = cli.main(["eval", "scorer", "--reward", "none", "--bench", "processbench-gsm8k", "--max-length", "4096",
+                   "--out", str(out)])
+    assert rc == 2 and "--max-length applies to --reward prm or orm, not none" in capsys.readouterr().err
 
 
 def test_verifier_agreement_wired(tmp_path, capsys):

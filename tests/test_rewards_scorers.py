@@ -378,6 +378,24 @@ def test_empty_candidate_and_input_errors(tiny_root):
         s.score([PROBLEM], [long])
 
 
+def test_max_length_option_bounds_the_candidates_a_scorer_takes(tiny_root):
+    """load_scorer(max_length=N) replaces the adapter's limit; length_error says in advance
+    what score() would refuse, and describe() records the limit a result was made with."""
+    s = _scorer("math-shepherd", tiny_root)
+    n = len(s.encode(PROBLEM, STEPS[2]).ids)
+    assert s.length_error(PROBLEM, STEPS[2]) is None and s.length_error(PROBLEM, []) is None
+    short = _scorer("math-shepherd", tiny_root, max_length=n - 1)
+    assert short.describe()["max_length"] == n - 1 and s.describe()["max_length"] > n
+    msg = short.length_error(PROBLEM, STEPS[2])
+    assert msg.startswith(f"{n} tokens, over the limit of {n - 1}") and "--max-length" in msg
+    with pytest.raises(ValueError, match=f"candidate 0 is {n} tokens, over the limit of {n - 1}"):
+        short.score([PROBLEM], [STEPS[2]])
+    exact = _scorer("math-shepherd", tiny_root, max_length=n)
+    assert exact.score([PROBLEM], [STEPS[2]]) == s.score([PROBLEM], [STEPS[2]])  # same scores when it fits
+    with pytest.raises(ValueError, match="max_length must be >= 8"):
+        _scorer("math-shepherd", tiny_root, max_length=4)
+
+
 def test_unknown_kind():
     from rewards.kinds import SCORER_KINDS
 
