@@ -341,14 +341,18 @@ class TransformersScorer(Scorer):
     # ------------------------------------------------------------------ scoring
     _LIMIT_SOURCE = "adapter max_length / model"
 
+    def _limit(self) -> int:
+        """The longest candidate scored, in tokens."""
+        return min(self.adapter.max_length, self.max_positions)
+
+    # the two methods below serve the vLLM backend too (it has its own _limit)
     def describe(self) -> dict:
-        return {**super().describe(), "adapter": self.adapter.name,
-                "max_length": min(self.adapter.max_length, self.max_positions)}
+        return {**Scorer.describe(self), "adapter": self.adapter.name, "max_length": self._limit()}
 
     def length_error(self, problem: str, steps: list[str]) -> str | None:
         if not steps:
             return None
-        n, limit = len(self.encode(problem, steps).ids), min(self.adapter.max_length, self.max_positions)
+        n, limit = len(self.encode(problem, steps).ids), self._limit()
         return over_limit(n, limit, self._LIMIT_SOURCE) if n > limit else None
 
     def _score(self, problems, solutions, *, golds, references):
@@ -358,8 +362,7 @@ class TransformersScorer(Scorer):
             if not steps:
                 out[i] = []
                 continue
-            limit = min(self.adapter.max_length, self.max_positions)
-            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, limit, self._LIMIT_SOURCE)
+            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, self._limit(), self._LIMIT_SOURCE)
             if hit is not None:
                 out[i] = hit
                 continue

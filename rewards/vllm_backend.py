@@ -63,7 +63,7 @@ from verifiers.lru import LRUCache
 
 from .adapters import AdapterConfig
 from .base import Scorer
-from .hf import TransformersScorer, cached_or_encoded, over_limit
+from .hf import TransformersScorer, cached_or_encoded
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +188,11 @@ class VLLMScorer(Scorer):
 
     _LIMIT_SOURCE = "adapter max_length / engine max_model_len"
 
-    def describe(self) -> dict:
-        return {**super().describe(), "adapter": self.adapter.name,
-                "max_length": min(self.adapter.max_length, self.max_length)}
+    def _limit(self) -> int:
+        return min(self.adapter.max_length, self.max_length)
 
-    def length_error(self, problem: str, steps: list[str]) -> str | None:
-        if not steps:
-            return None
-        n, limit = len(self.encode(problem, steps).ids), min(self.adapter.max_length, self.max_length)
-        return over_limit(n, limit, self._LIMIT_SOURCE) if n > limit else None
+    describe = TransformersScorer.describe
+    length_error = TransformersScorer.length_error
 
     def _score(self, problems, solutions, *, golds, references):
         import torch
@@ -207,8 +203,7 @@ class VLLMScorer(Scorer):
             if not steps:
                 out[i] = []
                 continue
-            limit = min(self.adapter.max_length, self.max_length)
-            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, limit, self._LIMIT_SOURCE)
+            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, self._limit(), self._LIMIT_SOURCE)
             if hit is not None:
                 out[i] = hit
                 continue

@@ -257,3 +257,8 @@ def test_empty_solutions_and_errors_like_the_transformers_backend(scorer, hf_sco
                 s.score(*bad)
             kinds.append(type(e.value))
         assert kinds[0] is kinds[1]
+    # the length check before scoring, and the limit in describe(), as the transformers backend has them
+    assert scorer.length_error(PROBLEM, STEPS[2]) is None and scorer.length_error(PROBLEM, []) is None
+    assert "tokens, over the limit of 512 (adapter max_length / engine max_model_len)" in \
+        scorer.length_error(PROBLEM, ["word " * 600])
+    assert scorer.describe()["max_length"] == hf_scorer.describe()["max_length"] == 512
