@@ -282,7 +282,7 @@ def test_loss_masks_only_at_tags_and_mask(tiny_root):
         assert t["labels"][at[0]] == judge.choice_ids[0 if first else 1]
 
 
-def _cfg(kind, model, **kw):
+def _cfg(kind, model=None, **kw):
     from rewards.train import TrainConfig
 
     base = dict(kind=kind, model=model, lr=5e-3, head_lr=1e-2, epochs=30, batch_size=8, heldout_fraction=0.2,
@@ -324,6 +324,52 @@ def test_orm_trains_and_reloads_exactly(tiny_root, tmp_path):
         assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
     adapter_cfg = json.loads((out / "adapter_config.json").read_text())
     assert all(".layers.1." in t for t in adapter_cfg["target_modules"])  # layer 0 frozen
+
+
+def test_a_value_head_prm_starts_from_a_trained_orm_and_reloads_exactly(tiny_root, tmp_path):
+    """--init: the ORM's adapter and value head start a PRM read by a value head at every step
+    tag (tts-prm-value); before any step the PRM scores a one-step solution as the ORM does
+    (the same text, the same tag); it then trains on step labels and reloads exactly."""
+    from rewards import load_scorer
+    from rewards.train import prepare, train
+
+    model = _tiny_causal(tiny_root)
+    recs = [{"kind": "outcome", "problem": r["problem"], "steps": r["steps"], "correct": r["labels"][-1] == 1.0}
+            for r in _step_records()]
+    orm_dir = tmp_path / "orm"
+    train(_cfg("orm", model, freeze_layers=1, epochs=10), recs, str(orm_dir), progress=False)
+    orm = load_scorer("orm", model=str(orm_dir))
+    cfg = _cfg("prm", model, adapter="tts-prm-value", freeze_layers=1, init=str(orm_dir))
+    run = prepare(cfg, _step_records())
+    one = {"problem": recs[0]["problem"], "steps": recs[0]["steps"][:1], "labels": [1.0]}
+    assert run.task.probe(run.model, [one])[0]["scores"] == pytest.approx(
+        orm.score([one["problem"]], [one["steps"]])[0], abs=1e-5)
+    fresh = prepare(_cfg("prm", model, adapter="tts-prm-value", freeze_layers=1), _step_records())
+    assert fresh.task.probe(fresh.model, [one])[0]["scores"] != pytest.approx(
+        orm.score([one["problem"]], [one["steps"]])[0], abs=1e-3)
+    out = tmp_path / "prm"
+    card = train(cfg, _step_records(), str(out), progress=False)
+    init = card["training"]["init"]
+    assert init["path"] == str(orm_dir) and init["kind"] == "orm" and init["heads"] == ["value_head"]
+    assert card["adapter"] == "tts-prm-value" and (out / "value_head.safetensors").is_file()
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"]
+    s = load_scorer("prm", model=str(out))
+    assert s.trained and s.adapter.readout == "value_head"
+    for probe in card["training"]["reload_check"]:
+        assert s.score([probe["problem"]], [probe["steps"]])[0] == pytest.approx(probe["scores"], abs=1e-5)
+    # an init of other shapes or from elsewhere: one line naming the setting to pass
+    other = tmp_path / "other"
+    other.mkdir()
+    for kw, match in ((dict(lora_r=8), "its adapter has r 4, this run 8; pass the --lora-r"),
+                      (dict(freeze_layers=0), "covers other layers than this run's .* --freeze-layers"),
+                      (dict(init=str(tmp_path / "none")), "not a trained PRM/ORM directory"),
+                      (dict(model=_tiny_causal(other)), "trained on .* pass --model")):
+        settings = {"model": model, "adapter": "tts-prm-value", "freeze_layers": 1, "init": str(orm_dir), **kw}
+        with pytest.raises(ValueError, match=match):
+            prepare(_cfg("prm", **settings), _step_records())
+    with pytest.raises(ValueError, match="init applies to a prm or orm"):
+        _cfg("tinyrm", model, init=str(orm_dir))
 
 
 def _write_pool(path: Path, problems: list[tuple[str, list[tuple[list[str], bool]]]]) -> Path:

@@ -116,6 +116,12 @@ class TrainConfig:
     """TinyRM: train the MLM head transform fully (all-MiniLM-L6-v2 ships without it, so it
     must be trained; with a full MLM checkpoint False keeps it frozen). ORM value head is
     always trained."""
+    init: str | None = None
+    """PRM/ORM: a trained scorer directory (`cli.py train` output or a shipped default: card.json,
+    peft adapter, value head if any) whose adapter weights, and value head where this run reads
+    one too, start the run instead of a fresh adapter, e.g. a PRM with a value-head adapter
+    (tts-prm-value) from the ORM; its backbone, LoRA rank, alpha, LoRA/DoRA and adapted layers
+    must be this run's."""
     device: str = "cpu"
     """Torch device ("cpu", "cuda", "cuda:1", ...)."""
     dtype: str = "float32"
@@ -153,6 +159,8 @@ class TrainConfig:
         for name in ("save_every_seconds", "max_seconds"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 or None, got {getattr(self, name)}")
+        if self.init is not None and self.kind == "tinyrm":
+            raise ValueError("init applies to a prm or orm (a peft adapter on a causal backbone), not a tinyrm")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         object.__setattr__(self, "betas", tuple(self.betas))

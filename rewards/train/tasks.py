@@ -143,12 +143,35 @@ class _CausalTask:
         the card's entries about it (none here)."""
         return {}
 
+    shift = 0.0
+    """log(pos_weight) with ``balance="weight"`` (ORM): the trained head's logit minus it is the read-out."""
+
+    def add_value_head(self, model, bias: float | None = None) -> None:
+        """A linear value head on the last hidden state, trained fully (``readout value_head``):
+        seeded random, or weights 0 and ``bias`` (a start at a fixed score for every input)."""
+        import torch
+
+        torch.manual_seed(self.config.seed)
+        head = torch.nn.Linear(model.config.hidden_size, 1, dtype=getattr(torch, self.config.dtype))
+        if bias is not None:
+            with torch.no_grad():
+                head.weight.zero_()
+                head.bias.fill_(bias)
+        self.heads["value_head"] = head
+
     def head_parameters(self, model) -> dict:
-        return {}
+        if "value_head" not in self.heads:
+            return {}
+        return {f"value_head.{n}": p for n, p in self.heads["value_head"].named_parameters()}
 
     def head_files(self, model) -> dict[str, dict]:
-        """File name -> state dict of the trained heads saved beside the adapter (none here)."""
-        return {}
+        """File name -> state dict of the trained heads saved beside the adapter."""
+        if "value_head" not in self.heads:
+            return {}
+        state = dict(self.heads["value_head"].state_dict())
+        if self.shift:  # the saved head reads out P(correct): the loaders know no shift
+            state["bias"] = state["bias"] - self.shift
+        return {VALUE_HEAD_FILE: state}
 
     def load(self):
         import torch
@@ -227,8 +250,11 @@ class PRMTask(_CausalTask):
 
     def load(self):
         model = super().load()
+        if self.adapter.readout == "value_head":  # e.g. tts-prm-value: a value head at every step tag
+            self.add_value_head(model)
+            return model
         if self.adapter.readout != "label_tokens":
-            raise ValueError(f"PRM training supports label_tokens adapters; {self.adapter.name!r} "
+            raise ValueError(f"PRM training supports label_tokens and value_head adapters; {self.adapter.name!r} "
                              f"reads {self.adapter.readout!r}")
         ids = []
         for t in (self.adapter.positive_token, self.adapter.negative_token):
@@ -240,6 +266,8 @@ class PRMTask(_CausalTask):
         return model
 
     def readout(self, model, h):
+        if "value_head" in self.heads:
+            return self.heads["value_head"](h)[:, 0]
         emb = model.get_output_embeddings()
         w = emb.weight[self.label_ids]  # [2, H], frozen (tied to the input embeddings)
         z = h @ (w[0] - w[1]).to(h.dtype)
@@ -272,8 +300,6 @@ class ORMTask(_CausalTask):
                              "`cli.py train data-outcome` or import gsm8k-examples")
         return out
 
-    shift = 0.0
-    """log(pos_weight) with ``balance="weight"``: the trained head's logit minus it is the read-out."""
     prior_logit = 0.0
     """The read-out's starting logit: 0, or the training split's log-odds (``balance`` prior/weight)."""
 
@@ -294,19 +320,12 @@ class ORMTask(_CausalTask):
         return out
 
     def load(self):
-        import torch
-
         model = super().load()
         if self.adapter.readout != "value_head":
             raise ValueError(f"ORM training writes a value head; adapter {self.adapter.name!r} reads "
                              f"{self.adapter.readout!r} (use tts-orm or an adapter with readout value_head)")
-        torch.manual_seed(self.config.seed)
-        head = torch.nn.Linear(model.config.hidden_size, 1, dtype=getattr(torch, self.config.dtype))
-        if self.config.balance != "none":  # the read-out starts at the base rate for every input
-            with torch.no_grad():
-                head.weight.zero_()
-                head.bias.fill_(self.prior_logit + self.shift)
-        self.heads["value_head"] = head
+        # balance prior/weight: the read-out starts at the base rate for every input
+        self.add_value_head(model, None if self.config.balance == "none" else self.prior_logit + self.shift)
         return model
 
     def readout(self, model, h):
@@ -324,15 +343,6 @@ class ORMTask(_CausalTask):
 
     def features(self, r: dict) -> dict:
         return orm_features(self.adapter, self.tokenizer, self._render(r["problem"]), r["steps"], bool(r["correct"]))
-
-    def head_parameters(self, model) -> dict:
-        return {f"value_head.{n}": p for n, p in self.heads["value_head"].named_parameters()}
-
-    def head_files(self, model) -> dict[str, dict]:
-        state = dict(self.heads["value_head"].state_dict())
-        if self.shift:  # the saved head reads out P(correct): the loaders know no shift
-            state["bias"] = state["bias"] - self.shift
-        return {VALUE_HEAD_FILE: state}
 
 
 _HEAD_PREFIXES = ("cls.", "head.", "lm_head.", "decoder.", "predictions.")

@@ -264,12 +264,58 @@ def _schedule_lengths(config: TrainConfig, n_examples: int) -> tuple[int, int, i
     return per_epoch, total_micro, total
 
 
+def load_init(model, task, config: TrainConfig) -> dict:
+    """Start the run from ``config.init``: its adapter weights into the peft ``model`` (built
+    with this run's settings, so every tensor must match) and, where this run's task has a head
+    of the same file, that head. Returns the card's ``training.init`` entry. Any mismatch is one
+    ValueError naming the setting to pass."""
+    import json
+
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from ..checkpoint import PEFT_CONFIG_FILE, VALUE_HEAD_FILE, read_head
+
+    d = Path(config.init)
+    card = load_card(d) if d.is_dir() else None
+    weights = d / "adapter_model.safetensors"
+    if card is None or not (d / PEFT_CONFIG_FILE).is_file() or not weights.is_file():
+        raise ValueError(f"--init {d}: not a trained PRM/ORM directory (card.json, {PEFT_CONFIG_FILE} and "
+                         "adapter_model.safetensors); pass one written by `cli.py train prm|orm` or a shipped default")
+    if card.get("base_model") != config.backbone:
+        raise ValueError(f"--init {d}: trained on {card.get('base_model')!r}, this run trains {config.backbone!r}; "
+                         f"pass --model {card.get('base_model')}")
+    saved = json.loads((d / PEFT_CONFIG_FILE).read_text())
+    for key, now, flag in (("r", config.lora_r, "--lora-r"), ("lora_alpha", config.lora_alpha, "--lora-alpha"),
+                           ("use_dora", config.peft == "dora", "--peft")):
+        if saved.get(key) != now:
+            raise ValueError(f"--init {d}: its adapter has {key} {saved.get(key)!r}, this run {now!r}; "
+                             f"pass the {flag} it was trained with")
+    res = set_peft_model_state_dict(model, load_file(str(weights)))
+    missing = [k for k in res.missing_keys if "lora_" in k]
+    if missing or res.unexpected_keys:
+        raise ValueError(f"--init {d}: its adapter covers other layers than this run's ({len(missing)} of this "
+                         f"run's adapter tensors missing from it, {len(res.unexpected_keys)} not in this run); "
+                         "pass the --freeze-layers and --target-modules it was trained with")
+    heads = []
+    for name, file in (("value_head", VALUE_HEAD_FILE),):
+        state = read_head(d, file) if name in task.heads else None
+        if state is not None:
+            if task.shift:  # a saved head reads out P(correct); this run's head carries the shift
+                state = {**state, "bias": state["bias"] + task.shift}
+            task.heads[name].load_state_dict(state)
+            heads.append(name)
+    return {"path": str(d), "kind": card.get("kind"), "adapter_sha256": _file_sha256(weights), "heads": heads}
+
+
 def _load_model(task, config: TrainConfig):
-    """(the backbone with a fresh peft adapter, head parameters trained fully, device), seeded."""
+    """(the backbone with a peft adapter, fresh or from ``config.init``, head parameters
+    trained fully, device, the card's init entry or None), seeded."""
     import torch
 
     torch.manual_seed(config.seed)
     model = add_adapter(task.load(), config)
+    init = load_init(model, task, config) if config.init is not None else None
     heads = task.head_parameters(model)
     for p in heads.values():
         p.requires_grad_(True)
@@ -277,7 +323,7 @@ def _load_model(task, config: TrainConfig):
     model.to(device)
     for m in task.heads.values():
         m.to(device)
-    return model, heads, device
+    return model, heads, device, init
 
 
 def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
@@ -294,7 +340,7 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
     task = TASKS[config.kind](config)
     train_recs, held_recs, split = _split(task.records(records), config)
     split.update(task.observe(train_recs))
-    model, heads, device = _load_model(task, config)
+    model, heads, device, init = _load_model(task, config)
     train_ex, dropped_train = _features(task, train_recs, config)
     held_ex, dropped_held = _features(task, held_recs, config)
     if dropped_train or dropped_held:
@@ -323,7 +369,8 @@ def prepare(config: TrainConfig, data, *, command: str | None = None) -> Run:
         optimizer=optimizer, scheduler=make_scheduler(optimizer, config, total),
         train_examples=train_ex, eval_batches=eval_batches, probe_records=(held_recs or train_recs)[:2],
         batches_per_epoch=per_epoch, total_micro=total_micro, total_steps=total,
-        card_training={"data": data_info, "split": split, "trainable_parameters": n_trainable},
+        card_training={"data": data_info, "split": split, "trainable_parameters": n_trainable,
+                       **({"init": init} if init is not None else {})},
         fingerprint=fingerprint(config, data_info, train_examples=len(train_ex), heldout_batches=len(eval_batches),
                                 total_steps=total,
                                 trainable={n: list(p.shape) for n, p in zip(names, trainable, strict=True)}),
