@@ -149,13 +149,13 @@ def score_all(scorer, problems: list[str], solutions: list[list[str]], *, golds=
     return out
 
 
-def step_scores(scorer, problems: list[str], solutions: list[list[str]], *, names: list | None = None,
+def step_scores(scorer, problems: list[str], solutions: list[list[str]], *, checked: bool = False,
                 **kw) -> list[list[float]]:
     """One score per step: a step-level scorer directly; an outcome scorer scores
     every prefix of every solution (one score each). The whole solutions' lengths are
-    checked first (``check_lengths``; a prefix is never longer)."""
-    if not kw.get("checked"):
-        check_lengths(scorer, problems, solutions, names=names)
+    checked first (``check_lengths``; a prefix is never longer) unless ``checked``."""
+    if not checked:
+        check_lengths(scorer, problems, solutions)
     kw["checked"] = True
     if getattr(scorer, "granularity", "step") == "step":
         return score_all(scorer, problems, solutions, **kw)
@@ -299,8 +299,9 @@ def processbench(
     labels = [int(r["label"]) for r in rows]
     check_lengths(scorer, problems, sols, names=[r.get("id", i) for i, r in enumerate(rows)])
     if calibration_rows is not None:  # before any scoring too
-        check_lengths(scorer, [r["problem"] for r in calibration_rows],
-                      [[str(s) for s in r["steps"]] for r in calibration_rows], what="calibration rows",
+        cal_problems = [r["problem"] for r in calibration_rows]
+        cal_sols = [[str(s) for s in r["steps"]] for r in calibration_rows]
+        check_lengths(scorer, cal_problems, cal_sols, what="calibration rows",
                       names=[r.get("id", i) for i, r in enumerate(calibration_rows)])
     scores = step_scores(scorer, problems, sols, batch_size=batch_size, on_batch=on_batch, checked=True)
     thresholds: dict[str, float] = {}
@@ -311,9 +312,8 @@ def processbench(
         thresholds["all"] = threshold
     elif calibration_rows is not None:
         method = "calibration file"
-        cal_scores = step_scores(scorer, [r["problem"] for r in calibration_rows],
-                                 [[str(s) for s in r["steps"]] for r in calibration_rows], batch_size=batch_size,
-                                 on_batch=on_batch, checked=True)
+        cal_scores = step_scores(scorer, cal_problems, cal_sols, batch_size=batch_size, on_batch=on_batch,
+                                 checked=True)
         t, f1 = metrics.choose_threshold(cal_scores, [int(row["label"]) for row in calibration_rows], drop,
                                          start)
         thresholds["all"] = t

@@ -111,11 +111,9 @@ def _load_prm_orm(
         matched = match_adapter(model) if model is not None else None
         adapter = matched or SCORER_KINDS[kind].adapter
     cfg = load_adapter(adapter)
-    if max_length is not None:  # the longest candidate scored; the model's positions still bound it
+    if max_length is not None:  # the longest candidate scored (AdapterConfig checks it); the model's positions bound it
         import dataclasses
 
-        if int(max_length) < 8:
-            raise ValueError(f"max_length must be >= 8, got {max_length}")
         cfg = dataclasses.replace(cfg, max_length=int(max_length))
     expect = "step" if kind == "prm" else "outcome"
     if cfg.granularity != expect:

@@ -298,13 +298,12 @@ def load_init(model, task, config: TrainConfig) -> dict:
                          f"run's adapter tensors missing from it, {len(res.unexpected_keys)} not in this run); "
                          "pass the --freeze-layers and --target-modules it was trained with")
     heads = []
-    for name, file in (("value_head", VALUE_HEAD_FILE),):
-        state = read_head(d, file) if name in task.heads else None
-        if state is not None:
-            if task.shift:  # a saved head reads out P(correct); this run's head carries the shift
-                state = {**state, "bias": state["bias"] + task.shift}
-            task.heads[name].load_state_dict(state)
-            heads.append(name)
+    state = read_head(d, VALUE_HEAD_FILE) if "value_head" in task.heads else None
+    if state is not None:
+        if task.shift:  # a saved head reads out P(correct); this run's head carries the shift
+            state = {**state, "bias": state["bias"] + task.shift}
+        task.heads["value_head"].load_state_dict(state)
+        heads.append("value_head")
     return {"path": str(d), "kind": card.get("kind"), "adapter_sha256": _file_sha256(weights), "heads": heads}
 
 
