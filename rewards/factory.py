@@ -49,7 +49,7 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
         ``rewards.vllm_backend``.
       tinyrm: see ``rewards.tinyrm.TinyRMScorer`` (``prefix``, ``tournament``, ``rounds``,
         ``peft``, ``device``, ``token_budget``, ``max_length``).
-      probe: ``token_budget`` (8192), ``dtype`` (bfloat16; float32 on a CPU without AVX-512), ``prompt_style`` (the policy's
+      probe: ``token_budget`` (8192), ``dtype`` (bfloat16; float32 on a CPU without hardware bfloat16), ``prompt_style`` (the policy's
         dataset prompt; default the card's), ``kv_cache_tokens`` (2**18; 0 disables the
         prefix cache); `model` is a probe directory
         (default: the shipped one, see ``rewards.probe``).

@@ -50,7 +50,8 @@ def test_cpu_dtype_is_float32_where_bfloat16_would_be_emulated(monkeypatch):
     from policies import settings
 
     assert settings.cpu_dtype(frozenset({"sse4_2", "avx2", "fma"})) == "float32"  # an AVX2-only EPYC
-    assert settings.cpu_dtype(frozenset({"avx2", "avx512f", "avx512bw"})) == "bfloat16"
+    assert settings.cpu_dtype(frozenset({"avx2", "avx512f", "avx512bw", "avx512_vnni"})) == "float32"  # Xeon, no bf16
+    assert settings.cpu_dtype(frozenset({"avx2", "avx512f", "avx512_bf16"})) == "bfloat16"
     assert settings.cpu_dtype(frozenset({"avx2", "amx_bf16"})) == "bfloat16"
     assert settings.cpu_dtype(frozenset()) == "bfloat16"  # no x86 flags read (e.g. aarch64)
     assert settings.torch_dtype_name("float16", "cpu") == "float16"
