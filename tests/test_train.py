@@ -123,6 +123,25 @@ def test_partial_problem_is_redone(tmp_path):
     w.close()
 
 
+def test_each_session_of_a_data_file_records_its_engine_and_machine(tmp_path):
+    out = tmp_path / "o.jsonl"
+    build_outcome_data(ScriptedPolicy(), PROBLEMS[:1], str(out), n=2, chunk=1)
+    meta = json.loads((tmp_path / "o.jsonl.meta.json").read_text())
+    (run,) = meta["runs"]
+    assert run["rows_before"] == 0 and "dtype" not in run  # the scripted policy has no engine dtype
+    assert run["machine"]["cores"] >= 1 and isinstance(run["machine"]["isa"], list)
+
+    class Float32Policy(ScriptedPolicy):
+        compute_dtype = "float32"
+
+    build_outcome_data(Float32Policy(), PROBLEMS, str(out), n=2, chunk=1)  # resumes: the config is unchanged
+    meta = json.loads((tmp_path / "o.jsonl.meta.json").read_text())
+    assert [r["rows_before"] for r in meta["runs"]] == [0, 2] and meta["runs"][1]["dtype"] == "float32"
+    assert meta["config"] == {"builder": "outcome", "n": 2, "seed": 0}
+    JsonlWriter(out, meta["config"]).close()  # without provenance nothing is appended
+    assert len(json.loads((tmp_path / "o.jsonl.meta.json").read_text())["runs"]) == 2
+
+
 # ------------------------------------------------------------------------ importers
 def test_importers_on_handmade_rows(tmp_path):
     ms = tmp_path / "ms.jsonl"

@@ -107,6 +107,15 @@ def _run(problems, writer, budget, chunk, do_chunk) -> dict:
             "stopped": stopped or ("complete" if done == len(todo) else "max_problems")}
 
 
+def engine_provenance(policy) -> dict:
+    """What a data file's rows depend on beyond its config, per session: the engine's dtype
+    (samples' rounding differs between bfloat16 and float32) and the machine."""
+    from policies.settings import machine_summary
+
+    dtype = getattr(policy, "compute_dtype", None)
+    return {**({"dtype": dtype} if isinstance(dtype, str) else {}), "machine": machine_summary()}
+
+
 def build_outcome_data(
     policy,
     problems: list[dict],
@@ -145,7 +154,7 @@ def build_outcome_data(
                          "generated_tokens": c.generated_tokens, "source": p.get("source", "")})
         return rows, sum(c.generated_tokens for _, _, c in owners)
 
-    with JsonlWriter(out, config) as w:
+    with JsonlWriter(out, config, provenance=engine_provenance(policy)) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, **summary}
 
@@ -292,7 +301,7 @@ def build_step_labels(
                           rolled, k)
         return rows, used + spent
 
-    with JsonlWriter(out, config) as w:
+    with JsonlWriter(out, config, provenance=engine_provenance(policy)) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, **summary}
 
@@ -396,7 +405,7 @@ def step_labels_from_pool(
         rolled, used = _rollouts(policy, [(p, steps) for p, _, steps, _ in sols], k, seed, grader)
         return _step_rows(ch, sols, rolled, k), used
 
-    with JsonlWriter(out, config) as w:
+    with JsonlWriter(out, config, provenance=engine_provenance(policy)) as w:
         summary = _run(problems, w, budget, chunk, do_chunk)
     return {"config": config, "problems_dropped": dropped, **summary}
 

@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -94,23 +95,28 @@ class JsonlWriter:
 
     The resolved config is kept beside the data in ``<path>.meta.json``; reopening
     with a different config for the same file is an error (it would mix two datasets).
+    ``provenance`` (what may differ between the sessions of one file without changing what
+    it means, e.g. the engine's dtype and the CPU) is appended to the meta's ``runs`` list
+    at every opening, with the time and the number of rows already there.
     """
 
-    def __init__(self, path: str | os.PathLike, config: dict, *, key_field: str = "problem_id") -> None:
+    def __init__(self, path: str | os.PathLike, config: dict, *, key_field: str = "problem_id",
+                 provenance: dict | None = None) -> None:
         self.path = Path(path)
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"config": config}
         if self.meta_path.is_file():
-            old = json.loads(self.meta_path.read_text())
-            if old.get("config") != config:
-                diff = sorted(k for k in set(old.get("config", {})) | set(config)
-                              if old.get("config", {}).get(k) != config.get(k))
+            meta = json.loads(self.meta_path.read_text())
+            if meta.get("config") != config:
+                diff = sorted(k for k in set(meta.get("config", {})) | set(config)
+                              if meta.get("config", {}).get(k) != config.get(k))
                 raise ValueError(
                     f"{self.path} was built with other settings (differs in {diff}); "
                     "rerun with the same settings to resume, or write to a new --out"
                 )
         else:
-            self.meta_path.write_text(json.dumps({"config": config}, indent=1))
+            self.meta_path.write_text(json.dumps(meta, indent=1))
         self.done: set[str] = set()
         self.rows = 0
         if self.path.is_file():
@@ -127,6 +133,12 @@ class JsonlWriter:
                 write_jsonl(self.path, rows)
             self.done = set(count) - partial
             self.rows = len(rows)
+        if provenance is not None:
+            opened = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            meta.setdefault("runs", []).append({"opened": opened, "rows_before": self.rows, **provenance})
+            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, self.meta_path)
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair(self) -> None:
