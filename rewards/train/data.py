@@ -105,18 +105,15 @@ class JsonlWriter:
         self.path = Path(path)
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"config": config}
-        if self.meta_path.is_file():
-            meta = json.loads(self.meta_path.read_text())
-            if meta.get("config") != config:
-                diff = sorted(k for k in set(meta.get("config", {})) | set(config)
-                              if meta.get("config", {}).get(k) != config.get(k))
-                raise ValueError(
-                    f"{self.path} was built with other settings (differs in {diff}); "
-                    "rerun with the same settings to resume, or write to a new --out"
-                )
-        else:
-            self.meta_path.write_text(json.dumps(meta, indent=1))
+        fresh = not self.meta_path.is_file()
+        meta = {"config": config} if fresh else json.loads(self.meta_path.read_text())
+        if meta.get("config") != config:
+            diff = sorted(k for k in set(meta.get("config", {})) | set(config)
+                          if meta.get("config", {}).get(k) != config.get(k))
+            raise ValueError(
+                f"{self.path} was built with other settings (differs in {diff}); "
+                "rerun with the same settings to resume, or write to a new --out"
+            )
         self.done: set[str] = set()
         self.rows = 0
         if self.path.is_file():
@@ -136,6 +133,7 @@ class JsonlWriter:
         if provenance is not None:
             opened = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             meta.setdefault("runs", []).append({"opened": opened, "rows_before": self.rows, **provenance})
+        if fresh or provenance is not None:  # one write, renamed into place
             tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
             tmp.write_text(json.dumps(meta, indent=1))
             os.replace(tmp, self.meta_path)
