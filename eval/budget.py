@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import metrics
+from policies.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["measured_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "summary.json", result)
     md = markdown(result, args.title or f"Budget replay: {args.pool}", command)
     plot(result, out / "accuracy-vs-tokens.png")
     (out / "report.md").write_text(md + "\n![accuracy vs tokens](accuracy-vs-tokens.png)\n")

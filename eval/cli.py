@@ -18,8 +18,9 @@ the top, so `--help` works without torch.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from policies.paths import write_json
 
 LOG_BESIDE_OUTPUT = True  # `eval scorer` sends engine and library warnings beside its result JSON
 
@@ -260,7 +261,7 @@ def run_pool_table(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps({**t, "command": cmd}, indent=1) + "\n")
+        write_json(out.with_suffix(".json"), {**t, "command": cmd})
         out.with_suffix(".md").write_text(md)
     return 0
 
@@ -320,7 +321,7 @@ def run_scorer(args: argparse.Namespace) -> int:
     )
     res["command"] = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "_run"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    write_json(out, res, default=str)
     sc = res["scorer"]
     t = Table(title=f"{args.bench}: {sc.get('name', args.reward)} ({res['data']}, limit {res['limit']})")
     t.add_column("metric")

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import learned, metrics
+from policies.paths import write_json
 from rewards.train.probe import grouped_folds
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": command, "measured_at": stamp}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(learned.model_dict(fit["head"], inputs, **meta), indent=1) + "\n")
+    write_json(out, learned.model_dict(fit["head"], inputs, **meta))
     n = min(len(r["candidates"]) for r in recs)
     result = {"n": n, "inputs": inputs, "l2": fit["l2"], "cv": fit["cv"], "folds": args.folds, "table": table,
               "model": str(out), "command": command, "measured_at": stamp}
@@ -237,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         rep = Path(args.report)
         rep.mkdir(parents=True, exist_ok=True)
-        (rep / "summary.json").write_text(json.dumps(result, indent=1))
+        write_json(rep / "summary.json", result)
         (rep / "report.md").write_text(md)
     sys.stdout.write(md)
     return 0

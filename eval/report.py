@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 import math
 import re
 from pathlib import Path
+
+from policies.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def write_report(result: dict, out_dir: str | Path, *, command: str | None = Non
             f"<style>{style}</style></head><body>{''.join(hb)}</body></html>\n")
     (out / "report.html").write_text(page, encoding="utf-8")
     summary = {"command": command, **result, "plots": [str(Path(p).relative_to(out)) for p in written["plots"]]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary, default=_json_default)
     written.update(md=str(out / "report.md"), html=str(out / "report.html"), summary=str(out / "summary.json"))
     log.info("report written to %s", out)
     return written

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import budget, metrics
+from policies.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["measured_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "summary.json", result)
     md = markdown(result, command)
     (out / "report.md").write_text(md)
     sys.stdout.write(md)

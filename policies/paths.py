@@ -2,14 +2,26 @@
 
     check_out_file("--out", "runs/x.jsonl")     # ValueError naming the flag and the fix
     check_out_dir("--out", "reports/x")
+    write_json("runs/x/summary.json", summary)  # whole or not at all
 
 Every command checks where it will write before it loads a model or starts an engine,
-so a bad path costs a second, not a run. Nothing is created.
+so a bad path costs a second, not a run. Nothing is created by the checks.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+
+def write_json(path, obj, *, default=None) -> None:
+    """Write ``obj`` as indented JSON to ``path`` through ``path.tmp`` renamed into place,
+    so a reader, or a run killed mid-write, sees the old file or the new one, never half."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=default) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
 
 
 def check_out_file(flag: str, path) -> None:

@@ -26,6 +26,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from policies.paths import write_json
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -177,7 +179,7 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
 
 def write_card(directory: str | Path, card: dict) -> None:
     """Write (or rewrite) ``directory/card.json``."""
-    (Path(directory) / CARD_FILE).write_text(json.dumps(card, indent=1))
+    write_json(Path(directory) / CARD_FILE, card)
 
 
 # ------------------------------------------------------------------------ backbones

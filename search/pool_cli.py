@@ -18,6 +18,8 @@ import argparse
 import shlex
 import sys
 
+from policies.paths import write_json
+
 LOG_BESIDE_OUTPUT = True  # run() sends engine and library warnings to pools/X.log beside pools/X.jsonl
 
 
@@ -115,13 +117,12 @@ def run(args: argparse.Namespace) -> int:
             sources={r["id"]: r.get("source") for r in rows}, command=command,
             on_batch=lambda p: bar.update(p["done"], info=f"{p['tok_s']:.1f} generated tok/s"),
         )
-    import json
     from pathlib import Path
 
     summary["identity"] = ident
     summary["command"] = command
     path = Path(args.out)
-    path.with_name(path.name.removesuffix(".jsonl") + ".summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(path.with_name(path.name.removesuffix(".jsonl") + ".summary.json"), summary)
     p1, pn = summary["pass@1"], summary["pass@n"]
     print(f"{summary['problems']} problems x {args.n}: pass@1 {p1 if p1 is None else round(p1, 3)}, "
           f"pass@{args.n} {pn if pn is None else round(pn, 3)}, mean {summary['mean_generated_tokens']:.0f} "

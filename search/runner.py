@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from policies.paths import write_json
 from search import common, strategies
 from search.config import SearchConfig
 from search.ledger import Ledger, read_scorer_stats
@@ -413,5 +414,5 @@ def close_run(rf: RunFile, ids: list[str], identity: dict, invocation: dict) -> 
     summary["output"] = str(rf.path)
     sp = summary_path(rf.path)
     sp.parent.mkdir(parents=True, exist_ok=True)
-    sp.write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(sp, summary)
     return summary

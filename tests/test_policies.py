@@ -369,3 +369,27 @@ def test_machine_summary_names_the_matrix_isa_it_is_given():
     assert m["isa"] == ["avx2", "amx_bf16"]
     assert m["cores"] >= 1 and isinstance(m["cpu"], str)
     assert settings.machine_summary(frozenset())["isa"] == []
+
+
+def test_write_json_leaves_the_old_file_whole_when_a_write_dies(tmp_path, monkeypatch):
+    import json as _json
+
+    from policies.paths import write_json
+
+    target = tmp_path / "summary.json"
+    write_json(target, {"n": 1})
+    assert _json.loads(target.read_text()) == {"n": 1}
+    real = Path.write_text
+
+    def dies_halfway(self, text, *a, **k):
+        real(self, text[: len(text) // 2], *a, **k)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", dies_halfway)
+    with pytest.raises(OSError):
+        write_json(target, {"n": 2, "rows": list(range(50))})
+    monkeypatch.undo()
+    assert _json.loads(target.read_text()) == {"n": 1}  # never half a file
+    write_json(target, {"n": 3})
+    assert _json.loads(target.read_text()) == {"n": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # the failed write's .tmp was replaced

@@ -32,6 +32,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from policies.paths import write_json
+
 from ..steps import split_steps
 
 log = logging.getLogger(__name__)
@@ -134,9 +136,7 @@ class JsonlWriter:
             opened = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             meta.setdefault("runs", []).append({"opened": opened, "rows_before": self.rows, **provenance})
         if fresh or provenance is not None:  # one write, renamed into place
-            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-            tmp.write_text(json.dumps(meta, indent=1))
-            os.replace(tmp, self.meta_path)
+            write_json(self.meta_path, meta)
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair(self) -> None:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from policies.paths import write_json
 from rewards.probe import PROBE_FORMAT, PolicyFeatures, ProbeHead
 
 from .build import sample_verdict
@@ -194,9 +195,7 @@ def _extract(out: Path, man: dict, groups: list, *, model: str, layers: Sequence
         man["done"] += [gid for gid, _rows in chunk]
         man["tokens"] += feats.tokens_run - tok0
         man["seconds"] = round(man["seconds"] + dt, 2)
-        tmp = man_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(man, indent=1))
-        tmp.replace(man_path)  # the manifest names a shard only once it is whole
+        write_json(man_path, man)  # the manifest names a shard only once it is whole
         log.info("features %s: %d groups, %.0f tok/s", out, len(man["done"]), man["tokens"] / max(man["seconds"], 1e-9))
         if on_shard:
             on_shard(man)
@@ -726,7 +725,7 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
         card["training"]["prompt_styles"] = man["prompt_styles"]
     if fit.get("threshold") is not None:
         card["threshold"] = fit["threshold"]
-    (out / "probe.json").write_text(json.dumps(card, indent=1))
+    write_json(out / "probe.json", card)
     digest = hashlib.sha256((out / "head.npz").read_bytes()).hexdigest()
     log.info("probe saved to %s (head sha256 %s)", out, digest[:12])
     return out
@@ -791,7 +790,5 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     if command:
         th["command"] = command
     card["threshold"] = th
-    tmp = card_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=1))
-    tmp.replace(card_path)
+    write_json(card_path, card)
     return th
