@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -372,13 +373,11 @@ def test_machine_summary_names_the_matrix_isa_it_is_given():
 
 
 def test_write_json_leaves_the_old_file_whole_when_a_write_dies(tmp_path, monkeypatch):
-    import json as _json
-
     from policies.paths import write_json
 
     target = tmp_path / "summary.json"
     write_json(target, {"n": 1})
-    assert _json.loads(target.read_text()) == {"n": 1}
+    assert json.loads(target.read_text()) == {"n": 1}
     real = Path.write_text
 
     def dies_halfway(self, text, *a, **k):
@@ -389,7 +388,7 @@ def test_write_json_leaves_the_old_file_whole_when_a_write_dies(tmp_path, monkey
     with pytest.raises(OSError):
         write_json(target, {"n": 2, "rows": list(range(50))})
     monkeypatch.undo()
-    assert _json.loads(target.read_text()) == {"n": 1}  # never half a file
+    assert json.loads(target.read_text()) == {"n": 1}  # never half a file
     write_json(target, {"n": 3})
-    assert _json.loads(target.read_text()) == {"n": 3}
+    assert json.loads(target.read_text()) == {"n": 3}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # the failed write's .tmp was replaced
