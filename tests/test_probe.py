@@ -688,6 +688,15 @@ def test_mc_first_error_rows_script_writes_one_side_of_the_trainers_split(tmp_pa
     assert [r["label"] for r in rows] == [-1 if r["correct"] else (1 if int(r["problem_id"][1:]) % 3 else 0)
                                          for r in held]
     assert tp.mc_first_error({"hard_labels": [1, 1], "correct": False}) == 1  # no zero: the last step
+    # two label files read as one: the same rows as the one file they were cut from
+    first, second = tmp_path / "mc1.jsonl", tmp_path / "mc2.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in records[:10]))
+    second.write_text("".join(json.dumps(r) + "\n" for r in records[10:]))
+    run = subprocess.run([sys.executable, str(script), "--labels", str(first), str(second),
+                          "--heldout-fraction", "0.3", "--out", str(tmp_path / "rows2.jsonl")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "rows2.jsonl").read_text() == out.read_text()
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({k: v for k, v in records[0].items() if k != "hard_labels"}) + "\n")
     run = subprocess.run([sys.executable, str(script), "--labels", str(bad), "--heldout-fraction", "0.3",
