@@ -35,6 +35,10 @@ def main() -> int:
     from rewards.train.data import read_jsonl, split_by_problem
     from rewards.train.probe import mc_first_error
 
+    for path in a.labels:
+        if not Path(path).is_file():
+            sys.exit(f"--labels {path}: no such file; pass the Monte Carlo step labels written by "
+                     "`cli.py train data-steps --pool` (pools/labels/*-mc-*.jsonl.gz)")
     need = ("problem_id", "sample", "problem", "steps", "hard_labels")
     records = []
     for path in a.labels:

@@ -702,3 +702,7 @@ def test_mc_first_error_rows_script_writes_one_side_of_the_trainers_split(tmp_pa
     run = subprocess.run([sys.executable, str(script), "--labels", str(bad), "--heldout-fraction", "0.3",
                           "--out", str(tmp_path / "x.jsonl")], capture_output=True, text=True)
     assert run.returncode == 1 and run.stderr.strip().count("\n") == 0 and "hard_labels" in run.stderr
+    run = subprocess.run([sys.executable, str(script), "--labels", str(first), str(tmp_path / "gone.jsonl"),
+                          "--heldout-fraction", "0.3", "--out", str(tmp_path / "y.jsonl")], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().count("\n") == 0 and "gone.jsonl" in run.stderr
+    assert not (tmp_path / "y.jsonl").exists()
