@@ -253,12 +253,30 @@ class PolicyFeatures:
                 self._attach(job)
             jobs.append(job)
         todo = [j for j in jobs if j.start < len(j.ids)]
-        for cont in (False, True):
-            group = sorted((j for j in todo if bool(j.start) == cont), key=lambda j: len(j.ids) - j.start)
-            for batch in token_budget_batches(group, lambda j: len(j.ids) - j.start, self.token_budget):
-                self._run(batch)
+        # several candidates of one prompt that nothing cached serves (a best-of-n call, a
+        # pool's samples): one runs first, the others then start from its prompt (or from it
+        # whole, when they are the same candidate)
+        leads, waiting, seen = [], [], set()
+        for j in todo:
+            if j.start == 0 and j.whole:
+                if j.problem in seen:
+                    waiting.append(j)
+                    continue
+                seen.add(j.problem)
+            leads.append(j)
+        self._run_jobs(leads)
+        for j in waiting:
+            self._attach(j)
+        self._run_jobs([j for j in waiting if j.start < len(j.ids)])
         for j in jobs:
             out[j.index] = np.stack([j.feats[q] for q in j.pos], axis=1)  # [L, n_steps, d]
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """Fresh jobs first, then those over a cached prefix, each in token-budget batches."""
+        for cont in (False, True):
+            group = sorted((j for j in jobs if bool(j.start) == cont), key=lambda j: len(j.ids) - j.start)
+            for batch in token_budget_batches(group, lambda j: len(j.ids) - j.start, self.token_budget):
+                self._run(batch)
 
     def _attach(self, job: _Job) -> None:
         """The longest cached prefix of the job (all its steps, fewer, or the prompt alone)."""

@@ -151,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="features folder (rerun the same command to resume)")
     p.add_argument("--problems-per-shard", type=int, default=8, help="problems per stored shard (default 8)")
     p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward (default 8192)")
+    p.add_argument("--kv-cache-tokens", type=int, default=1 << 16,
+                   help="prefix cache, in tokens: a problem's samples run its prompt once (default 65536, about "
+                        "1 GiB for the 0.5B policy in float32; 0: every sample runs whole)")
     p.add_argument("--allow-heldout", action="store_true",
                    help="keep problems of the held-out slices (never for a probe you will report on them)")
     p = sub.add_parser(_PROBE[1], help="fit a probe head on extracted features (layer and L2 by grouped CV)")
@@ -253,9 +256,14 @@ def _run_probe_features(args) -> int:
     for flag, v in (("--problems-per-shard", args.problems_per_shard), ("--token-budget", args.token_budget)):
         if v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
+    if args.kv_cache_tokens < 0:
+        raise ValueError(f"--kv-cache-tokens must be >= 0 (0: no prefix cache), got {args.kv_cache_tokens}")
+
     def progress(m: dict) -> None:
-        print(f"probe-features: {len(m['done'])} problems, {m['tokens'] / max(m['seconds'], 1e-9):.0f} tok/s",
-              file=sys.stderr, flush=True)
+        run, cached = m["tokens"], m.get("tokens_from_cache", 0)
+        print(f"probe-features: {len(m['done'])} problems, {run / max(m['seconds'], 1e-9):.0f} tok/s run, "
+              f"{(run + cached) / max(m['seconds'], 1e-9):.0f} tok/s read ({cached / max(run + cached, 1):.0%} "
+              "from the prefix cache)", file=sys.stderr, flush=True)
 
     if args.steps is not None:
         if not Path(args.steps).is_file():
@@ -263,6 +271,7 @@ def _run_probe_features(args) -> int:
         man = probe.extract_step_features(args.steps, args.out, model=args.model, layers=layers,
                                           prompt_style=args.prompt_style or "gsm8k",
                                           problems_per_shard=args.problems_per_shard, token_budget=args.token_budget,
+                                          kv_cache_tokens=args.kv_cache_tokens,
                                           exclude_problem=None if args.allow_heldout else is_heldout,
                                           on_shard=progress)
         print(f"{args.out}: {len(man['done'])} questions, {man['tokens']} tokens in {man['seconds']:.0f} s")
@@ -278,7 +287,7 @@ def _run_probe_features(args) -> int:
         print(f"leaving out {len(exclude)} held-out problems", file=sys.stderr)
     man = probe.extract_pool_features(args.pool, args.out, model=args.model, layers=layers,
                                       problems_per_shard=args.problems_per_shard, token_budget=args.token_budget,
-                                      exclude=exclude, prompt_style=args.prompt_style, on_shard=progress)
+                                      kv_cache_tokens=args.kv_cache_tokens, exclude=exclude, prompt_style=args.prompt_style, on_shard=progress)
     print(f"{args.out}: {len(man['done'])} problems, {man['tokens']} tokens in {man['seconds']:.0f} s")
     return 0
 

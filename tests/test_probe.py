@@ -87,6 +87,35 @@ def test_prefix_cache_gives_the_uncached_states_and_runs_only_new_tokens(tiny_lm
     assert runs[3] == 0  # scored before: every state from the cache
 
 
+def test_samples_of_one_prompt_in_one_call_run_the_prompt_once(tiny_lm):
+    plain = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32")
+    cached = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32", kv_cache_tokens=10_000)
+    other = ["He eats 2, so 7 - 2 = 5 left.", "The answer is \\boxed{5}."]
+    problems = [PROBLEM, PROBLEM, "Another problem?", PROBLEM, PROBLEM]
+    sols = [STEPS, other, ["First.", "Second"], STEPS[:1] + other[1:], STEPS]  # the last: a repeat
+    got, want = cached(problems, sols), plain(problems, sols)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, atol=1e-4)
+    whole = [len(cached._encode(p, s)[0]) for p, s in zip(problems, sols, strict=True)]
+    head = len(cached._prompt_tokens(PROBLEM))
+    # the first sample runs whole, the next two run after the prompt, the repeat not at all
+    assert cached.tokens_run == whole[0] + whole[2] + (whole[1] - head) + (whole[3] - head)
+    assert cached.kv_reused_tokens == 2 * head + whole[4]
+
+
+def test_extraction_with_the_prefix_cache_stores_the_same_states(tiny_lm, tmp_path):
+    pool = _pool(tmp_path / "pool.jsonl", n_problems=3)
+    a = tp.extract_pool_features(pool, tmp_path / "a", model=tiny_lm, layers=[2], problems_per_shard=2)
+    b = tp.extract_pool_features(pool, tmp_path / "b", model=tiny_lm, layers=[2], problems_per_shard=2,
+                                 kv_cache_tokens=0)
+    fa, fb = tp.load_features(tmp_path / "a"), tp.load_features(tmp_path / "b")
+    np.testing.assert_allclose(fa.feats.astype(np.float32), fb.feats.astype(np.float32), atol=2e-3)
+    assert (fa.n_steps == fb.n_steps).all() and (fa.label == fb.label).all()
+    assert b.get("tokens_from_cache", 0) == 0 < a["tokens_from_cache"]
+    assert a["tokens"] + a["tokens_from_cache"] == b["tokens"]  # every token read once, some from the cache
+
+
 def test_prefix_cache_is_bounded_and_can_be_cleared(tiny_lm):
     f = PolicyFeatures(tiny_lm, layers=[2], dtype="float32", kv_cache_tokens=60)
     f([PROBLEM], [STEPS])  # longer than 60 tokens: not kept; its prompt is

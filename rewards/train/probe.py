@@ -59,6 +59,7 @@ __all__ = ["Features", "extract_pool_features", "load_features", "merge_features
            "fit_threshold", "write_threshold", "attach_step_labels", "mc_first_error"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
+KV_CACHE_TOKENS = 1 << 16  # prefix cache of an extraction: a shard's prompts (float32, 0.5B: ~1 GiB)
 
 
 def _label(sample: dict) -> int | None:
@@ -69,7 +70,7 @@ def _label(sample: dict) -> int | None:
 def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: str, layers: Sequence[int],
                           prompt_style: str | None = None, problems_per_shard: int = 8,
                           token_budget: int = 8192, exclude: Sequence[str] = (),
-                          on_shard=None) -> dict:
+                          kv_cache_tokens: int = KV_CACHE_TOKENS, on_shard=None) -> dict:
     """Hidden states of every pool sample at its step ends; resumable (see module docstring).
 
     exclude: problem ids to leave out (e.g. held-out ids when the pool mixes splits).
@@ -93,7 +94,8 @@ def extract_pool_features(pool_path: str | Path, out_dir: str | Path, *, model: 
         groups.append((r["id"], rows))
     return _extract(Path(out_dir), man, groups, model=model, layers=layers, style=style,
                     backbone_sha256=todo[0]["config"]["policy"].get("model_sha256"),
-                    problems_per_shard=problems_per_shard, token_budget=token_budget, on_shard=on_shard)
+                    problems_per_shard=problems_per_shard, token_budget=token_budget,
+                    kv_cache_tokens=kv_cache_tokens, on_shard=on_shard)
 
 
 STEPS_GROUP_PREFIX = "steps-"  # group id prefix of step-labelled solutions (``step_record_groups``)
@@ -125,7 +127,7 @@ def step_record_groups(records: Sequence[dict], *, exclude_problem=None) -> list
 
 def extract_step_features(steps_path: str | Path, out_dir: str | Path, *, model: str, layers: Sequence[int],
                           prompt_style: str = "gsm8k", problems_per_shard: int = 8, token_budget: int = 8192,
-                          exclude_problem=None, on_shard=None) -> dict:
+                          exclude_problem=None, kv_cache_tokens: int = KV_CACHE_TOKENS, on_shard=None) -> dict:
     """Hidden states at the step ends of step-labelled solutions (``step_record_groups``),
     stored with their step labels as the step targets; resumable as ``extract_pool_features``.
     prompt_style: the prompt the states are read under (the policy pool's, so the two
@@ -146,7 +148,7 @@ def extract_step_features(steps_path: str | Path, out_dir: str | Path, *, model:
     man["source"] = "step labels"
     return _extract(Path(out_dir), man, groups, model=model, layers=layers, style=prompt_style,
                     backbone_sha256=model_fingerprint(model), problems_per_shard=problems_per_shard,
-                    token_budget=token_budget, on_shard=on_shard)
+                    token_budget=token_budget, kv_cache_tokens=kv_cache_tokens, on_shard=on_shard)
 
 
 def _open_manifest(out: Path, want: dict) -> tuple[dict, set]:
@@ -165,19 +167,24 @@ def _open_manifest(out: Path, want: dict) -> tuple[dict, set]:
 
 
 def _extract(out: Path, man: dict, groups: list, *, model: str, layers: Sequence[int], style: str,
-             backbone_sha256: str | None, problems_per_shard: int, token_budget: int, on_shard) -> dict:
+             backbone_sha256: str | None, problems_per_shard: int, token_budget: int, kv_cache_tokens: int,
+             on_shard) -> dict:
     """Run the groups [(id, [(problem, steps, label, answer, sample index, step targets or
     None)])] through the frozen policy, `problems_per_shard` groups a shard; the manifest
-    names a shard only once it is whole (a rerun resumes after it)."""
+    names a shard only once it is whole (a rerun resumes after it). With kv_cache_tokens > 0
+    the samples of one prompt share its forward pass (``PolicyFeatures``' prefix cache,
+    cleared after each shard); the states are the same to float16."""
     man_path = out / "manifest.json"
     man["prompt_style"] = style
     man["backbone_sha256"] = backbone_sha256
-    feats = PolicyFeatures(model, layers=layers, prompt_style=style, token_budget=token_budget)
+    feats = PolicyFeatures(model, layers=layers, prompt_style=style, token_budget=token_budget,
+                           kv_cache_tokens=kv_cache_tokens)
     for b in range(0, len(groups), problems_per_shard):
         chunk = groups[b : b + problems_per_shard]
         meta = [(gid, *row) for gid, rows in chunk for row in rows]
-        t0, tok0 = time.perf_counter(), feats.tokens_run
+        t0, tok0, reused0 = time.perf_counter(), feats.tokens_run, feats.kv_reused_tokens
         arrays = feats([m[1] for m in meta], [m[2] for m in meta]) if meta else []
+        feats.clear_cache()  # the next shard's problems are others
         dt = time.perf_counter() - t0
         n_steps = np.array([a.shape[1] for a in arrays], np.int32)
         extra = {}
@@ -194,6 +201,7 @@ def _extract(out: Path, man: dict, groups: list, *, model: str, layers: Sequence
         man["shards"].append(name)
         man["done"] += [gid for gid, _rows in chunk]
         man["tokens"] += feats.tokens_run - tok0
+        man["tokens_from_cache"] = man.get("tokens_from_cache", 0) + feats.kv_reused_tokens - reused0
         man["seconds"] = round(man["seconds"] + dt, 2)
         write_json(man_path, man)  # the manifest names a shard only once it is whole
         log.info("features %s: %d groups, %.0f tok/s", out, len(man["done"]), man["tokens"] / max(man["seconds"], 1e-9))
