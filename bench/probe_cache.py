@@ -2,10 +2,13 @@
 
     python bench/probe_cache.py                      # 4 problems x 8 samples, depths 1..6, ~3 min
     python bench/probe_cache.py --problems 8 --samples 8 --depth 8 --probe rewards/defaults/probe
+    python bench/probe_cache.py --whole --problems 8  # best-of-n: each problem's samples whole, one call
 
 Candidates: the stored samples of the held-out GSM8K pool (the 0.5B policy's own steps).
 Every round d scores the first d steps of every sample that has them, as a step-level
-search scores its beams after each step. The same rounds go through a probe scorer with
+search scores its beams after each step. --whole: one round of every sample whole, as
+best-of-n scoring and feature extraction (`cli.py train probe-features`) read them; there
+the cache serves each problem's prompt to its other samples. The same rounds go through a probe scorer with
 the prefix cache (`kv_cache_tokens`, the default) and one without (0), in one process,
 one after the other. Prints tokens run, seconds, the ratios and the largest difference
 between the two scorers' step scores; a JSON summary on the last line.
@@ -23,10 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def rounds(pool: str, problems: int, samples: int, depth: int) -> list[tuple[list[str], list[list[str]]]]:
+def rounds(pool: str, problems: int, samples: int, depth: int,
+           whole: bool = False) -> list[tuple[list[str], list[list[str]]]]:
     from policies.pool import read_pool
 
     rows = read_pool(pool)[:problems]
+    if whole:
+        got = [(r["problem"], s["steps"]) for r in rows for s in r["samples"][:samples] if s.get("steps")]
+        return [([p for p, _ in got], [s for _, s in got])]
     out = []
     for d in range(1, depth + 1):
         probs, sols = [], []
@@ -47,6 +54,7 @@ def main() -> int:
     ap.add_argument("--problems", type=int, default=4)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--depth", type=int, default=6)
+    ap.add_argument("--whole", action="store_true", help="one round: every sample whole (best-of-n scoring)")
     args = ap.parse_args()
     for p in (args.pool, args.probe):
         if not Path(p).exists():
@@ -54,7 +62,7 @@ def main() -> int:
 
     from rewards.probe import DEFAULT_KV_CACHE_TOKENS, ProbeScorer
 
-    work = rounds(args.pool, args.problems, args.samples, args.depth)
+    work = rounds(args.pool, args.problems, args.samples, args.depth, args.whole)
     res, scores = {}, {}
     for name, kv in (("uncached", 0), ("cached", DEFAULT_KV_CACHE_TOKENS)):
         sc = ProbeScorer(args.probe, kv_cache_tokens=kv)
