@@ -170,6 +170,7 @@ class PolicyFeatures:
         self.kv_cache_tokens = kv_cache_tokens
         self._kv = LRUCache(kv_cache_tokens, weigh=lambda e: len(e.ids)) if kv_cache_tokens else None
         self._prompt_ids: dict[str, tuple[int, ...]] = {}
+        self._problem_keys: dict[str, dict] = {}  # problem -> keys of its cached candidates
         self.kv_reused_tokens = 0  # prefix tokens not run again thanks to the cache
 
     @property
@@ -279,27 +280,36 @@ class PolicyFeatures:
                 self._run(batch)
 
     def _attach(self, job: _Job) -> None:
-        """The longest cached prefix of the job (all its steps, fewer, or the prompt alone)."""
-        for n_steps in range(len(job.keys), -1, -1):
-            key = job.keys[n_steps - 1] if n_steps else _prompt_key(job.problem)
+        """The longest cached prefix of the job: a cached candidate it extends (with all its
+        steps or fewer), else the longest one it shares with another cached candidate of its
+        problem (siblings that part inside a step: a solution and its edited copies), else its
+        prompt alone."""
+        for n_steps in range(len(job.keys), 0, -1):
+            key = job.keys[n_steps - 1]
+            entry = self._kv.peek(key)
+            if entry is not None and self._take(job, key, entry, _usable(entry, job)):
+                return
+        best = (0, None, None)
+        siblings = self._problem_keys.get(job.problem, {})
+        for key in list(siblings) + [_prompt_key(job.problem)]:
             entry = self._kv.peek(key)
             if entry is None:
+                siblings.pop(key, None)  # evicted
                 continue
-            n = 0
-            for a, b in zip(entry.ids, job.ids, strict=False):
-                if a != b:
-                    break
-                n += 1
-            missing = [q for q in job.pos if q < n and q not in entry.feats]
-            if missing:
-                n = missing[0]
-            if n == 0:
-                continue
-            self._kv.get(key)  # just used
-            job.start, job.past = n, entry.past
-            job.feats = {q: entry.feats[q] for q in job.pos if q < n}
-            self.kv_reused_tokens += n
-            return
+            n = _usable(entry, job)
+            if n > best[0]:
+                best = (n, key, entry)
+        if best[1] is not None:
+            self._take(job, best[1], best[2], best[0])
+
+    def _take(self, job: _Job, key, entry: _Prefix, n: int) -> bool:
+        if n == 0:
+            return False
+        self._kv.get(key)  # just used
+        job.start, job.past = n, entry.past
+        job.feats = {q: entry.feats[q] for q in job.pos if q < n}
+        self.kv_reused_tokens += n
+        return True
 
     def _run(self, batch: list[_Job]) -> None:
         """One forward of the batch's new tokens (right-padded) over its cached prefixes
@@ -322,6 +332,7 @@ class PolicyFeatures:
                 continue
             past = row_past(kv, b, P - j.start, P + len(x))
             self._kv.put(j.keys[-1], _Prefix(j.ids, past, dict(j.feats)))
+            self._problem_keys.setdefault(j.problem, {})[j.keys[-1]] = None
             head = self._prompt_tokens(j.problem)
             pkey = _prompt_key(j.problem)
             if 0 < len(head) < len(j.ids) and j.ids[: len(head)] == head and pkey not in self._kv:
@@ -338,6 +349,7 @@ class PolicyFeatures:
     def clear_cache(self) -> None:
         if self._kv is not None:
             self._kv.clear()
+        self._problem_keys.clear()
 
     def _forward(self, ids, mask, **kwargs) -> dict:
         """Outputs of the wanted decoder layers; the pass stops after the highest one.
@@ -393,6 +405,18 @@ class _Job:
     start: int = 0  # tokens served by the cache
     past: list | None = None
     feats: dict = field(default_factory=dict)
+
+
+def _usable(entry: _Prefix, job: _Job) -> int:
+    """Tokens of the job a cached entry serves: their common token prefix, cut at the first
+    step end of the job inside it whose state the entry lacks."""
+    n = 0
+    for a, b in zip(entry.ids, job.ids, strict=False):
+        if a != b:
+            break
+        n += 1
+    missing = [q for q in job.pos if q < n and q not in entry.feats]
+    return missing[0] if missing else n
 
 
 def _prompt_key(problem: str) -> bytes:

@@ -97,11 +97,32 @@ def test_samples_of_one_prompt_in_one_call_run_the_prompt_once(tiny_lm):
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
         np.testing.assert_allclose(g, w, atol=1e-4)
-    whole = [len(cached._encode(p, s)[0]) for p, s in zip(problems, sols, strict=True)]
+    ids = [cached._encode(p, s)[0] for p, s in zip(problems, sols, strict=True)]
+    whole = [len(x) for x in ids]
+
+    def common(a, b):
+        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
     head = len(cached._prompt_tokens(PROBLEM))
-    # the first sample runs whole, the next two run after the prompt, the repeat not at all
-    assert cached.tokens_run == whole[0] + whole[2] + (whole[1] - head) + (whole[3] - head)
-    assert cached.kv_reused_tokens == 2 * head + whole[4]
+    shared = [common(ids[0], ids[1]), common(ids[0], ids[3])]
+    assert shared[0] >= head and shared[1] > head + 3  # the fourth shares the first step too
+    # the first sample runs whole, the next two after what they share with it, the repeat not at all
+    assert cached.tokens_run == whole[0] + whole[2] + (whole[1] - shared[0]) + (whole[3] - shared[1])
+    assert cached.kv_reused_tokens == sum(shared) + whole[4]
+
+
+def test_an_edited_copy_of_a_solution_starts_where_it_parts_from_it(tiny_lm):
+    plain = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32")
+    cached = PolicyFeatures(tiny_lm, layers=[1, 2], dtype="float32", kv_cache_tokens=10_000)
+    original = ["She has 3 + 4 = 7 apples.", "She eats 2, so 7 - 2 = 5 are left.", "The answer is 5."]
+    edited = original[:1] + ["She eats 2, so 7 - 2 = 6 are left.", "The answer is 6."]  # parts inside step 2
+    got, want = cached([PROBLEM, PROBLEM], [original, edited]), plain([PROBLEM, PROBLEM], [original, edited])
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-4)
+    a, b = (cached._encode(PROBLEM, x)[0] for x in (original, edited))
+    shared = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    assert shared > len(cached._prompt_tokens(PROBLEM)) + 5  # more than the prompt
+    assert cached.kv_reused_tokens == shared and cached.tokens_run == len(a) + len(b) - shared
 
 
 def test_extraction_with_the_prefix_cache_stores_the_same_states(tiny_lm, tmp_path):
