@@ -171,6 +171,7 @@ class PolicyFeatures:
         self._kv = LRUCache(kv_cache_tokens, weigh=lambda e: len(e.ids)) if kv_cache_tokens else None
         self._prompt_ids: dict[str, tuple[int, ...]] = {}
         self._problem_keys: dict[str, dict] = {}  # problem -> keys of its cached candidates
+        self._n_problem_keys = 0  # kept near the cache's entries (_index_candidate)
         self.kv_reused_tokens = 0  # prefix tokens not run again thanks to the cache
 
     @property
@@ -294,7 +295,8 @@ class PolicyFeatures:
         for key in list(siblings) + [_prompt_key(job.problem)]:
             entry = self._kv.peek(key)
             if entry is None:
-                siblings.pop(key, None)  # evicted
+                if siblings.pop(key, 0) is None:  # evicted
+                    self._n_problem_keys -= 1
                 continue
             n = _usable(entry, job)
             if n > best[0]:
@@ -332,7 +334,7 @@ class PolicyFeatures:
                 continue
             past = row_past(kv, b, P - j.start, P + len(x))
             self._kv.put(j.keys[-1], _Prefix(j.ids, past, dict(j.feats)))
-            self._problem_keys.setdefault(j.problem, {})[j.keys[-1]] = None
+            self._index_candidate(j.problem, j.keys[-1])
             head = self._prompt_tokens(j.problem)
             pkey = _prompt_key(j.problem)
             if 0 < len(head) < len(j.ids) and j.ids[: len(head)] == head and pkey not in self._kv:
@@ -350,6 +352,24 @@ class PolicyFeatures:
         if self._kv is not None:
             self._kv.clear()
         self._problem_keys.clear()
+        self._n_problem_keys = 0
+
+    def _index_candidate(self, problem: str, key) -> None:
+        """Remember a cached candidate under its problem (for siblings, `_attach`); keys the
+        cache has dropped are swept once they outnumber its entries, so the index stays
+        bounded in a long-running scorer."""
+        keys = self._problem_keys.setdefault(problem, {})
+        if key not in keys:
+            keys[key] = None
+            self._n_problem_keys += 1
+        if self._n_problem_keys > 2 * len(self._kv) + 64:
+            for p in list(self._problem_keys):
+                live = {k: None for k in self._problem_keys[p] if k in self._kv}
+                if live:
+                    self._problem_keys[p] = live
+                else:
+                    del self._problem_keys[p]
+            self._n_problem_keys = sum(map(len, self._problem_keys.values()))
 
     def _forward(self, ids, mask, **kwargs) -> dict:
         """Outputs of the wanted decoder layers; the pass stops after the highest one.

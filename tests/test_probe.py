@@ -147,6 +147,15 @@ def test_prefix_cache_is_bounded_and_can_be_cleared(tiny_lm):
         PolicyFeatures(tiny_lm, layers=[2], kv_cache_tokens=-1)
 
 
+def test_the_index_of_cached_candidates_stays_bounded(tiny_lm):
+    f = PolicyFeatures(tiny_lm, layers=[2], dtype="float32", kv_cache_tokens=200)
+    for i in range(150):  # many problems through a cache that holds a few candidates
+        f([f"Problem {i}?"], [[f"Step {i}.", "Done."]])
+    assert 0 < len(f._kv) < 10
+    assert f._n_problem_keys == sum(map(len, f._problem_keys.values())) <= 2 * len(f._kv) + 64
+    assert len(f._problem_keys) <= 2 * len(f._kv) + 64 < 150
+
+
 def _write_probe(d, head, layer, granularity, model):
     d.mkdir(parents=True, exist_ok=True)
     head.save(d / "head.npz")
