@@ -151,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="features folder (rerun the same command to resume)")
     p.add_argument("--problems-per-shard", type=int, default=8, help="problems per stored shard (default 8)")
     p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward (default 8192)")
-    p.add_argument("--kv-cache-tokens", type=int, default=1 << 16,
+    p.add_argument("--kv-cache-tokens", type=int, default=None,
                    help="prefix cache, in tokens: a problem's samples run its prompt once (default 65536, about "
                         "1 GiB for the 0.5B policy in float32; 0: every sample runs whole)")
     p.add_argument("--allow-heldout", action="store_true",
@@ -256,6 +256,8 @@ def _run_probe_features(args) -> int:
     for flag, v in (("--problems-per-shard", args.problems_per_shard), ("--token-budget", args.token_budget)):
         if v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
+    if args.kv_cache_tokens is None:
+        args.kv_cache_tokens = probe.KV_CACHE_TOKENS
     if args.kv_cache_tokens < 0:
         raise ValueError(f"--kv-cache-tokens must be >= 0 (0: no prefix cache), got {args.kv_cache_tokens}")
 
