@@ -295,7 +295,8 @@ class PolicyFeatures:
         for key in list(siblings) + [_prompt_key(job.problem)]:
             entry = self._kv.peek(key)
             if entry is None:
-                if siblings.pop(key, 0) is None:  # evicted
+                if key in siblings:  # evicted: drop it from the index
+                    del siblings[key]
                     self._n_problem_keys -= 1
                 continue
             n = _usable(entry, job)
