@@ -180,7 +180,8 @@ def _features_scores(a, card, folds_n, seed) -> dict:
     if a.step_labels:
         from rewards.train import read_jsonl
 
-        tp.attach_step_labels(f, [r for path in a.step_labels for r in read_jsonl(path)], source=a.step_labels)
+        tp.attach_step_labels(f, [r for path in a.step_labels for r in read_jsonl(path)], source=a.step_labels,
+                              targets=tp.step_targets_of(card))
     if f.step_target is None:
         raise SystemExit("--features hold no step-labelled solutions; add a `cli.py train probe-features --steps` "
                          "folder")

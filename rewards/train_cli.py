@@ -167,6 +167,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="--granularity step: Monte Carlo step labels of the same pool's samples (`cli.py train "
                         "data-steps --pool`); a labelled sample's step targets become (k x rollout share + "
                         "outcome) / (k + 1), the others keep their outcome")
+    p.add_argument("--step-targets", choices=("value", "first-error"), default="value",
+                   help="with --step-labels: 'value' (above) or 'first-error': a labelled sample's steps get 1 before "
+                        "its first error (first prefix no rollout finished right) and 0 from it, and the pool's "
+                        "unlabelled samples leave the fit, so a step's score says whether it is right rather than "
+                        "whether the policy will end right (default value)")
     p.add_argument("--layers", default=None, help="layers to choose from (default: every extracted one)")
     p.add_argument("--l2", default="1e-4,1e-3,1e-2,1e-1,1", help="L2 strengths to choose from")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by problem")
@@ -304,6 +309,8 @@ def _run_probe(args) -> int:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
     if args.step_labels and args.granularity != "step":
         raise ValueError("--step-labels: Monte Carlo labels are step targets; pass --granularity step")
+    if args.step_targets != "value" and not args.step_labels:
+        raise ValueError(f"--step-targets {args.step_targets}: pass the Monte Carlo labels with --step-labels")
     for path in args.step_labels:  # before the features are loaded
         if not Path(path).is_file():
             raise FileNotFoundError(f"--step-labels {path}: no such file; write it with `cli.py train data-steps "
@@ -313,9 +320,10 @@ def _run_probe(args) -> int:
         from rewards.train import read_jsonl
 
         got = probe.attach_step_labels(f, [r for path in args.step_labels for r in read_jsonl(path)],
-                                       source=list(args.step_labels))
-        print(f"Monte Carlo step labels on {got['samples']} of {got['of_samples']} samples ({got['problems']} "
-              f"problems, {got['prefixes']} prefixes, mean label {got['mean_prefix_label']})", file=sys.stderr)
+                                       source=list(args.step_labels), targets=args.step_targets)
+        print(f"Monte Carlo step labels ({args.step_targets} targets) on {got['samples']} of {got['of_samples']} "
+              f"samples ({got['problems']} problems, {got['prefixes']} prefixes, mean label "
+              f"{got['mean_prefix_label']})", file=sys.stderr)
     layers = _int_list("--layers", args.layers) if args.layers else None
     fit = probe.select_and_fit(f, granularity=args.granularity, layers=layers, l2_grid=l2, folds=args.folds,
                                seed=args.seed)
@@ -358,9 +366,11 @@ def _run_probe_threshold(args) -> int:
     records = [r for path in args.first_errors for r in read_jsonl(path)] if args.first_errors else None
     features = args.features
     if args.step_labels:
+        card_path = Path(args.probe) / "probe.json"
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
         features = probe.load_features(args.features)
         probe.attach_step_labels(features, [r for path in args.step_labels for r in read_jsonl(path)],
-                                 source=list(args.step_labels))
+                                 source=list(args.step_labels), targets=probe.step_targets_of(card))
     th = probe.write_threshold(args.probe, features, folds=args.folds, seed=args.seed, relative=args.relative,
                                start=args.drop_start, first_errors=records, command=_command_line())
     print(f"{args.probe}/probe.json: {_threshold_line(th)}")

@@ -406,6 +406,46 @@ def test_monte_carlo_step_labels_become_the_step_targets_of_their_samples(tmp_pa
     assert tp.write_threshold(tmp_path / "p", again)["value"] is not None  # the same targets: refitted
 
 
+def test_first_error_targets_mark_where_a_labelled_sample_went_wrong_and_drop_unlabelled_ones(tmp_path):
+    f = _features(np.random.default_rng(5))
+    f.pid = np.where(np.arange(len(f.pid)) >= 24, np.char.add(tp.STEPS_GROUP_PREFIX, f.pid.astype(str)), f.pid)
+    labelled_steps = f.label[f.step_owner].astype(np.float64)  # the step-labelled solutions keep their targets
+    f.step_target = labelled_steps.copy()
+    wrong = int(np.flatnonzero((f.n_steps == 3) & (f.label == 0) & (np.arange(len(f.pid)) < 24))[0])
+    right = int(np.flatnonzero((f.label == 1) & (np.arange(len(f.pid)) < 24))[0])
+    recs = [{"kind": "steps", "problem_id": str(f.pid[wrong]), "sample": int(f.sample[wrong]), "rollouts": 4,
+             "labels": [0.5, 0.0, 0.0], "hard_labels": [1, 0, 0], "correct": False},
+            {"kind": "steps", "problem_id": str(f.pid[right]), "sample": int(f.sample[right]), "rollouts": 4,
+             "labels": [0.0] * int(f.n_steps[right]), "hard_labels": [0] * int(f.n_steps[right]), "correct": True}]
+    got = tp.attach_step_labels(f, recs, source="mc.jsonl", targets="first-error")
+    assert got["targets"] == "first-error" and got["samples"] == 2
+    start = f.first_step
+    np.testing.assert_array_equal(f.step_target[start[wrong]: start[wrong] + 3], [1.0, 0.0, 0.0])
+    right_t = f.step_target[start[right]: start[right] + f.n_steps[right]]
+    np.testing.assert_array_equal(right_t, np.ones(int(f.n_steps[right])))  # a right answer: no error anywhere
+    x, y, owner = tp.design(f, 3, "step")
+    steps_rows = set(np.flatnonzero(np.arange(len(f.pid)) >= 24).tolist())
+    assert set(owner.tolist()) == steps_rows | {wrong, right}  # the pool's unlabelled samples left the fit
+    assert len(y) == len(x) == sum(int(f.n_steps[i]) for i in steps_rows | {wrong, right})
+    np.testing.assert_array_equal(y[np.isin(owner, sorted(steps_rows))],
+                                  labelled_steps[np.isin(f.step_owner, sorted(steps_rows))])
+    oof = tp.oof_step_scores(f, layer=3, l2=0.1, granularity="step", folds=3)
+    assert all(np.isfinite(s).all() for s in oof)  # left out of the fit, still scored
+    fit = tp.select_and_fit(f, granularity="step", l2_grid=(0.1,), folds=3)
+    card = json.loads((tp.save_probe(tmp_path / "p", fit, granularity="step", features=f) / "probe.json").read_text())
+    assert tp.step_targets_of(card) == "first-error" and "first errors" in card["training"]["labels"]
+    assert card["training"]["fit_samples"] == len(steps_rows) + 2 < card["training"]["samples"]
+    value = _features(np.random.default_rng(5))
+    value.pid, value.step_target = f.pid, labelled_steps.copy()
+    tp.attach_step_labels(value, recs, source="mc.jsonl")
+    with pytest.raises(ValueError, match="first-error step targets"):
+        tp.write_threshold(tmp_path / "p", value)  # refitted as trained, or not at all
+    with pytest.raises(ValueError, match="step targets must be one of"):
+        tp.attach_step_labels(value, recs, targets="soft")
+    with pytest.raises(ValueError, match="no 'hard_labels'"):
+        tp.attach_step_labels(value, [{k: v for k, v in recs[0].items() if k != "hard_labels"}], targets="first-error")
+
+
 @pytest.mark.parametrize("granularity", ["step", "outcome"])
 def test_out_of_fold_scores_come_from_heads_that_never_saw_the_problem(granularity):
     f = _features(np.random.default_rng(0))
@@ -553,6 +593,17 @@ def test_train_cli_stores_the_threshold_and_the_bench_uses_it(tiny_lm, tmp_path,
     assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats),
                      "--first-errors", str(tmp_path / "none.jsonl")]) == 2
     assert "--first-errors" in capsys.readouterr().err
+    # first-error step targets from the same labels: trained, and refitted as the card says
+    fe = str(tmp_path / "probe-fe")
+    argv = ["train", "probe", "--features", str(feats), "--folds", "3", "--l2", "0.01", "--step-labels", str(mc),
+            "--step-targets", "first-error", "--out", fe]
+    monkeypatch.setattr(sys, "argv", ["cli.py", *argv])
+    assert cli.main(argv) == 0 and "first-error targets" in capsys.readouterr().err
+    assert tp.step_targets_of(json.loads((tmp_path / "probe-fe" / "probe.json").read_text())) == "first-error"
+    assert cli.main(["train", "probe-threshold", "--probe", fe, "--features", str(feats), "--step-labels",
+                     str(mc)]) == 0
+    assert cli.main(["train", "probe", "--features", str(feats), "--step-targets", "first-error", "--out", fe]) == 2
+    assert "--step-targets first-error: pass the Monte Carlo labels with --step-labels" in capsys.readouterr().err
     assert cli.main(["train", "probe-threshold", "--probe", str(tmp_path / "probe"), "--features", str(feats)]) == 0
     # the scorer carries it; ProcessBench uses it and says so
     scorer = ProbeScorer(tmp_path / "probe")

@@ -32,6 +32,14 @@ of right answers among the k rollouts from its prefix and the sample itself (one
 rollout from that prefix): (k * soft_i + outcome) / (k + 1). The last step keeps the
 outcome. Unlabelled samples keep their outcome on every step, so the two estimate the
 same quantity, the labelled ones with k + 1 rollouts instead of one.
+
+First-error step targets (``targets="first-error"``): the same records say instead where
+a sample's first error is (Math-Shepherd's hard estimate, ``mc_first_error``); its steps
+before it get 1 and the rest 0, a right-answer sample 1 throughout, and the pool's
+unlabelled samples leave the fit (they are still scored out of fold). The head then
+estimates P(this step and those before it are right), as the step-labelled solutions'
+targets do, instead of P(the policy ends right), which is low on every step of a hard
+problem.
 """
 
 from __future__ import annotations
@@ -56,10 +64,12 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Features", "extract_pool_features", "load_features", "merge_features", "fit_logistic", "select_and_fit",
            "save_probe", "expected_calibration_error", "oof_step_scores", "choose_flag_threshold", "first_error_rows",
-           "fit_threshold", "write_threshold", "attach_step_labels", "mc_first_error"]
+           "fit_threshold", "write_threshold", "attach_step_labels", "mc_first_error", "STEP_TARGETS",
+           "step_targets_of"]
 
 FEATURES_FORMAT = "tts-math-probe-features/1"
 KV_CACHE_TOKENS = 1 << 16  # prefix cache of an extraction: a shard's prompts (float32, 0.5B: ~1 GiB)
+STEP_TARGETS = ("value", "first-error")  # what Monte Carlo step labels become (attach_step_labels)
 
 
 def _label(sample: dict) -> int | None:
@@ -223,7 +233,7 @@ class Features:
     answer: np.ndarray  # [N] extracted answer (str)
     manifest: dict
     step_target: np.ndarray | None = None  # [S] float step targets (step-labelled solutions, Monte Carlo
-    # labels: attach_step_labels); None: every step carries its sample's outcome
+    # labels: attach_step_labels; NaN: a step left out of the fit); None: every step carries its sample's outcome
 
     @property
     def step_owner(self) -> np.ndarray:
@@ -320,20 +330,31 @@ def design(f: Features, layer: int, granularity: str) -> tuple[np.ndarray, np.nd
     else:
         raise ValueError(f"granularity must be 'step' or 'outcome', got {granularity!r}")
     if granularity == "step" and f.step_target is not None:
-        return x, f.step_target.astype(np.float64), owner
+        y = f.step_target.astype(np.float64)
+        keep = ~np.isnan(y)  # first-error targets leave the pool's unlabelled samples out
+        return x[keep], y[keep], owner[keep]
     return x, f.label[owner].astype(np.float64), owner
 
 
-def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Sequence[str] | None = None) -> dict:
+def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Sequence[str] | None = None,
+                       targets: str = "value") -> dict:
     """Monte Carlo step labels (``steps`` records of ``cli.py train data-steps --pool`` on
-    the features' own pool) as the step targets of the samples they label (module
-    docstring: (k * soft_i + outcome) / (k + 1), the last step the outcome). Records are
+    the features' own pool) as the step targets of the samples they label. ``targets``
+    (module docstring): "value", (k * soft_i + outcome) / (k + 1), the last step the
+    outcome, unlabelled samples keeping their outcome; "first-error", 1 before the
+    sample's first error and 0 from it, unlabelled pool samples left out of the fit (NaN).
+    Records are
     matched by problem id and ``sample`` index; one whose step count or outcome differs
     from the features' sample is an error (labels of another pool). Records of problems
     the features lack (held-out ones, another pool's) are counted and skipped. Sets
     ``f.step_target`` and ``f.manifest["step_labels"]``; returns that summary."""
+    if targets not in STEP_TARGETS:
+        raise ValueError(f"step targets must be one of {', '.join(STEP_TARGETS)}; got {targets!r}")
     start = f.first_step
     target = f.step_target.copy() if f.step_target is not None else f.label[f.step_owner].astype(np.float64)
+    if targets == "first-error":  # the pool's own samples count only where a label says where they went wrong
+        pool_row = ~np.char.startswith(f.pid.astype(str), STEPS_GROUP_PREFIX)
+        target[pool_row[f.step_owner]] = np.nan
     done, unmatched, soft_sum, soft_n, ks = set(), 0, 0.0, 0, set()
     for key, i, r in _matched(records, f.pid.tolist(), f.sample.tolist()):
         if i is None:
@@ -349,7 +370,14 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
                              f"correct={bool(f.label[i])}; the labels are of another pool than "
                              f"{f.manifest.get('pool')}")
         y = float(f.label[i])
-        mixed = [(k * soft + y) / (k + 1) for soft in labels[:-1]] + [y]
+        if targets == "first-error":
+            if r.get("hard_labels") is None:
+                raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'hard_labels'; pass Monte "
+                                 "Carlo records (`cli.py train data-steps --pool`)")
+            first = mc_first_error(r)
+            mixed = [1.0] * len(labels) if first < 0 else [1.0] * first + [0.0] * (len(labels) - first)
+        else:
+            mixed = [(k * soft + y) / (k + 1) for soft in labels[:-1]] + [y]
         target[start[i]: start[i] + len(mixed)] = mixed
         done.add(key)
         soft_sum += sum(labels[:-1])
@@ -362,13 +390,21 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
     summary = {"source": source, "samples": len(done), "of_samples": int(len(f.n_steps)),
                "problems": len({p for p, _ in done}), "prefixes": soft_n, "rollouts": sorted(ks),
                "mean_prefix_label": round(soft_sum / soft_n, 4) if soft_n else None,
-               "unmatched_records": unmatched,
+               "unmatched_records": unmatched, "targets": targets,
                "target": "(k * Monte Carlo share + outcome) / (k + 1) on labelled samples' prefixes; outcome "
-                         "elsewhere"}
+                         "elsewhere" if targets == "value" else
+                         "1 before the labelled sample's first error (Math-Shepherd's hard estimate), 0 from it, 1 "
+                         "throughout a right-answer sample; unlabelled pool samples left out of the fit"}
     f.manifest["step_labels"] = summary
-    log.info("probe: Monte Carlo step labels on %d of %d samples (%d problems, %d prefixes)", len(done),
-             len(f.n_steps), summary["problems"], soft_n)
+    log.info("probe: Monte Carlo step labels (%s targets) on %d of %d samples (%d problems, %d prefixes)", targets,
+             len(done), len(f.n_steps), summary["problems"], soft_n)
     return summary
+
+
+def step_targets_of(card: dict) -> str:
+    """How a probe card's Monte Carlo step labels became targets ("value" on cards written
+    before there was a choice)."""
+    return ((card.get("training") or {}).get("step_labels") or {}).get("targets", "value")
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, *, weight: np.ndarray | None = None,
@@ -485,6 +521,7 @@ def select_and_fit(f: Features, *, granularity: str, layers: Sequence[int] | Non
         threshold = None
     return {"head": head, "layer": best["layer"], "l2": best["l2"], "cv": rows, "folds": folds, "seed": seed,
             "fit_seconds": round(fit_s, 2), "rows": int(len(y)), "samples": int(len(f.label)),
+            "fit_samples": int(len(np.unique(owner))),
             "problems": int(len(set(f.pid.tolist()))), "positive_share": float(f.label.mean()),
             "threshold": threshold}
 
@@ -716,6 +753,8 @@ def save_probe(out_dir: str | Path, fit: dict, *, granularity: str, features: Fe
         "training": {
             "pool": man["pool"], "features": man.get("path"), "problems": fit["problems"],
             "samples": fit["samples"], "rows": fit["rows"], "positive_share": round(fit["positive_share"], 4),
+            **({"fit_samples": fit["fit_samples"]} if fit.get("fit_samples", fit["samples"]) != fit["samples"]
+               else {}),
             "l2": fit["l2"], "cv_folds": fit["folds"], "cv": fit["cv"],
             "extraction_tokens": man.get("tokens"), "extraction_seconds": man.get("seconds"),
             "extraction_tok_s": round(man["tokens"] / man["seconds"], 1) if man.get("seconds") else None,
@@ -747,7 +786,9 @@ def _first_error_sources(man: dict) -> list:
 def _labels_text(man: dict, granularity: str) -> str:
     parts = ["outcome (verifier verdict of the whole sample)"]
     if granularity == "step" and man.get("step_labels"):
-        parts.append("Monte Carlo step labels on some samples")
+        parts.append("Monte Carlo step labels on some samples" if man["step_labels"].get("targets", "value") == "value"
+                     else "Monte Carlo first errors as step targets on the labelled samples, the pool's other "
+                          "samples left out of the step fit")
     if _first_error_sources(man):
         parts.append("per-step labels of step-labelled solutions (" + ", ".join(map(str, _first_error_sources(man)))
                      + (") as step targets" if granularity == "step" else "): outcome = no step labelled wrong"))
@@ -791,6 +832,9 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     if tr.get("step_labels") and not man.get("step_labels"):
         raise ValueError(f"{probe_dir}: trained with Monte Carlo step labels ({tr['step_labels'].get('source')}); "
                          "pass the same files with --step-labels")
+    if man.get("step_labels") and step_targets_of(card) != man["step_labels"].get("targets", "value"):
+        raise ValueError(f"{probe_dir}: trained with {step_targets_of(card)} step targets, but these features carry "
+                         f"{man['step_labels'].get('targets', 'value')} ones; attach the labels as the card says")
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
