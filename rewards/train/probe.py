@@ -343,11 +343,11 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
     (module docstring): "value", (k * soft_i + outcome) / (k + 1), the last step the
     outcome, unlabelled samples keeping their outcome; "first-error", 1 before the
     sample's first error and 0 from it, unlabelled pool samples left out of the fit (NaN).
-    Records are
-    matched by problem id and ``sample`` index; one whose step count or outcome differs
-    from the features' sample is an error (labels of another pool). Records of problems
-    the features lack (held-out ones, another pool's) are counted and skipped. Sets
-    ``f.step_target`` and ``f.manifest["step_labels"]``; returns that summary."""
+    Records are matched by problem id and ``sample`` index; one whose step count or
+    outcome differs from the features' sample is an error (labels of another pool).
+    Records of problems the features lack (held-out ones, another pool's) are counted and
+    skipped. Sets ``f.step_target`` and ``f.manifest["step_labels"]``; returns that
+    summary."""
     if targets not in STEP_TARGETS:
         raise ValueError(f"step targets must be one of {', '.join(STEP_TARGETS)}; got {targets!r}")
     start = f.first_step
