@@ -258,9 +258,9 @@ def _two_set_ship(rules: dict, card_rule: dict) -> dict:
     obj, card_obj = rules[best]["cross_fitted"]["objective"], card_rule["on_these_rows"]["objective"]
     flags = rules[best]["training_pool"]["right_flagged"]
     ship = obj > card_obj and flags <= 0.5
-    print(f"ship rule: best family {best!r} (cross-fitted mean F1 {obj:.3f}) vs the card rule {card_obj:.3f}; it "
-          f"flags {flags:.1%} of the right training samples (at most 50%): "
-          f"{'ship it' if ship else 'keep the card rule'}")
+    print(f"against this probe's own card rule (a rule written for a new head may name another baseline): best "
+          f"family {best!r} (cross-fitted mean F1 {obj:.3f}) vs the card rule {card_obj:.3f}; it flags {flags:.1%} "
+          f"of the right training samples (at most 50%): {'refit the card' if ship else 'keep the card rule'}")
     return {"best_family": best, "objective": obj, "card_objective": card_obj, "right_flagged": flags,
             "ship": ship}
 
