@@ -371,9 +371,7 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
                              f"{f.manifest.get('pool')}")
         y = float(f.label[i])
         if targets == "first-error":
-            if r.get("hard_labels") is None:
-                raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'hard_labels'; pass Monte "
-                                 "Carlo records (`cli.py train data-steps --pool`)")
+            _hard_labels(key, r)
             first = mc_first_error(r)
             mixed = [1.0] * len(labels) if first < 0 else [1.0] * first + [0.0] * (len(labels) - first)
         else:
@@ -404,7 +402,12 @@ def attach_step_labels(f: Features, records: Sequence[dict], *, source: str | Se
 def step_targets_of(card: dict) -> str:
     """How a probe card's Monte Carlo step labels became targets ("value" on cards written
     before there was a choice)."""
-    return ((card.get("training") or {}).get("step_labels") or {}).get("targets", "value")
+    return _targets((card.get("training") or {}).get("step_labels"))
+
+
+def _targets(step_labels: dict | None) -> str:
+    """The ``targets`` of an ``attach_step_labels`` summary (a card's or a manifest's)."""
+    return (step_labels or {}).get("targets", "value")
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, *, weight: np.ndarray | None = None,
@@ -629,6 +632,15 @@ def mc_first_error_rows(f: Features, records: Sequence[dict]) -> tuple[np.ndarra
     return mc_first_errors(records, f.pid.tolist(), f.sample.tolist(), f.n_steps.tolist(), f.label.tolist())
 
 
+def _hard_labels(key: tuple, record: dict) -> list:
+    """A Monte Carlo ``steps`` record's ``hard_labels``, or one line naming the sample and the fix."""
+    hard = record.get("hard_labels")
+    if hard is None:
+        raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'hard_labels'; pass Monte Carlo "
+                         "records (`cli.py train data-steps --pool`)")
+    return hard
+
+
 def mc_first_error(record: dict) -> int:
     """A Monte Carlo ``steps`` record's first error, Math-Shepherd's hard estimate: -1 for a
     right-answer sample; else its first step whose prefix has no rollout reaching the gold
@@ -654,10 +666,7 @@ def mc_first_errors(records: Sequence[dict], pid: Sequence, sample: Sequence[int
     for key, i, r in _matched(records, pid, sample):
         if i is None:
             continue
-        hard = r.get("hard_labels")
-        if hard is None:
-            raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: no 'hard_labels'; pass Monte Carlo "
-                             "records (`cli.py train data-steps --pool`)")
+        hard = _hard_labels(key, r)
         if len(hard) != int(n_steps[i]) or bool(r.get("correct")) != bool(right[i]):
             raise ValueError(f"step labels of problem {key[0]} sample {key[1]}: {len(hard)} steps, "
                              f"correct={r.get('correct')}, but the features' sample has {int(n_steps[i])} steps, "
@@ -786,7 +795,7 @@ def _first_error_sources(man: dict) -> list:
 def _labels_text(man: dict, granularity: str) -> str:
     parts = ["outcome (verifier verdict of the whole sample)"]
     if granularity == "step" and man.get("step_labels"):
-        parts.append("Monte Carlo step labels on some samples" if man["step_labels"].get("targets", "value") == "value"
+        parts.append("Monte Carlo step labels on some samples" if _targets(man["step_labels"]) == "value"
                      else "Monte Carlo first errors as step targets on the labelled samples, the pool's other "
                           "samples left out of the step fit")
     if _first_error_sources(man):
@@ -832,9 +841,9 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     if tr.get("step_labels") and not man.get("step_labels"):
         raise ValueError(f"{probe_dir}: trained with Monte Carlo step labels ({tr['step_labels'].get('source')}); "
                          "pass the same files with --step-labels")
-    if man.get("step_labels") and step_targets_of(card) != man["step_labels"].get("targets", "value"):
+    if man.get("step_labels") and step_targets_of(card) != _targets(man["step_labels"]):
         raise ValueError(f"{probe_dir}: trained with {step_targets_of(card)} step targets, but these features carry "
-                         f"{man['step_labels'].get('targets', 'value')} ones; attach the labels as the card says")
+                         f"{_targets(man['step_labels'])} ones; attach the labels as the card says")
     folds = int(folds or tr.get("cv_folds") or 5)
     seed = int(seed if seed is not None else (tr.get("cv_seed") or 0))
     th = fit_threshold(f, layer=int(card["layer"]), l2=float(tr["l2"]), granularity=card["granularity"],
