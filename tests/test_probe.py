@@ -28,6 +28,7 @@ def test_step_end_tokens_takes_the_last_token_starting_before_each_end():
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from policies.models import resolve_model
@@ -36,6 +37,7 @@ def tiny_lm(tmp_path_factory):
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
     out = tmp_path_factory.mktemp("tiny_lm")
+    torch.manual_seed(0)  # the same random weights every run: scores and thresholds repeat
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
