@@ -49,11 +49,11 @@ def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
 
     docs = field_docs()
     p.add_argument("--data", nargs="+", default=[], help="JSONL training files (records of docs/training.md)")
-    if kind in ("orm", "tinyrm"):
-        p.add_argument("--pool", nargs="+", default=[],
-                       help="sample pools written by `cli.py pool` (.jsonl or .jsonl.gz): every graded sample "
-                            "is an outcome record (TinyRM: pairs of a correct and a wrong one); problems of the "
-                            "held-out slices are dropped. With --data, both are read")
+    p.add_argument("--pool", nargs="+", default=[],
+                   help="sample pools written by `cli.py pool` (.jsonl or .jsonl.gz): every graded sample "
+                        "is an outcome record (TinyRM: pairs of a correct and a wrong one; PRM: with "
+                        "--outcome-targets true, every step labelled with the sample's verdict); problems of "
+                        "the held-out slices are dropped. With --data, both are read")
     p.add_argument("--out", required=True,
                    help="checkpoint directory (adapter, head, card.json); when it holds resume/ from an "
                         "interrupted run with the same settings and data, training continues from there "
@@ -491,11 +491,14 @@ def _run_train(args) -> int:
 
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "kind"}
     config = TrainConfig(kind=args.train_command, **kw)
-    pools = list(getattr(args, "pool", []))
+    pools = list(args.pool)
     if not args.data and not pools:
-        raise ValueError(f"cli.py train {args.train_command}: give --data FILE ..." +
-                         (" or --pool POOL ..." if hasattr(args, "pool") else ""))
+        raise ValueError(f"cli.py train {args.train_command}: give --data FILE ... or --pool POOL ...")
     _check_pools(pools)
+    if pools and args.train_command == "prm" and not config.outcome_targets:
+        raise ValueError(f"--pool {pools[0]}: a pool's samples carry outcomes, not step labels; add "
+                         "--outcome-targets true (every step labelled with its sample's verdict), or give "
+                         "Monte Carlo step labels of the pool with --data (`cli.py train data-steps --pool`)")
     card = train(config, [*args.data, *pools], args.out, progress=not args.no_progress,
                  command=_command_line())
     m, t = card["metrics"], card["training"]

@@ -516,6 +516,59 @@ def test_orm_trains_on_a_pool_with_balanced_weights_and_reads_out_probabilities(
     assert math.isfinite(m["heldout_best"]["loss"])
 
 
+def test_outcome_step_records_label_every_step_and_count_a_sample_once():
+    from rewards.train import outcome_step_records
+
+    outcome = [{"kind": "outcome", "problem": "Q  one", "steps": ["a", "b"], "correct": True},
+               {"kind": "outcome", "problem": "Q one", "steps": ["a", "c", "d"], "correct": False},
+               {"kind": "outcome", "problem": "Q one", "steps": [], "correct": False},
+               {"kind": "outcome", "problem": "Q two", "steps": ["a", "b"], "correct": False}]
+    mc = [{"kind": "steps", "problem": "q ONE", "steps": ["a", "c", "d"], "labels": [0.5, 0.25, 0.0]}]
+    got = outcome_step_records(outcome, mc)
+    # the Monte Carlo twin (same problem up to whitespace and case, same steps) and the empty one are left out
+    assert [(r["problem"], r["labels"]) for r in got] == [("Q  one", [1.0, 1.0]), ("Q two", [0.0, 0.0])]
+    assert all(r["kind"] == "steps" and r["hard_labels"] == r["labels"] and r["targets"] == "outcome" for r in got)
+    assert len(outcome_step_records(outcome)) == 3
+
+
+def test_a_prm_reads_outcome_records_only_with_outcome_targets(tiny_root, tmp_path):
+    """A pool trains a PRM only with outcome_targets (every step its sample's verdict); a Monte
+    Carlo record of a pool sample replaces its outcome twin; a PRM on the pool alone learns."""
+    from policies.pool import read_pool
+    from rewards.train import TASKS, TrainConfig, train
+    from rewards.train.build import outcome_from_pool
+
+    problems = []
+    for i in range(12):
+        q = f"Tom has {i + 2} apples and buys {i + 3} more. How many?"
+        problems.append((q, [([f"good {i}", f"good, the answer is {2 * i + 5}"], True)] +
+                         [([f"good {i}", f"bad {i} {j}", f"bad, the answer is {i + j}"], False) for j in range(3)]))
+    pool = _write_pool(tmp_path / "train.jsonl.gz", problems)
+    outcome, _ = outcome_from_pool(read_pool(pool), heldout=lambda q: False)
+    twin = {"kind": "steps", "problem": problems[0][0], "steps": problems[0][1][1][0], "labels": [1.0, 0.5, 0.0]}
+    with pytest.raises(ValueError, match="outcome-targets true"):
+        TASKS["prm"](TrainConfig(kind="prm")).records(outcome)
+    recs = TASKS["prm"](TrainConfig(kind="prm", outcome_targets=True)).records([twin, *outcome])
+    assert len(recs) == 48 and recs[0] is twin
+    assert sum(r["labels"] == [1.0, 1.0] for r in recs) == 12 and sum(r["labels"] == [0.0] * 3 for r in recs) == 35
+    with pytest.raises(ValueError, match="outcome_targets turns outcome records"):
+        TrainConfig(kind="orm", outcome_targets=True)
+
+    out = tmp_path / "prm-pool"
+    card = train(_cfg("prm", _tiny_causal(tiny_root), outcome_targets=True, epochs=20), [str(pool)], str(out),
+                 progress=False)
+    assert card["training"]["data"][0]["format"] == "pool"
+    m = card["metrics"]
+    assert m["heldout_best"]["loss"] < m["heldout_untrained"]["loss"] * 0.8
+
+
+def test_train_prm_on_a_pool_asks_for_outcome_targets_in_one_line(tmp_path):
+    pool = _write_pool(tmp_path / "p.jsonl.gz", [("Q", [(["a"], True), (["b"], False)])])
+    r = subprocess.run([sys.executable, "cli.py", "train", "prm", "--pool", str(pool), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "add --outcome-targets true" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_balance_is_an_orm_setting():
     from rewards.train import TrainConfig
 

@@ -100,6 +100,11 @@ class TrainConfig:
     correct -> 1; rows without hard_labels use labels >= 0.5)."""
     last_step_only: bool = False
     """PRM: train only at the last step tag of each solution."""
+    outcome_targets: bool = False
+    """PRM: train on outcome records too (a pool's graded samples via --pool, or outcome files):
+    every step of a sample labelled with its verdict, so a step's score estimates P(this solution
+    ends right) (outcome-supervised value targets). A sample that also has a steps record (Monte
+    Carlo labels) keeps those. Off: outcome records are not read."""
     balance: str = "none"
     """ORM, for outcome labels with few positives (a 0.5B policy's pool: ~23% correct):
     "none" (plain BCE, value head randomly initialised); "prior" (plain BCE; the value head
@@ -139,6 +144,9 @@ class TrainConfig:
         if self.balance != "none" and self.kind != "orm":
             raise ValueError(f"balance applies to the ORM's value head; a {self.kind} takes --balance none "
                              "(TinyRM pairs are balanced by construction: a correct and a wrong solution)")
+        if self.outcome_targets and self.kind != "prm":
+            raise ValueError(f"outcome_targets turns outcome records into PRM step targets; a {self.kind} reads "
+                             "outcome records as they are (drop --outcome-targets)")
         if self.label not in ("soft", "hard"):
             raise ValueError(f"label must be 'soft' or 'hard', got {self.label!r}")
         for name in ("lora_r", "batch_size", "grad_accum", "max_length"):

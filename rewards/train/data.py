@@ -47,6 +47,7 @@ __all__ = [
     "record_key",
     "split_by_problem",
     "make_pairs",
+    "outcome_step_records",
     "check_record",
     "import_prm800k",
     "import_math_shepherd",
@@ -242,6 +243,22 @@ def split_by_problem(records: list[dict], heldout_fraction: float, *, seed: int 
             train = [r for r in records if record_key(r) != keys[0]]
             held = [r for r in records if record_key(r) == keys[0]]
     return train, held
+
+
+def outcome_step_records(outcome: list[dict], labelled: list[dict] = ()) -> list[dict]:
+    """``steps`` records with outcome value targets: every step of an ``outcome`` record labelled
+    with the solution's verdict (1.0 right, 0.0 wrong), so a PRM learns P(this solution ends right)
+    at each step. Empty solutions, and samples that have a record in ``labelled`` (the same problem
+    and steps, e.g. Monte Carlo labels of the same pool), are left out: a sample counts once."""
+    seen = {(problem_key(r["problem"]), tuple(r["steps"])) for r in labelled}
+    out = []
+    for r in outcome:
+        steps = list(r["steps"])
+        if not steps or (problem_key(r["problem"]), tuple(steps)) in seen:
+            continue
+        y = [1.0 if r["correct"] else 0.0] * len(steps)
+        out.append({**r, "kind": "steps", "steps": steps, "labels": y, "hard_labels": list(y), "targets": "outcome"})
+    return out
 
 
 def make_pairs(records: list[dict], *, max_pairs_per_problem: int = 8, seed: int = 0) -> list[dict]:

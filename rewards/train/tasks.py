@@ -25,7 +25,7 @@ import math
 
 from ..checkpoint import TINYRM_HEAD_FILE, VALUE_HEAD_FILE, backbone_path, encoder_path, seeded_init
 from .config import TrainConfig
-from .data import check_record, make_pairs
+from .data import check_record, make_pairs, outcome_step_records
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +242,14 @@ class PRMTask(_CausalTask):
     kind = "prm"
 
     def records(self, records: list[dict]) -> list[dict]:
-        out = [r for r in records if check_record(r) == "steps"]
+        kinds = [check_record(r, i) for i, r in enumerate(records)]
+        out = [r for r, k in zip(records, kinds, strict=True) if k == "steps"]
+        if self.config.outcome_targets:
+            out += outcome_step_records([r for r, k in zip(records, kinds, strict=True) if k == "outcome"], out)
         if not out:
+            hint = "" if self.config.outcome_targets else " (outcome records need --outcome-targets true)"
             raise ValueError("PRM training needs 'steps' records (steps + labels); build them with "
-                             "`cli.py train data-steps` or import them with `cli.py train data-import`")
+                             "`cli.py train data-steps` or import them with `cli.py train data-import`" + hint)
         return out
 
     def load(self):
