@@ -364,15 +364,10 @@ def _run_probe_threshold(args) -> int:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path}: no such file; write it with `cli.py train data-steps --pool`")
     records = [r for path in args.first_errors for r in read_jsonl(path)] if args.first_errors else None
-    features = args.features
-    if args.step_labels:
-        card_path = Path(args.probe) / "probe.json"
-        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        features = probe.load_features(args.features)
-        probe.attach_step_labels(features, [r for path in args.step_labels for r in read_jsonl(path)],
-                                 source=list(args.step_labels), targets=probe.step_targets_of(card))
-    th = probe.write_threshold(args.probe, features, folds=args.folds, seed=args.seed, relative=args.relative,
-                               start=args.drop_start, first_errors=records, command=_command_line())
+    labels = [r for path in args.step_labels for r in read_jsonl(path)] if args.step_labels else None
+    th = probe.write_threshold(args.probe, args.features, folds=args.folds, seed=args.seed, relative=args.relative,
+                               start=args.drop_start, first_errors=records, command=_command_line(),
+                               step_labels=labels, step_label_source=list(args.step_labels or []) or None)
     print(f"{args.probe}/probe.json: {_threshold_line(th)}")
     return 0
 

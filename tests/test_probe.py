@@ -442,6 +442,10 @@ def test_first_error_targets_mark_where_a_labelled_sample_went_wrong_and_drop_un
     tp.attach_step_labels(value, recs, source="mc.jsonl")
     with pytest.raises(ValueError, match="first-error step targets"):
         tp.write_threshold(tmp_path / "p", value)  # refitted as trained, or not at all
+    plain = _features(np.random.default_rng(5))
+    plain.pid, plain.step_target = f.pid, labelled_steps.copy()
+    th = tp.write_threshold(tmp_path / "p", plain, step_labels=recs, step_label_source="mc.jsonl")
+    assert th["value"] is not None and plain.manifest["step_labels"]["targets"] == "first-error"  # as the card says
     with pytest.raises(ValueError, match="step targets must be one of"):
         tp.attach_step_labels(value, recs, targets="soft")
     with pytest.raises(ValueError, match="no 'hard_labels'"):

@@ -815,13 +815,16 @@ def _same_pool(a, b) -> bool:
 
 def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, folds: int | None = None,
                     seed: int | None = None, command: str | None = None, relative: bool = False, start: int = 0,
-                    first_errors: Sequence[dict] | None = None) -> dict:
+                    first_errors: Sequence[dict] | None = None, step_labels: Sequence[dict] | None = None,
+                    step_label_source: str | Sequence[str] | None = None) -> dict:
     """Fix (or refix) the flagging threshold of a trained probe from its training
     features, without touching the head: the card's layer, L2 and granularity, folds
     and seed from the card unless given; ``relative`` fits a drop ratio with it
     (``fit_threshold``) from step ``start`` on; ``first_errors``: Monte Carlo step labels
-    of the pool's samples as a second first-error set. The features must be those of the card's training pool and
-    backbone (a held-out pool never chooses a threshold)."""
+    of the pool's samples as a second first-error set; ``step_labels``: the Monte Carlo
+    step labels the probe was trained with, attached here as the card's step targets say
+    (``step_label_source``: their files, for the record). The features must be those of
+    the card's training pool and backbone (a held-out pool never chooses a threshold)."""
     from rewards.probe import is_probe_dir
 
     probe_dir = Path(probe_dir)
@@ -831,6 +834,8 @@ def write_threshold(probe_dir: str | Path, features: str | Path | Features, *, f
     card_path = probe_dir / "probe.json"
     card = json.loads(card_path.read_text())
     f = features if isinstance(features, Features) else load_features(features)
+    if step_labels is not None:
+        attach_step_labels(f, step_labels, source=step_label_source, targets=step_targets_of(card))
     tr = card.get("training", {})
     man = f.manifest
     for what, ours, theirs in (("pool", tr.get("pool"), man.get("pool")), ("backbone", card.get("backbone"),
