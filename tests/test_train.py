@@ -775,6 +775,11 @@ def test_resume_fingerprint_mismatch_is_one_phrase():
     assert mismatch(fp(base), fp(TrainConfig(kind="prm", lr=2e-4))) == "the settings differ (lr 0.0001 -> 0.0002)"
     assert "--data differs" in mismatch(fp(base), fp(base, data=(("b", 10),)))
     assert "training examples differ (40 -> 41" in mismatch(fp(base), fp(base, n=41))
+    older = fp(base)  # saved before a setting existed: it counts as that setting's default
+    del older["config"]["outcome_targets"]
+    assert mismatch(older, fp(base)) is None
+    assert mismatch(older, fp(TrainConfig(kind="prm", lr=1e-4, outcome_targets=True))) == (
+        "the settings differ (outcome-targets false -> true)")
 
 
 def test_config_errors_name_the_field():

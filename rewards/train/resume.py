@@ -58,9 +58,18 @@ def _short(v) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
+def _field_defaults() -> dict:
+    from dataclasses import MISSING, fields
+
+    return {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+            for f in fields(TrainConfig) if f.default is not MISSING and f.name not in RESUME_FREE_FIELDS}
+
+
 def mismatch(saved: dict, now: dict) -> str | None:
-    """What differs between a saved fingerprint and the current one, in one phrase; None if equal."""
-    cfg_s, cfg_n = saved.get("config", {}), now["config"]
+    """What differs between a saved fingerprint and the current one, in one phrase; None if equal.
+    A setting the saved run predates (a field added to TrainConfig since) counts as its default."""
+    cfg_n = now["config"]
+    cfg_s = {**_field_defaults(), **saved.get("config", {})}
     diffs = [f"{k.replace('_', '-')} {_short(cfg_s.get(k))} -> {_short(cfg_n.get(k))}"
              for k in sorted(set(cfg_s) | set(cfg_n)) if cfg_s.get(k) != cfg_n.get(k)]
     if diffs:
