@@ -34,14 +34,14 @@ def within_problem(probs: list[dict]) -> dict:
     import numpy as np
 
     from eval import metrics
+    from rewards.train.probe import auc
 
     aucs, top_share, mean_share, top_ties = [], [], [], 0
     for p in probs:
-        v, ok, lab = np.asarray(p["values"], dtype=float), np.asarray(p["correct"]), p["labels"]
-        pos, neg = v[ok], v[~ok]
-        if pos.size and neg.size:
-            d = pos[:, None] - neg[None, :]
-            aucs.append(float(((d > 0) + 0.5 * (d == 0)).mean()))
+        v, lab = np.asarray(p["values"], dtype=float), p["labels"]
+        a = auc(v, np.asarray(p["correct"], dtype=int))  # None where the problem's samples are all right or all wrong
+        if a is not None:
+            aucs.append(a)
         counts = Counter(lab)
         share = [counts[x] / len(lab) if x is not None else 1 / len(lab) for x in lab]
         top = int(np.argmax(v))

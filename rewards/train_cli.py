@@ -42,7 +42,7 @@ def _bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
-def _add_train_options(p: argparse.ArgumentParser, kind: str) -> None:
+def _add_train_options(p: argparse.ArgumentParser) -> None:
     from dataclasses import MISSING, fields
 
     from rewards.train import TrainConfig, field_docs
@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     for kind, help_ in ((k, v.train) for k, v in SCORER_KINDS.items() if v.train):
         p = sub.add_parser(kind, help=help_, description=help_)
-        _add_train_options(p, kind)
+        _add_train_options(p)
     p = sub.add_parser("data-outcome", help="sample n solutions per problem with the policy and grade them")
     _add_policy_options(p)
     p.add_argument("--n", type=int, default=8, help="solutions per problem")
