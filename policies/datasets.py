@@ -200,6 +200,11 @@ REGISTRY: dict[str, Dataset | Slice] = {
     "math500-heldout100": Slice("math500", per_level=20),  # MATH-500: the first 20 of each level 1..5
     # training: every 18th problem of MATH train (ordered by subject: all seven subjects, levels as they come)
     "math-train-spread": Slice("math-train", stride=18, heldout=False),
+    # validation: GSM8K train problems 840..1039, past every pool, label file and training set made so
+    # far (they used train 0..839); it chooses between scorers (docs/training.md) and reports nothing.
+    # Not in HELDOUT (that would make every training run read the shared data folder): a training set
+    # drawn from GSM8K train past 839 must leave it out itself.
+    "gsm8k-train-val200": Slice("gsm8k-train", offset=840, limit=200, heldout=False),
 }
 
 
