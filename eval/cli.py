@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--out", required=True, help="scored pool (.jsonl; rerun to resume)")
     sp.add_argument("--limit", type=int, default=None, help="first N problems")
     sp.add_argument("--batch-problems", type=int, default=2, help="problems per score() call (default 2)")
+    sp.add_argument("--only-mixed", action="store_true",
+                    help="score only the problems with both right and wrong samples (on the others every "
+                         "selection rule gets the same result; the table's figures are then over these problems)")
     sp.add_argument("--max-length", type=int, default=None,
                     help="--reward prm/orm: the longest candidate scored, in tokens (default: the scorer's adapter's; "
                          "the model's positions bound it); a longer one stops the run, the problems written kept")
@@ -174,6 +177,9 @@ def run_score_pool(args: argparse.Namespace) -> int:
     from rewards import load_scorer
 
     check_pool_rewrite(args)
+    if args.features is not None and args.only_mixed:
+        raise ValueError("--only-mixed applies to scoring with a model; --features scores the whole pool "
+                         "without one (drop --only-mixed)")
     if args.features is not None:
         from eval.score_pool import FeatureProbe, score_pool_from_features
 
@@ -205,7 +211,7 @@ def run_score_pool(args: argparse.Namespace) -> int:
         print(f"score-pool: {done}/{total} problems, {el:.0f} s", file=sys.stderr, flush=True)
 
     n = score_pool(args.pool, scorer, args.out, reward=reward, batch_problems=args.batch_problems,
-                   limit=args.limit, on_batch=show)
+                   limit=args.limit, only_mixed=args.only_mixed, on_batch=show)
     print(f"scored {n} problems into {args.out} ({time.perf_counter() - t0:.0f} s; "
           f"{scorer.stats.tokens_scored} tokens through the scorer)")
     return 0

@@ -34,16 +34,20 @@ from eval.registry import DEFAULT_AGGS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["score_pool", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown", "scorer_cost",
+__all__ = ["score_pool", "is_mixed", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown", "scorer_cost",
            "pool_tokens"]
 
 
 def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: dict, batch_problems: int = 2,
-               limit: int | None = None, on_batch: Callable[[int, int], None] | None = None) -> int:
+               limit: int | None = None, only_mixed: bool = False,
+               on_batch: Callable[[int, int], None] | None = None) -> int:
     """Write the pool with every sample's scores to `out_path` (plain JSONL); resumes.
 
-    reward: what the records' `reward` field says (kind, model, ...). Returns the
-    number of problems scored by this call."""
+    reward: what the records' `reward` field says (kind, model, ...). only_mixed: score
+    and write only the problems with both right and wrong graded samples (`is_mixed`;
+    the file's identity says so): on the others every selection rule gets the same
+    result, so comparing scorers needs only these. Returns the number of problems
+    scored by this call."""
 
     def score(chunk: list[dict]) -> None:
         flat = [(r, s) for r in chunk for s in r["samples"]]
@@ -60,8 +64,17 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
             r["reward"] = reward
             r["scorer_tokens"] = tokens
 
-    return _rewrite_pool(pool_path, out_path, {"reward": reward}, score, batch_problems=batch_problems,
-                         limit=limit, on_batch=on_batch)
+    header = {"reward": reward, **({"only": "mixed"} if only_mixed else {})}
+    return _rewrite_pool(pool_path, out_path, header, score, batch_problems=batch_problems,
+                         limit=limit, keep=is_mixed if only_mixed else None, on_batch=on_batch)
+
+
+def is_mixed(record: dict) -> bool:
+    """Every sample of the problem is graded and both a right and a wrong one are among them."""
+    samples = record.get("samples") or []
+    if not samples or not all(_gradable(s) for s in samples):
+        return False
+    return len({bool(s["verdict"]["correct"]) for s in samples}) == 2
 
 
 def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, model: str,
@@ -94,12 +107,13 @@ def certainty_pool(pool_path: str | Path, certainty, out_path: str | Path, *, mo
 
 
 def _rewrite_pool(pool_path: str | Path, out_path: str | Path, header: dict, fill: Callable[[list[dict]], None], *,
-                  batch_problems: int, limit: int | None, on_batch: Callable[[int, int], None] | None) -> int:
+                  batch_problems: int, limit: int | None, on_batch: Callable[[int, int], None] | None,
+                  keep: Callable[[dict], bool] | None = None) -> int:
     """The resumable loop of `score_pool` and `certainty_pool`: the pool's records in batches
     of `batch_problems`, each batch given to `fill` (which adds the new fields in place) and
     appended to `out_path`. `header` (with the pool's path) is the file's identity: a rerun
-    skips the problems already written, another scorer or measure is refused. Returns the
-    problems written by this call."""
+    skips the problems already written, another scorer or measure is refused. `keep`: only
+    the records it accepts (after `limit`). Returns the problems written by this call."""
     from policies.pool import read_pool
     from rewards.train.data import JsonlWriter
 
@@ -109,6 +123,8 @@ def _rewrite_pool(pool_path: str | Path, out_path: str | Path, header: dict, fil
     if out.suffix == ".gz":
         raise ValueError(f"--out {out}: write plain .jsonl (gzip it when complete), so a rerun can resume")
     rows = read_pool(pool_path)[:limit] if limit else read_pool(pool_path)
+    if keep is not None:
+        rows = [r for r in rows if keep(r)]
     # torn tail repaired, finished ids known, and another identity refused for the same file
     with JsonlWriter(out, {"pool": str(pool_path), **header}, key_field="id") as w:
         done = len(w.done)

@@ -56,6 +56,31 @@ def test_score_pool_resumes_and_writes_a_pool(tmp_path):
     assert len(read_pool(pool)) == 5
 
 
+def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
+    from eval.score_pool import is_mixed
+
+    pool = tmp_path / "pool.jsonl.gz"
+    _pool(pool)
+    rows = [json.loads(x) for x in gzip.open(pool, "rt")]
+    for s in rows[1]["samples"]:
+        s["verdict"] = {"correct": False, "status": "ok"}  # all wrong
+    for s in rows[3]["samples"]:
+        s["verdict"] = {"correct": True, "status": "ok"}  # all right
+    rows[4]["samples"][0]["verdict"] = {"correct": None, "status": "invalid_gold"}  # not every sample graded
+    with gzip.open(pool, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    assert [is_mixed(r) for r in rows] == [True, False, True, False, False]
+    out, sc = tmp_path / "mixed.jsonl", LengthScorer()
+    assert score_pool(pool, sc, out, reward={"kind": "fake"}, only_mixed=True, limit=1) == 1
+    assert score_pool(pool, sc, out, reward={"kind": "fake"}, only_mixed=True) == 1  # resumes: p2 only
+    assert sc.stats.candidates == 8
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["p0", "p2"]
+    t = pool_table([out], aggs=["last"], n_boot=50)
+    assert t["baseline"]["problems"] == 2 and t["rows"][0]["rm"]["acc"] == 1.0
+    with pytest.raises(ValueError, match="differs in \\['only'\\]"):  # not the whole pool's file
+        score_pool(pool, sc, out, reward={"kind": "fake"})
+
+
 def test_pool_table_puts_the_scorer_beside_majority(tmp_path):
     pool = _pool(tmp_path / "pool.jsonl.gz")
     out = tmp_path / "scored.jsonl"
