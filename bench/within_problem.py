@@ -15,6 +15,10 @@ under `--agg`:
   minority answers picks below the mean, and below a random sample's accuracy);
 - ties at the top: the share of problems where the first place is shared (a pick by pool
   order there; a tournament's win shares tie often).
+
+`--versus-first`: each later pool's within-problem AUC minus the first pool's, paired over
+the mixed problems they share [95% bootstrap over problems] (pools of the same problems
+scored by different scorers).
 """
 
 from __future__ import annotations
@@ -29,19 +33,43 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def problem_aucs(probs: list[dict]) -> dict[str, float]:
+    """Each mixed problem's AUC over its samples, by problem id (a row's index where it has none)."""
+    import numpy as np
+
+    from rewards.train.probe import auc
+
+    out = {}
+    for i, p in enumerate(probs):
+        # None where the problem's samples are all right or all wrong
+        a = auc(np.asarray(p["values"], dtype=float), np.asarray(p["correct"], dtype=int))
+        if a is not None:
+            out[str(p.get("id", i))] = a
+    return out
+
+
+def versus(first: dict[str, float], other: dict[str, float]) -> dict:
+    """`other` minus `first`, paired over their common problems: mean and 95% bootstrap interval."""
+    from eval import metrics
+
+    common = sorted(set(first) & set(other))
+    if not common:
+        raise ValueError("no mixed problem in common: pass pools of the same problems")
+    d = [other[k] - first[k] for k in common]
+    lo, hi = metrics.bootstrap_ci(d)
+    return {"problems": len(common), "mean": sum(d) / len(d), "ci": [lo, hi]}
+
+
 def within_problem(probs: list[dict]) -> dict:
     """The figures above from `eval.score_pool.problem_rows` rows (every value present)."""
     import numpy as np
 
     from eval import metrics
-    from rewards.train.probe import auc
 
-    aucs, top_share, mean_share, top_ties = [], [], [], 0
+    aucs = list(problem_aucs(probs).values())
+    top_share, mean_share, top_ties = [], [], 0
     for p in probs:
         v, lab = np.asarray(p["values"], dtype=float), p["labels"]
-        a = auc(v, np.asarray(p["correct"], dtype=int))  # None where the problem's samples are all right or all wrong
-        if a is not None:
-            aucs.append(a)
         counts = Counter(lab)
         share = [counts[x] / len(lab) if x is not None else 1 / len(lab) for x in lab]
         top = int(np.argmax(v))
@@ -58,6 +86,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pools", type=Path, nargs="+", help="scored pools (`cli.py eval score-pool`)")
     ap.add_argument("--agg", default="min", help="aggregator for step scores (default min)")
+    ap.add_argument("--versus-first", action="store_true",
+                    help="also each later pool's within-problem AUC minus the first's, paired over problems")
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
     a = ap.parse_args()
 
@@ -65,9 +95,10 @@ def main() -> int:
     from eval.sweep import pool_as_records
     from policies.pool import read_pool
 
-    res, lines = {}, [f"aggregator {a.agg}", "",
-                      "| scored pool | mixed problems | within-problem AUC [95% CI] | top pick's answer share "
-                      "| mean answer share | ties at the top |", "|---|---:|---:|---:|---:|---:|"]
+    head = ("| scored pool | mixed problems | within-problem AUC [95% CI] | top pick's answer share "
+            "| mean answer share | ties at the top |" + (" minus the first pool, paired |" if a.versus_first else ""))
+    res, lines, first = {}, [f"aggregator {a.agg}", "", head, "|---|---:|---:|---:|---:|---:|"
+                             + ("---|" if a.versus_first else "")], None
     for path in a.pools:
         if not path.is_file():
             raise SystemExit(f"{path}: no such pool file; pass pools written by `cli.py eval score-pool`")
@@ -76,9 +107,20 @@ def main() -> int:
             raise SystemExit(f"{path}: not a scored pool (samples without scores); score it with `cli.py eval score-pool`")
         r = res[str(path)] = within_problem(probs)
         lo, hi = r["within_problem_auc_ci"]
-        lines.append(f"| {path.name} | {r['mixed_problems']} of {r['problems']} | {r['within_problem_auc']:.3f} "
-                     f"[{lo:.3f}, {hi:.3f}] | {r['top_pick_answer_share']:.3f} | {r['mean_answer_share']:.3f} "
-                     f"| {r['top_ties']:.3f} |")
+        line = (f"| {path.name} | {r['mixed_problems']} of {r['problems']} | {r['within_problem_auc']:.3f} "
+                f"[{lo:.3f}, {hi:.3f}] | {r['top_pick_answer_share']:.3f} | {r['mean_answer_share']:.3f} "
+                f"| {r['top_ties']:.3f} |")
+        if a.versus_first:
+            aucs = problem_aucs(probs)
+            if first is None:
+                first, line = aucs, line + " - |"
+            else:
+                try:
+                    v = r["minus_first"] = versus(first, aucs)
+                except ValueError as e:
+                    raise SystemExit(f"{path}: {e}") from None
+                line += f" {v['mean']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}] ({v['problems']} problems) |"
+        lines.append(line)
     print("\n".join(lines))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

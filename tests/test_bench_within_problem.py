@@ -36,3 +36,17 @@ def test_within_problem_figures_by_hand():
 def test_within_problem_refuses_an_unscored_pool_in_one_line(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "none.jsonl.gz")], capture_output=True, text=True)
     assert run.returncode != 0 and "no such pool file" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_versus_first_pairs_the_problems_both_pools_share():
+    mod = _module()
+    first = {"a": 0.5, "b": 0.75, "c": 1.0}
+    other = {"a": 0.75, "b": 0.75, "d": 0.0}  # "c" and "d" are in one pool only
+    got = mod.versus(first, other)
+    assert got["problems"] == 2 and got["mean"] == pytest.approx(0.125)
+    assert got["ci"][0] <= 0.125 <= got["ci"][1]
+    with pytest.raises(ValueError, match="no mixed problem in common"):
+        mod.versus({"a": 0.5}, {"b": 0.5})
+    rows = [{"id": "x", "correct": [True, False], "values": [0.9, 0.1], "labels": [0, 1]},
+            {"id": "y", "correct": [True, True], "values": [0.2, 0.1], "labels": [0, 0]}]
+    assert mod.problem_aucs(rows) == {"x": 1.0}
