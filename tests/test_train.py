@@ -548,6 +548,9 @@ def test_a_prm_reads_outcome_records_only_with_outcome_targets(tiny_root, tmp_pa
     twin = {"kind": "steps", "problem": problems[0][0], "steps": problems[0][1][1][0], "labels": [1.0, 0.5, 0.0]}
     with pytest.raises(ValueError, match="outcome-targets true"):
         TASKS["prm"](TrainConfig(kind="prm")).records(outcome)
+    with pytest.raises(ValueError, match="48 of the 49 records are outcome records"):  # not dropped beside step records
+        TASKS["prm"](TrainConfig(kind="prm")).records([twin, *outcome])
+    assert TASKS["prm"](TrainConfig(kind="prm")).records([twin]) == [twin]
     recs = TASKS["prm"](TrainConfig(kind="prm", outcome_targets=True)).records([twin, *outcome])
     assert len(recs) == 48 and recs[0] is twin
     assert sum(r["labels"] == [1.0, 1.0] for r in recs) == 12 and sum(r["labels"] == [0.0] * 3 for r in recs) == 35

@@ -244,12 +244,15 @@ class PRMTask(_CausalTask):
     def records(self, records: list[dict]) -> list[dict]:
         kinds = [check_record(r, i) for i, r in enumerate(records)]
         out = [r for r, k in zip(records, kinds, strict=True) if k == "steps"]
-        if self.config.outcome_targets:
-            out += outcome_step_records([r for r, k in zip(records, kinds, strict=True) if k == "outcome"], out)
+        outcome = [r for r, k in zip(records, kinds, strict=True) if k == "outcome"]
+        if outcome and not self.config.outcome_targets:  # never dropped unsaid: they would change the data
+            raise ValueError(f"PRM training: {len(outcome)} of the {len(records)} records are outcome records "
+                             "(a solution's verdict, no step labels); add --outcome-targets true (outcome_targets"
+                             "=True) to label each of their steps with it, or leave those files out")
+        out += outcome_step_records(outcome, out)
         if not out:
-            hint = "" if self.config.outcome_targets else " (outcome records need --outcome-targets true)"
             raise ValueError("PRM training needs 'steps' records (steps + labels); build them with "
-                             "`cli.py train data-steps` or import them with `cli.py train data-import`" + hint)
+                             "`cli.py train data-steps` or import them with `cli.py train data-import`")
         return out
 
     def load(self):
