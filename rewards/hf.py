@@ -187,26 +187,35 @@ def prefix_keys(problem: str, steps: list[str], salt: str = "") -> list[bytes]:
     return keys
 
 
-def cached_or_encoded(scorer, i: int, problem: str, steps: list[str], limit: int, limit_source: str):
-    """The step-cache lookup both PRM backends start with, for candidate i (steps non-empty).
+def split_cached(scorer, problems, solutions, limit: int, limit_source: str):
+    """The step-cache lookup both PRM backends start with.
 
-    A full hit returns (scores, None, None, None): the keys are refreshed in the LRU and
-    counted in `stats.cache_hits`. Otherwise returns (None, keys, cached, encoded), after
-    checking the encoded length against `limit` (a ValueError naming candidate, length,
+    Returns (out, todo): `out` holds [] for an empty solution and the cached scores for a
+    candidate whose every key is in the score cache (those keys refreshed in the LRU and
+    counted in `stats.cache_hits`), None elsewhere; `todo` lists the rest as (i, keys,
+    cached, encoded), each checked against `limit` (a ValueError naming candidate, length,
     `limit_source` and the fix)."""
-    keys = prefix_keys(problem, steps, scorer.adapter.name)
-    if scorer.granularity == "outcome":
-        keys = keys[-1:]
-    cached = [scorer._scores.peek(k) for k in keys]
-    if all(c is not None for c in cached):
-        for k in keys:
-            scorer._scores.get(k)  # marks the step scores as just used
-        scorer.stats.cache_hits += len(keys)
-        return list(cached), None, None, None
-    enc = scorer.encode(problem, steps)
-    if len(enc.ids) > limit:
-        raise ValueError(f"candidate {i} is {over_limit(len(enc.ids), limit, limit_source)}")
-    return None, keys, cached, enc
+    out: list[list[float] | None] = [None] * len(solutions)
+    todo = []
+    for i, (problem, steps) in enumerate(zip(problems, solutions, strict=True)):
+        if not steps:
+            out[i] = []
+            continue
+        keys = prefix_keys(problem, steps, scorer.adapter.name)
+        if scorer.granularity == "outcome":
+            keys = keys[-1:]
+        cached = [scorer._scores.peek(k) for k in keys]
+        if all(c is not None for c in cached):
+            for k in keys:
+                scorer._scores.get(k)  # marks the step scores as just used
+            scorer.stats.cache_hits += len(keys)
+            out[i] = list(cached)
+            continue
+        enc = scorer.encode(problem, steps)
+        if len(enc.ids) > limit:
+            raise ValueError(f"candidate {i} is {over_limit(len(enc.ids), limit, limit_source)}")
+        todo.append((i, keys, cached, enc))
+    return out, todo
 
 
 def over_limit(n: int, limit: int, limit_source: str) -> str:
@@ -356,16 +365,9 @@ class TransformersScorer(Scorer):
         return over_limit(n, limit, self._LIMIT_SOURCE) if n > limit else None
 
     def _score(self, problems, solutions, *, golds, references):
-        out: list[list[float] | None] = [None] * len(solutions)
+        out, todo = split_cached(self, problems, solutions, self._limit(), self._LIMIT_SOURCE)
         items: list[_Item] = []
-        for i, (p, steps) in enumerate(zip(problems, solutions, strict=True)):
-            if not steps:
-                out[i] = []
-                continue
-            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, self._limit(), self._LIMIT_SOURCE)
-            if hit is not None:
-                out[i] = hit
-                continue
+        for i, keys, cached, enc in todo:
             item = _Item(i, enc, keys, cached)
             if self.kv_cache_tokens:
                 self._attach_prefix(item)

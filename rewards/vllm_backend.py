@@ -63,7 +63,7 @@ from verifiers.lru import LRUCache
 
 from .adapters import AdapterConfig
 from .base import Scorer
-from .hf import TransformersScorer, cached_or_encoded
+from .hf import TransformersScorer, split_cached
 
 log = logging.getLogger(__name__)
 
@@ -197,17 +197,7 @@ class VLLMScorer(Scorer):
     def _score(self, problems, solutions, *, golds, references):
         import torch
 
-        out: list[list[float] | None] = [None] * len(solutions)
-        todo = []
-        for i, (p, steps) in enumerate(zip(problems, solutions, strict=True)):
-            if not steps:
-                out[i] = []
-                continue
-            hit, keys, cached, enc = cached_or_encoded(self, i, p, steps, self._limit(), self._LIMIT_SOURCE)
-            if hit is not None:
-                out[i] = hit
-                continue
-            todo.append((i, keys, cached, enc))
+        out, todo = split_cached(self, problems, solutions, self._limit(), self._LIMIT_SOURCE)
         if not todo:
             return out
         prompts = [{"prompt_token_ids": list(enc.ids)} for *_, enc in todo]
