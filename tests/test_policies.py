@@ -149,12 +149,15 @@ def test_heldout_slices_are_registry_entries():
     assert len(m) == 100 and sorted({r["level"] for r in m}) == [1, 2, 3, 4, 5]
     assert all(sum(r["level"] == lvl for r in m) == 20 for lvl in range(1, 6))
     assert is_heldout(g[0]["problem"]) and not is_heldout(load_problems("gsm8k", limit=1)[0]["problem"])
+    # the validation slice: GSM8K train 840..1039, past every training set here; chooses, never reports
+    v = load_problems("gsm8k-train-val200")
+    assert v == load_problems("gsm8k-train", offset=840, limit=200) and not is_heldout(v[0]["problem"])
 
 
 @pytest.mark.parametrize("args,msg", [
     (("math500", "q", None, None), "--problem-field applies to JSONL datasets only"),
     (("gsm8k-heldout200", None, "a", None), "--answer-field applies to JSONL datasets only"),
-    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, math-train, math-train-spread .* gsm8k is bundled"),
+    (("gsm8k", None, None, "/d"), "--data-dir applies to gsm8k-test, gsm8k-train, gsm8k-train-val200, math-train, math-train-spread .* gsm8k is bundled"),
     (("gsm8k-heldout200", None, None, "/d"), "gsm8k-heldout200 is a held-out slice of bundled data"),
     (("my.jsonl", None, None, "/d"), "my.jsonl is a file path"),
 ])
