@@ -60,13 +60,14 @@ def versus(first: dict[str, float], other: dict[str, float]) -> dict:
     return {"problems": len(common), "mean": sum(d) / len(d), "ci": [lo, hi]}
 
 
-def within_problem(probs: list[dict]) -> dict:
-    """The figures above from `eval.score_pool.problem_rows` rows (every value present)."""
+def within_problem(probs: list[dict], aucs: dict[str, float] | None = None) -> dict:
+    """The figures above from `eval.score_pool.problem_rows` rows (every value present);
+    `aucs`: their `problem_aucs`, when the caller has them already."""
     import numpy as np
 
     from eval import metrics
 
-    aucs = list(problem_aucs(probs).values())
+    aucs = list((problem_aucs(probs) if aucs is None else aucs).values())
     top_share, mean_share, top_ties = [], [], 0
     for p in probs:
         v, lab = np.asarray(p["values"], dtype=float), p["labels"]
@@ -105,13 +106,13 @@ def main() -> int:
         probs = problem_rows(pool_as_records(read_pool(path)), a.agg)
         if not probs or any(x is None for p in probs for x in p["values"]):
             raise SystemExit(f"{path}: not a scored pool (samples without scores); score it with `cli.py eval score-pool`")
-        r = res[str(path)] = within_problem(probs)
+        aucs = problem_aucs(probs)
+        r = res[str(path)] = within_problem(probs, aucs)
         lo, hi = r["within_problem_auc_ci"]
         line = (f"| {path.name} | {r['mixed_problems']} of {r['problems']} | {r['within_problem_auc']:.3f} "
                 f"[{lo:.3f}, {hi:.3f}] | {r['top_pick_answer_share']:.3f} | {r['mean_answer_share']:.3f} "
                 f"| {r['top_ties']:.3f} |")
         if a.versus_first:
-            aucs = problem_aucs(probs)
             if first is None:
                 first, line = aucs, line + " - |"
             else:
