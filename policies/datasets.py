@@ -198,6 +198,10 @@ REGISTRY: dict[str, Dataset | Slice] = {
     "math-train": Dataset("math/math_train_7500.jsonl", "math", math_solution_record, shared=True, meta=MATH_META),
     "gsm8k-heldout200": Slice("gsm8k", offset=1000, limit=200),  # GSM8K test problems 1000..1199
     "math500-heldout100": Slice("math500", per_level=20),  # MATH-500: the first 20 of each level 1..5
+    # a second GSM8K held-out slice, test problems 300..499: no scorer, threshold or search setting
+    # was chosen on them (example solutions of test 0..499 are never imported for training; the
+    # search benches read test 0..31, the pair benches example rows 0..127)
+    "gsm8k-heldout200b": Slice("gsm8k", offset=300, limit=200),
     # training: every 18th problem of MATH train (ordered by subject: all seven subjects, levels as they come)
     "math-train-spread": Slice("math-train", stride=18, heldout=False),
     # validation: GSM8K train problems 840..1039, past every pool, label file and training set made so

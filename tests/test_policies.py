@@ -139,7 +139,7 @@ def test_datasets_record_shape():
 def test_heldout_slices_are_registry_entries():
     from policies.datasets import HELDOUT, DatasetError, is_heldout, load_problems
 
-    assert HELDOUT == ("gsm8k-heldout200", "math500-heldout100")
+    assert HELDOUT == ("gsm8k-heldout200", "math500-heldout100", "gsm8k-heldout200b")
     g = load_problems("gsm8k-heldout200")
     assert g == load_problems("gsm8k", offset=1000, limit=200)  # ids and source of the dataset itself
     assert load_problems("gsm8k-heldout200", offset=10, limit=3) == g[10:13]
