@@ -108,6 +108,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pt.add_argument("--versus-first", action="store_true",
                     help="also each row's RM@N and weighted@N minus the first row's, paired over problems "
                          "(pass the pool to compare against first, e.g. the ORM's before the PRM's)")
+    pt.add_argument("--pool", default=None,
+                    help="the pool the scored files were cut from (`score-pool --only-mixed`): its problems "
+                         "with all samples right or all wrong enter every figure as that outcome, so the "
+                         "table covers the whole pool (AUC and ECE stay over the scored problems)")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
     v = sub.add_parser("verifier-agreement", help="our grader vs Math-Verify on (gold, prediction) JSONL",
                        description="Grade JSONL (gold, prediction) pairs with ours and with Math-Verify.")
@@ -257,7 +261,10 @@ def run_pool_table(args: argparse.Namespace) -> int:
     for p in args.pools:
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file; score a pool with `cli.py eval score-pool`")
-    t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed, versus_first=args.versus_first)
+    if args.pool is not None and not Path(args.pool).is_file():
+        raise FileNotFoundError(f"--pool {args.pool}: no such file; pass the pool given to `eval score-pool`")
+    t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed, versus_first=args.versus_first,
+                   whole=args.pool)
     import shlex
     import sys
 

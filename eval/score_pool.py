@@ -250,13 +250,18 @@ def _ci(x, n_boot, seed):
 
 def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGGS,
                n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None,
-               versus_first: bool = False) -> dict:
+               versus_first: bool = False, whole: str | Path | None = None) -> dict:
     """The scorer table over scored pools of the same problems (see module docstring).
 
     ids: restrict to these problem ids (e.g. the problems every pool holds);
     versus_first: every later row also gets its RM@N and weighted@N minus the first
     row's, paired over problems ("minus_first"): a PRM against an ORM on the same
-    samples, say (pass the ORM's pool first)."""
+    samples, say (pass the ORM's pool first);
+    whole: the pool the scored files were cut from (`score_pool(only_mixed=True)`): its
+    problems that no scored file holds enter every figure as their one outcome (all
+    samples right: 1 under every rule; all wrong: 0), so the table covers the whole
+    pool; AUC and ECE stay over the scored problems. A problem of it with both right
+    and wrong samples that the scored files lack is refused."""
     from eval.sweep import pool_as_records
     from policies.pool import read_pool
 
@@ -266,6 +271,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
         common &= set(ids)
     if not common:
         raise ValueError("the scored pools share no problem; score the same pool with each scorer")
+    constant = [] if whole is None else _constant_outcomes(whole, next(iter(pools.values())), common, ids)
     base_rows = None
     out_rows = []
     first: dict[str, list] | None = None
@@ -280,14 +286,17 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
             if base_rows is None:
                 base_rows = probs
                 n = len(probs[0]["correct"])
-                pass1 = [sum(p["correct"]) / len(p["correct"]) for p in probs]
+                pass1 = [sum(p["correct"]) / len(p["correct"]) for p in probs] + constant
                 maj = [metrics.select_correct(p["correct"], [None] * len(p["correct"]), p["labels"], "majority")
-                       for p in probs]
-                oracle = [float(any(p["correct"])) for p in probs]
-                base = {"problems": len(probs), "n": n,
+                       for p in probs] + constant
+                oracle = [float(any(p["correct"])) for p in probs] + constant
+                base = {"problems": len(pass1), "n": n,
                         "pass@1": {"acc": float(np.mean(pass1)), "ci": _ci(pass1, n_boot, seed)},
                         f"maj@{n}": {"acc": float(np.mean(maj)), "ci": _ci(maj, n_boot, seed)},
                         f"pass@{n}": {"acc": float(np.mean(oracle)), "ci": _ci(oracle, n_boot, seed)}}
+                if whole is not None:
+                    base["whole"] = {"pool": str(whole), "scored": len(probs),
+                                     "all_right": int(sum(constant)), "all_wrong": len(constant) - int(sum(constant))}
             row = {"pool": path, "reward": reward, "agg": agg, "cost": cost}
             vals = np.array([v if v is not None else np.nan for p in probs for v in p["values"]])
             ys = np.array([c for p in probs for c in p["correct"]], float)
@@ -296,7 +305,7 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
             row["ece"] = _ece(vals[ok], ys[ok])
             picks = {}
             for rule, name in (("argmax", "rm"), ("weighted_vote", "weighted")):
-                x = [metrics.select_correct(p["correct"], p["values"], p["labels"], rule) for p in probs]
+                x = [metrics.select_correct(p["correct"], p["values"], p["labels"], rule) for p in probs] + constant
                 picks[name] = x
                 row[name] = {"acc": float(np.mean(x)), "ci": _ci(x, n_boot, seed),
                              "minus_maj": _diff(x, maj, n_boot, seed), "minus_pass1": _diff(x, pass1, n_boot, seed)}
@@ -306,7 +315,32 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
                 first = picks
             out_rows.append(row)
     return {"baseline": base, "rows": out_rows, "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95},
-            "ids": sorted(common)}
+            "ids": sorted(common)}  # the scored problems (with `whole`, the rest count as constants)
+
+
+def _constant_outcomes(whole: str | Path, scored: list[dict], common: set[str], ids: set[str] | None) -> list[float]:
+    """The outcomes (1.0 all right, 0.0 all wrong) of `whole`'s graded problems outside
+    `common`, in pool order; the scored files must have been cut from `whole`."""
+    from policies.pool import read_pool
+
+    full = read_pool(whole)
+    by_id = {r["id"]: r for r in full}
+    for r in scored:
+        w = by_id.get(r["id"])
+        if w is None or w.get("config") != r.get("config") or len(w.get("samples") or []) != len(r["samples"]):
+            raise ValueError(f"--pool {whole}: the scored files were not cut from it (problem {r['id']} "
+                             "differs); pass the pool given to `eval score-pool`")
+    out = []
+    for r in full:
+        if r["id"] in common or (ids is not None and r["id"] not in ids):
+            continue
+        if is_mixed(r):
+            raise ValueError(f"--pool {whole}: problem {r['id']} has right and wrong samples but no scored file "
+                             "holds it; rerun `eval score-pool` to finish scoring (it resumes)")
+        samples = r.get("samples") or []
+        if samples and all(_gradable(s) for s in samples):
+            out.append(float(samples[0]["verdict"]["correct"]))
+    return out
 
 
 def scorer_cost(rows: Sequence[dict], reward: dict) -> dict:
@@ -385,7 +419,11 @@ def table_markdown(t: dict, command: str | None = None) -> str:
         return f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
 
     vs = any("minus_first" in r["rm"] for r in t["rows"])
-    lines = [f"{b['problems']} problems, N = {n}: pass@1 {acc(b['pass@1'])}, maj@{n} {acc(b[f'maj@{n}'])}, "
+    w = b.get("whole")
+    whole = "" if w is None else (f" ({w['scored']} scored; {w['all_right']} all right and {w['all_wrong']} all "
+                                  f"wrong count as that outcome under every rule; AUC and ECE over the "
+                                  f"{w['scored']})")
+    lines = [f"{b['problems']} problems{whole}, N = {n}: pass@1 {acc(b['pass@1'])}, maj@{n} {acc(b[f'maj@{n}'])}, "
              f"pass@{n} {acc(b[f'pass@{n}'])}", "",
              f"| scorer | agg | RM@{n} | weighted@{n} | weighted - maj@{n} | RM - pass@1 | AUC | ECE "
              "| scorer GFLOP / candidate |" + (" RM - first row | weighted - first row |" if vs else ""),

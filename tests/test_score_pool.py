@@ -77,6 +77,26 @@ def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["p0", "p2"]
     t = pool_table([out], aggs=["last"], n_boot=50)
     assert t["baseline"]["problems"] == 2 and t["rows"][0]["rm"]["acc"] == 1.0
+    # the whole pool: p1 (all wrong) and p3 (all right) count as their outcome under every rule;
+    # p4 (one sample ungraded) is left out, as problem_rows leaves it out of a scored file
+    w = pool_table([out], aggs=["last"], n_boot=50, whole=pool)
+    b, row = w["baseline"], w["rows"][0]
+    assert b["problems"] == 4 and b["whole"] == {"pool": str(pool), "scored": 2, "all_right": 1, "all_wrong": 1}
+    assert b["pass@1"]["acc"] == (0.25 + 0 + 0.25 + 1) / 4 and b["maj@4"]["acc"] == 0.25 and b["pass@4"]["acc"] == 0.75
+    assert row["rm"]["acc"] == 0.75 and row["rm"]["minus_pass1"]["mean"] == 0.75 / 2
+    assert row["auc"] == t["rows"][0]["auc"]  # over the scored problems only
+    assert "4 problems (2 scored; 1 all right and 1 all wrong count as that outcome" in table_markdown(w)
+    rows[3]["samples"][0]["verdict"] = {"correct": False, "status": "ok"}  # p3 now mixed and not scored
+    other = tmp_path / "other.jsonl.gz"
+    with gzip.open(other, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="problem p3 has right and wrong samples but no scored file holds it"):
+        pool_table([out], aggs=["last"], whole=other)
+    rows[0]["config"] = {**rows[0]["config"], "seed": 1}
+    with gzip.open(other, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="not cut from it \\(problem p0 differs\\)"):
+        pool_table([out], aggs=["last"], whole=other)
     with pytest.raises(ValueError, match="differs in \\['only'\\]"):  # not the whole pool's file
         score_pool(pool, sc, out, reward={"kind": "fake"})
 
