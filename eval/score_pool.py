@@ -271,7 +271,8 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
         common &= set(ids)
     if not common:
         raise ValueError("the scored pools share no problem; score the same pool with each scorer")
-    constant = [] if whole is None else _constant_outcomes(whole, next(iter(pools.values())), common, ids)
+    constant = [] if whole is None else _constant_outcomes(whole, [r for rows in pools.values() for r in rows],
+                                                           common, ids)
     base_rows = None
     out_rows = []
     first: dict[str, list] | None = None
