@@ -20,6 +20,11 @@ class LengthScorer(Scorer):
         return [[0.9 if "7" in s else 0.2 for s in sol] for sol in solutions]
 
 
+def _write_pool(path, rows):
+    with gzip.open(path, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def _pool(path, problems=5, n=4):
     rows = []
     for i in range(problems):
@@ -32,8 +37,7 @@ def _pool(path, problems=5, n=4):
                             "verdict": {"correct": good, "status": "ok"}})
         rows.append({"format": "tts-math-pool/1", "id": f"p{i}", "problem": f"Problem {i}", "gold": "7",
                      "config": {"policy": {"model": "m"}, "n": n, "seed": 0}, "samples": samples})
-    with gzip.open(path, "wt") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    _write_pool(path, rows)
     return path
 
 
@@ -67,8 +71,7 @@ def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
     for s in rows[3]["samples"]:
         s["verdict"] = {"correct": True, "status": "ok"}  # all right
     rows[4]["samples"][0]["verdict"] = {"correct": None, "status": "invalid_gold"}  # not every sample graded
-    with gzip.open(pool, "wt") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    _write_pool(pool, rows)
     assert [is_mixed(r) for r in rows] == [True, False, True, False, False]
     out, sc = tmp_path / "mixed.jsonl", LengthScorer()
     assert score_pool(pool, sc, out, reward={"kind": "fake"}, only_mixed=True, limit=1) == 1
@@ -88,13 +91,11 @@ def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
     assert "4 problems (2 scored; 1 all right and 1 all wrong count as that outcome" in table_markdown(w)
     rows[3]["samples"][0]["verdict"] = {"correct": False, "status": "ok"}  # p3 now mixed and not scored
     other = tmp_path / "other.jsonl.gz"
-    with gzip.open(other, "wt") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    _write_pool(other, rows)
     with pytest.raises(ValueError, match="problem p3 has right and wrong samples but no scored file holds it"):
         pool_table([out], aggs=["last"], whole=other)
     rows[0]["config"] = {**rows[0]["config"], "seed": 1}
-    with gzip.open(other, "wt") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    _write_pool(other, rows)
     with pytest.raises(ValueError, match="not cut from it \\(problem p0 differs\\)"):
         pool_table([out], aggs=["last"], whole=other)
     with pytest.raises(ValueError, match="differs in \\['only'\\]"):  # not the whole pool's file
