@@ -16,6 +16,9 @@ under `--agg`:
 - ties at the top: the share of problems where the first place is shared (a pick by pool
   order there; a tournament's win shares tie often).
 
+Every column reads the same problems, the mixed ones (where the pick can be right or wrong), so
+a pool scored whole and one scored `--only-mixed` give the same figures for the same scores.
+
 `--versus-first`: each later pool's within-problem AUC minus the first pool's, paired over
 the mixed problems they share [95% bootstrap over problems] (pools of the same problems
 scored by different scorers).
@@ -61,15 +64,19 @@ def versus(first: dict[str, float], other: dict[str, float]) -> dict:
 
 
 def within_problem(probs: list[dict], aucs: dict[str, float] | None = None) -> dict:
-    """The figures above from `eval.score_pool.problem_rows` rows (every value present);
-    `aucs`: their `problem_aucs`, when the caller has them already."""
+    """The figures above from `eval.score_pool.problem_rows` rows (every value present), all
+    over the mixed problems; `aucs`: their `problem_aucs`, when the caller has them already."""
     import numpy as np
 
     from eval import metrics
 
-    aucs = list((problem_aucs(probs) if aucs is None else aucs).values())
+    if aucs is None:
+        aucs = problem_aucs(probs)
+    mixed = [p for i, p in enumerate(probs) if str(p.get("id", i)) in aucs]
+    if not mixed:
+        raise ValueError("no problem with both right and wrong samples: nothing to rank within a problem")
     top_share, mean_share, top_ties = [], [], 0
-    for p in probs:
+    for p in mixed:
         v, lab = np.asarray(p["values"], dtype=float), p["labels"]
         counts = Counter(lab)
         share = [counts[x] / len(lab) if x is not None else 1 / len(lab) for x in lab]
@@ -77,10 +84,11 @@ def within_problem(probs: list[dict], aucs: dict[str, float] | None = None) -> d
         top_ties += int((v == v[top]).sum() > 1)
         top_share.append(share[top])
         mean_share.append(float(np.mean(share)))
-    lo, hi = metrics.bootstrap_ci(aucs)
-    return {"problems": len(probs), "mixed_problems": len(aucs), "within_problem_auc": float(np.mean(aucs)),
+    values = list(aucs.values())
+    lo, hi = metrics.bootstrap_ci(values)
+    return {"problems": len(probs), "mixed_problems": len(mixed), "within_problem_auc": float(np.mean(values)),
             "within_problem_auc_ci": [lo, hi], "top_pick_answer_share": float(np.mean(top_share)),
-            "mean_answer_share": float(np.mean(mean_share)), "top_ties": top_ties / len(probs)}
+            "mean_answer_share": float(np.mean(mean_share)), "top_ties": top_ties / len(mixed)}
 
 
 def main() -> int:
@@ -107,7 +115,10 @@ def main() -> int:
         if not probs or any(x is None for p in probs for x in p["values"]):
             raise SystemExit(f"{path}: not a scored pool (samples without scores); score it with `cli.py eval score-pool`")
         aucs = problem_aucs(probs)
-        r = res[str(path)] = within_problem(probs, aucs)
+        try:
+            r = res[str(path)] = within_problem(probs, aucs)
+        except ValueError as e:
+            raise SystemExit(f"{path}: {e}; pass a pool with mixed problems") from None
         lo, hi = r["within_problem_auc_ci"]
         line = (f"| {path.name} | {r['mixed_problems']} of {r['problems']} | {r['within_problem_auc']:.3f} "
                 f"[{lo:.3f}, {hi:.3f}] | {r['top_pick_answer_share']:.3f} | {r['mean_answer_share']:.3f} "

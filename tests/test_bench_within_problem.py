@@ -22,15 +22,25 @@ def test_within_problem_figures_by_hand():
         # right samples 0, 1 (answer A), wrong 2, 3 (answers B, B): pairs (0,2) (0,3) (1,2) (1,3) ordered
         # right 1 + 0 + 0.5 (tie) + 0 -> 0.375; the top pick (value 0.9) is sample 3, answer B, share 2/4
         {"correct": [True, True, False, False], "values": [0.8, 0.3, 0.3, 0.9], "labels": [0, 0, 1, 1]},
-        # all wrong: no AUC; top pick sample 0 ties with sample 1 (answer shares 1/4 and 3/4)
-        {"correct": [False] * 4, "values": [0.5, 0.5, 0.1, 0.2], "labels": [0, 1, 1, 1]},
+        # right 0, wrong 1-3 (answers B, B, C): pairs 0.5 (tie) + 1 + 1 -> 2.5 / 3; the top pick (sample 1, answer B) ties with sample 0
+        {"correct": [True, False, False, False], "values": [0.7, 0.7, 0.1, 0.2], "labels": [0, 1, 1, 2]},
     ]
-    got = _module().within_problem(rows)
-    assert got["problems"] == 2 and got["mixed_problems"] == 1
-    assert got["within_problem_auc"] == pytest.approx(0.375)
-    assert got["top_pick_answer_share"] == pytest.approx((0.5 + 0.25) / 2)
-    assert got["mean_answer_share"] == pytest.approx((0.5 + (0.25 + 3 * 0.75) / 4) / 2)
+    mod = _module()
+    got = mod.within_problem(rows)
+    assert got["problems"] == 2 and got["mixed_problems"] == 2
+    assert got["within_problem_auc"] == pytest.approx((0.375 + 2.5 / 3) / 2)
+    assert got["top_pick_answer_share"] == pytest.approx((0.5 + 0.25) / 2)  # argmax: the first of the tie
+    assert got["mean_answer_share"] == pytest.approx((0.5 + (0.25 + 0.5 + 0.5 + 0.25) / 4) / 2)
     assert got["top_ties"] == pytest.approx(0.5)
+    # a problem whose samples are all right or all wrong counts in no column: scoring a pool whole or
+    # only its mixed problems gives the same figures
+    constant = [{"correct": [False] * 4, "values": [0.5, 0.5, 0.1, 0.2], "labels": [0, 1, 1, 1]},
+                {"correct": [True] * 2, "values": [0.1, 0.9], "labels": [0, 1]}]
+    whole = mod.within_problem(rows + constant)
+    assert whole["problems"] == 4 and {k: v for k, v in whole.items() if k != "problems"} == \
+        {k: v for k, v in got.items() if k != "problems"}
+    with pytest.raises(ValueError, match="no problem with both right and wrong samples"):
+        mod.within_problem(constant)
 
 
 def test_within_problem_refuses_an_unscored_pool_in_one_line(tmp_path):
