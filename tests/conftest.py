@@ -26,6 +26,17 @@ def shared_data() -> Path | None:
     return settings.shared_data_dir()
 
 
+def bench_script(name: str):
+    """A `bench/NAME.py` script loaded as a module (the bench folder is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     d = shared_data()

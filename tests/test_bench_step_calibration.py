@@ -1,22 +1,19 @@
 """bench/step_calibration.py: step labels from ProcessBench first errors and from pool verdicts,
 ECE / Brier / the 0.5 threshold by hand, one-line refusals."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import bench_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "step_calibration.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("step_calibration", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("step_calibration")
 
 
 def test_processbench_labels_are_one_before_the_first_error():

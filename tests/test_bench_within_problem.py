@@ -1,20 +1,17 @@
 """bench/within_problem.py: within-problem AUC and the top pick's answer share, by hand."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import bench_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "within_problem.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("within_problem", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("within_problem")
 
 
 def test_within_problem_figures_by_hand():

@@ -116,14 +116,9 @@ def test_same_number_in_any_form_is_correct(a, data):
 
 
 def _bench_fuzz():
-    import importlib.util
-    from pathlib import Path
+    from conftest import bench_script
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "verifier_fuzz.py"
-    spec = importlib.util.spec_from_file_location("verifier_fuzz", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("verifier_fuzz")
 
 
 def test_seeded_generator_is_reproducible():
