@@ -47,15 +47,16 @@ def processbench_units(result: dict) -> list[tuple[list[float], list[int]]]:
 def pool_units(rows: list[dict]) -> list[tuple[list[float], list[int]]]:
     """(step scores, step labels) per problem of a scored pool: every step of a graded sample
     takes the sample's verdict; ungraded samples and samples without scores are left out."""
+    from eval.score_pool import gradable
+
     out = []
     for r in rows:
         scores, labels = [], []
         for s in r.get("samples") or []:
-            v = s.get("verdict") or {}
-            if v.get("correct") is None or v.get("status") == "invalid_gold" or not s.get("scores"):
+            if not gradable(s) or not s.get("scores"):
                 continue
             scores += [float(x) for x in s["scores"]]
-            labels += [int(bool(v["correct"]))] * len(s["scores"])
+            labels += [int(bool(s["verdict"]["correct"]))] * len(s["scores"])
         if scores:
             out.append((scores, labels))
     return out

@@ -34,7 +34,7 @@ from eval.registry import DEFAULT_AGGS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["score_pool", "is_mixed", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown", "scorer_cost",
+__all__ = ["score_pool", "is_mixed", "gradable", "score_pool_from_features", "FeatureProbe", "pool_table", "table_markdown", "scorer_cost",
            "pool_tokens"]
 
 
@@ -72,7 +72,7 @@ def score_pool(pool_path: str | Path, scorer, out_path: str | Path, *, reward: d
 def is_mixed(record: dict) -> bool:
     """Every sample of the problem is graded and both a right and a wrong one are among them."""
     samples = record.get("samples") or []
-    if not samples or not all(_gradable(s) for s in samples):
+    if not samples or not all(gradable(s) for s in samples):
         return False
     return len({bool(s["verdict"]["correct"]) for s in samples}) == 2
 
@@ -212,7 +212,7 @@ def score_pool_from_features(pool_path: str | Path, probe: FeatureProbe, out_pat
     with open(out, "w", encoding="utf-8") as f:
         for r in read_pool(pool_path):
             for j, s in enumerate(r["samples"]):
-                s["scores"] = probe.scores(r["id"], j) if s.get("steps") and _gradable(s) else []
+                s["scores"] = probe.scores(r["id"], j) if s.get("steps") and gradable(s) else []
             r["reward"] = reward
             r["scorer_tokens"] = pool_tokens(r)  # what the policy's pass read when the features were made
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -220,7 +220,8 @@ def score_pool_from_features(pool_path: str | Path, probe: FeatureProbe, out_pat
     return n
 
 
-def _gradable(sample: dict) -> bool:
+def gradable(sample: dict) -> bool:
+    """The sample has a verdict that counts: graded right or wrong, against a valid gold."""
     v = sample.get("verdict") or {}
     return v.get("correct") is not None and v.get("status") != "invalid_gold"
 
@@ -339,7 +340,7 @@ def _constant_outcomes(whole: str | Path, scored: list[dict], common: set[str], 
             raise ValueError(f"--pool {whole}: problem {r['id']} has right and wrong samples but no scored file "
                              "holds it; rerun `eval score-pool` to finish scoring (it resumes)")
         samples = r.get("samples") or []
-        if samples and all(_gradable(s) for s in samples):
+        if samples and all(gradable(s) for s in samples):
             out.append(float(samples[0]["verdict"]["correct"]))
     return out
 
