@@ -45,6 +45,10 @@ def test_calibration_figures_by_hand():
     got = mod.calibration(units, n_boot=200)
     assert got["units"] == 2 and got["steps"] == 4 and got["positive_share"] == pytest.approx(0.75)
     assert got["ece"] == pytest.approx(0.5 * 0.275 + 0.25 * 0.2 + 0.25 * 0.0)
+    # the bootstrap's per-bin table bins as the project's ECE does (rewards.train.probe)
+    from rewards.train.probe import expected_calibration_error
+
+    assert got["ece"] == pytest.approx(expected_calibration_error([0.2, 0.8, 0.25, 1.0], [1, 1, 0, 1]))
     assert got["brier"] == pytest.approx((0.8 ** 2 + 0.2 ** 2 + 0.25 ** 2 + 0.0) / 4)
     assert got["auc"] == pytest.approx(2 / 3)  # the negative 0.25 sits above the positive 0.2 only
     assert got["below_half"] == {"label_1": pytest.approx(1 / 3), "label_0": pytest.approx(1.0)}
