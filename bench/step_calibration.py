@@ -69,7 +69,7 @@ def calibration(units: list[tuple[list[float], list[int]]], *, n_boot: int = 200
     from rewards.train.probe import auc
 
     if not units:
-        raise ValueError("no scored step with a label")
+        raise ValueError("no scored step with a label; score the pool first (`cli.py eval score-pool`)")
     p = np.concatenate([np.asarray(s, float) for s, _ in units])
     y = np.concatenate([np.asarray(lab, float) for _, lab in units])
     if p.min() < 0 or p.max() > 1:
@@ -107,7 +107,10 @@ def calibration(units: list[tuple[list[float], list[int]]], *, n_boot: int = 200
 def load_units(path: Path) -> tuple[str, list[tuple[list[float], list[int]]], str]:
     """(kind, units, scorer name) of a ProcessBench result JSON or a scored pool."""
     if path.suffix == ".json":
-        result = json.loads(path.read_text())
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e}); pass `cli.py eval scorer --bench processbench-*` output") from None
         if result.get("bench", "").startswith("processbench"):
             return "process (ProcessBench first errors)", processbench_units(result), result.get("scorer", {}).get("name", "?")
         raise ValueError("a JSON file that is not a ProcessBench result; pass `cli.py eval scorer --bench processbench-*` output")
