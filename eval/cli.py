@@ -8,6 +8,7 @@
     python cli.py eval score-pool --reward probe --pool pools/x.jsonl.gz --out runs/scored/x-probe.jsonl
     python cli.py eval pool-table runs/scored/x-probe.jsonl runs/scored/x-orm.jsonl --out reports/x-table
     python cli.py eval self-certainty --pool pools/x.jsonl.gz --out runs/x-sc.jsonl   # then sweep --conf
+    python cli.py eval recommend-agg runs/scored/val200-prm.jsonl --card rewards/defaults/prm
 
 `eval scorer` prints a table and writes the full result (data file, limit,
 threshold and how it was chosen, scorer metadata, intervals) as JSON to --out.
@@ -113,6 +114,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "with all samples right or all wrong enter every figure as that outcome, so the "
                          "table covers the whole pool (AUC and ECE stay over the scored problems)")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
+    ra = sub.add_parser("recommend-agg", help="the aggregator a step scorer's card recommends (--agg auto), "
+                                              "from a validation pool",
+                        description="Within-problem AUC of a scored validation pool under each candidate "
+                                    "aggregator, the rule's pick (eval/recommend_agg.py), and with --card the "
+                                    "pick written into the scorer's card. Held-out problems are refused.")
+    ra.add_argument("scored", help="a validation pool scored by the scorer (`eval score-pool`, --only-mixed is enough)")
+    ra.add_argument("--card", default=None,
+                    help="the scorer's directory (card.json or probe.json): write the pick there as "
+                         "recommended_agg; it must be the directory the pool was scored with")
+    ra.add_argument("--out", default=None, help="also write the figures as JSON")
+    ra.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     v = sub.add_parser("verifier-agreement", help="our grader vs Math-Verify on (gold, prediction) JSONL",
                        description="Grade JSONL (gold, prediction) pairs with ours and with Math-Verify.")
     v.add_argument("file", help="JSONL with gold/answer and prediction/solution fields")
@@ -148,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         return run_pool_table(args)
     if args.eval_command == "self-certainty":
         return run_self_certainty(args)
+    if args.eval_command == "recommend-agg":
+        return run_recommend_agg(args)
     return run_scorer(args)
 
 
@@ -276,6 +290,53 @@ def run_pool_table(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json(out.with_suffix(".json"), {**t, "command": cmd})
         out.with_suffix(".md").write_text(md)
+    return 0
+
+
+def run_recommend_agg(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from eval.recommend_agg import card_entry, heldout_problems, recommend, same_scorer
+    from eval.sweep import pool_as_records
+    from policies.pool import read_pool
+    from rewards.checkpoint import scorer_card_path, set_recommended_agg
+
+    if not Path(args.scored).is_file():
+        raise FileNotFoundError(f"{args.scored}: no such file; score the validation pool with `cli.py eval score-pool`")
+    card = None
+    if args.card is not None:
+        card = scorer_card_path("?", args.card)
+        if card is None:
+            raise FileNotFoundError(f"--card {args.card}: no card.json or probe.json there; pass a scorer directory "
+                                    "(rewards/defaults/KIND or what `cli.py train` wrote)")
+    records = pool_as_records(read_pool(args.scored))
+    held = heldout_problems(records)
+    if held:
+        raise ValueError(f"{args.scored}: {len(held)} problems are in a held-out slice (e.g. {held[0]}); the "
+                         "aggregator is chosen on training-side data, e.g. a scored gsm8k-train-val200 pool")
+    scored_by = records[0]["config"].get("reward") if records else None
+    if card is not None and not same_scorer(scored_by, Path(args.card)):
+        raise ValueError(f"{args.scored} was scored by {(scored_by or {}).get('model') or (scored_by or {}).get('kind')}, "
+                         f"not by --card {args.card}; score the pool with `--scorer-model {args.card}`")
+    r = recommend(records, seed=args.seed)
+    print(f"{args.scored}: {r['granularity']} scorer, {r['mixed_problems']} mixed problems")
+    print("| aggregator | within-problem AUC [95% CI] | minus min, paired [95% CI] |")
+    print("|---|---:|---:|")
+    for a, (m, lo, hi) in r["within_problem_auc"].items():
+        d = r["minus_default"].get(a)
+        diff = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d else "-"
+        print(f"| {a} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} |")
+    print(f"recommended: {r['name']} ({r['reason']})")
+    cmd = "python cli.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    entry = card_entry(r, pool=str(args.scored), scored_by=scored_by, command=cmd)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, entry)
+    if card is not None:
+        set_recommended_agg(card, entry)
+        print(f"written to {card} (recommended_agg)")
     return 0
 
 

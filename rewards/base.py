@@ -102,6 +102,10 @@ class Scorer:
     below ratio x the previous step's score is flagged too); 0: the threshold alone."""
     step_ratio_start: int = 0
     """The first step the drop ratio applies to: 0 (the first step compared with 1) or 1."""
+    recommended_agg: str | None = None
+    """The aggregator the scorer's card recommends, chosen on validation data
+    (``eval.recommend_agg``; ``load_scorer`` sets it); what ``--agg auto`` uses. None: none
+    (``auto`` then gives min)."""
 
     def __init__(self) -> None:
         self.stats = ScorerStats()

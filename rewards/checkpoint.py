@@ -15,7 +15,10 @@ Anything else in the directory (a trainer's ``train.log`` and ``resume/`` folder
 part of the checkpoint and survives when a new checkpoint is written over it.
 
 ``rewards/defaults/{prm,orm,tinyrm}/`` are such directories: what ``load_scorer(kind)``
-loads when no model is given. Importing this module imports no torch.
+loads when no model is given. Probe directories (``rewards.probe``) hold ``probe.json``
+instead of ``card.json``. Either card may carry ``recommended_agg`` (the aggregator chosen
+for the scorer on validation data, ``eval.recommend_agg``), which ``--agg auto`` reads
+(``recommended_agg``). Importing this module imports no torch.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ __all__ = [
     "copy_checkpoint",
     "settle",
     "write_card",
+    "PROBE_CARD_FILE",
+    "scorer_card_path",
+    "recommended_agg",
+    "resolve_agg",
+    "set_recommended_agg",
     "backbone_path",
     "encoder_path",
     "seeded_init",
@@ -55,6 +63,11 @@ __all__ = [
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 CARD_FILE = "card.json"
+PROBE_CARD_FILE = "probe.json"
+AUTO_AGG = "auto"
+"""The aggregator name that asks for the scorer card's ``recommended_agg``."""
+FALLBACK_AGG = "min"
+"""What ``auto`` gives for a scorer whose card recommends nothing."""
 PEFT_CONFIG_FILE = "adapter_config.json"
 VALUE_HEAD_FILE = "value_head.safetensors"
 TINYRM_HEAD_FILE = "head.safetensors"
@@ -180,6 +193,54 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
 def write_card(directory: str | Path, card: dict) -> None:
     """Write (or rewrite) ``directory/card.json``."""
     write_json(Path(directory) / CARD_FILE, card)
+
+
+# -------------------------------------------------------------- recommended aggregator
+def scorer_card_path(kind: str, model: str | Path | None = None) -> Path | None:
+    """The card file of the scorer ``load_scorer(kind, model)`` builds: the directory's
+    card.json or probe.json (``model`` None: the kind's shipped default); None when the
+    scorer has no card (a hub backbone, the verifier, ``none``)."""
+    if model is None:
+        if kind not in ("prm", "orm", "tinyrm", "probe"):
+            return None
+        directory = DEFAULTS_DIR / kind
+    else:
+        directory = Path(model)
+    for name in (CARD_FILE, PROBE_CARD_FILE):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def recommended_agg(kind: str, model: str | Path | None = None) -> str | None:
+    """The aggregator the scorer's card recommends (``recommended_agg.name``); None when
+    it has no card or the card names none."""
+    path = scorer_card_path(kind, model)
+    if path is None:
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e}); fix or delete the file") from None
+    name = (card.get("recommended_agg") or {}).get("name")
+    return str(name) if name else None
+
+
+def resolve_agg(agg: str, kind: str | None, model: str | Path | None = None) -> str:
+    """``agg`` itself, or for ``auto`` the scorer card's recommended aggregator
+    (``FALLBACK_AGG`` when it names none)."""
+    if agg != AUTO_AGG:
+        return agg
+    return recommended_agg(kind or "none", model) or FALLBACK_AGG
+
+
+def set_recommended_agg(card_path: str | Path, entry: dict) -> None:
+    """Write ``entry`` ({"name", ...the evidence}) as the card's ``recommended_agg``; the
+    rest of the card is kept as it is."""
+    p = Path(card_path)
+    card = json.loads(p.read_text())
+    card["recommended_agg"] = entry
+    write_json(p, card)
 
 
 # ------------------------------------------------------------------------ backbones

@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("file", type=Path, help="input JSONL: problem + steps|solution [+ answer]")
     p.add_argument("--reward", choices=SCORER_KINDS, default="prm", help=f"scorer kind (default: prm). {kinds_help()}")
-    p.add_argument("--agg", default="min", help=f"aggregator: {', '.join(agg_names())} (default: min)")
+    p.add_argument("--agg", default="min",
+                   help=f"aggregator: {', '.join(agg_names())} (default: min), or auto: the one the scorer's card "
+                        "recommends (min when it names none)")
     p.add_argument("--model", default=None, help="checkpoint dir / hub id (default: the project default)")
     p.add_argument("--adapter", default=None,
                    help=f"input format of {' / '.join(ADAPTER_KINDS)}: shipped name or JSON file")
@@ -88,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from rewards.kinds import ADAPTER_KINDS
     from rewards.steps import split_steps
 
+    from .checkpoint import resolve_agg  # no torch
+
+    args.agg = resolve_agg(args.agg, args.reward, args.model)  # auto: the card's recommended aggregator
     agg = get_aggregator(args.agg)  # unknown names fail before any model loads
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")

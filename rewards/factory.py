@@ -21,10 +21,11 @@ from .checkpoint import (
     is_trained,
     load_card,
     read_head,
+    recommended_agg,
     seeded_init,
     warn_untrained,
 )
-from .kinds import SCORER_KINDS
+from .kinds import MODEL_KINDS, SCORER_KINDS
 
 __all__ = ["SCORER_KINDS", "load_scorer"]
 
@@ -57,6 +58,13 @@ def load_scorer(kind: str, model: str | None = None, **options) -> Scorer:
     """
     if kind not in SCORER_KINDS:
         raise ValueError(f"unknown scorer kind {kind!r}; valid: {', '.join(SCORER_KINDS)}")
+    scorer = _build(kind, model, **options)
+    # what `--agg auto` reads for this scorer (its card's validated aggregator), e.g. through a scorer server's /info
+    scorer.recommended_agg = recommended_agg(kind, model) if kind in MODEL_KINDS else None
+    return scorer
+
+
+def _build(kind: str, model: str | None, **options) -> Scorer:
     if kind == "none":
         return NoneScorer(**options)
     if kind == "verifier":

@@ -14,7 +14,8 @@ Protocol (JSON, UTF-8):
                   -> 411 no Content-Length;  413 body over --max-body-mb;  500 {"error": ...} the scorer failed
     GET  /health  -> 200 {"status": "ok"}
     GET  /info    -> 200 {"kind", "name", "granularity", "num_parameters", "trained",
-                          "needs_golds", "stats": {<cumulative ScorerStats>}}
+                          "needs_golds", "recommended_agg" (the card's, or null),
+                          "stats": {<cumulative ScorerStats>}}
 
 One problem per candidate, as in `Scorer.score` (repeat a problem for each of its
 candidates). The server answers many clients at once (one thread per connection, up
@@ -129,6 +130,7 @@ class ScorerServer(ServedApp):
         d["needs_golds"] = bool(getattr(s, "needs_golds", False))
         d.setdefault("num_parameters", int(getattr(s, "num_parameters", 0) or 0))
         d.setdefault("granularity", getattr(s, "granularity", "step"))
+        d["recommended_agg"] = getattr(s, "recommended_agg", None)  # what a client's --agg auto uses
         d["stats"] = _stats_dict(s)
         return d
 

@@ -38,8 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-budget", type=int, default=32, help="MCTS: nodes per problem")
     g.add_argument("--c-puct", type=float, default=1.0, help="MCTS exploration constant")
     g.add_argument("--rollouts", action="store_true", help="MCTS: value new nodes by a rollout to the end")
-    g.add_argument("--agg", default="min", help=f"aggregator used during search: {', '.join(agg_names())}")
-    g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
+    g.add_argument("--agg", default="auto",
+                   help="aggregator used during search: auto (default: the one the scorer's card recommends, "
+                        "chosen on validation data, docs/training.md; min when it names none), or "
+                        f"{', '.join(agg_names())}")
+    g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg; auto too)")
     g.add_argument("--select", type=_select_rule, default=None,
                    help=f"final selection: {', '.join(RULES)}, or {' / '.join(PATTERNS)} "
                         "(keep the top P%% by value, then vote); default: the strategy's own")
@@ -143,9 +146,28 @@ def _round_size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"--round-size must be an int >= 1 or 'double', got {text!r}") from None
 
 
+def resolve_aggs(args) -> None:
+    """--agg / --final-agg auto become the aggregator the scorer's card recommends
+    (`rewards.checkpoint.resolve_agg`; a served scorer's /info `recommended_agg`), min when
+    it names none. The run's identity and file name carry the resolved name, so a run made
+    with `auto` resumes under the name it resolved to."""
+    from rewards.checkpoint import AUTO_AGG, FALLBACK_AGG, resolve_agg  # no torch
+
+    for name in ("agg", "final_agg"):
+        if getattr(args, name, None) != AUTO_AGG:
+            continue
+        kind = resolve_reward(args)
+        if getattr(args, "scorer_info", None) is not None:
+            value = args.scorer_info.get("recommended_agg") or FALLBACK_AGG
+        else:
+            value = resolve_agg(AUTO_AGG, kind, args.scorer_model if kind != "none" else None)
+        setattr(args, name, value)
+
+
 def _config(args):
     from search.config import SearchConfig
 
+    resolve_aggs(args)
     return SearchConfig(
         strategy=args.strategy, n=args.n, beam_width=args.beam_width, max_steps=args.max_steps,
         agg=args.agg, final_agg=args.final_agg, select=args.select, beam_rule=args.beam_rule,

@@ -1,17 +1,14 @@
-"""bench/within_problem.py: within-problem AUC and the top pick's answer share, by hand."""
+"""eval/within_problem.py (figures by hand) and bench/within_problem.py (the report)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import bench_script
+
+from eval import within_problem as wp
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "within_problem.py"
-
-
-def _module():
-    return bench_script("within_problem")
 
 
 def test_within_problem_figures_by_hand():
@@ -22,8 +19,7 @@ def test_within_problem_figures_by_hand():
         # right 0, wrong 1-3 (answers B, B, C): pairs 0.5 (tie) + 1 + 1 -> 2.5 / 3; the top pick (sample 1, answer B) ties with sample 0
         {"correct": [True, False, False, False], "values": [0.7, 0.7, 0.1, 0.2], "labels": [0, 1, 1, 2]},
     ]
-    mod = _module()
-    got = mod.within_problem(rows)
+    got = wp.within_problem(rows)
     assert got["problems"] == 2 and got["mixed_problems"] == 2
     assert got["within_problem_auc"] == pytest.approx((0.375 + 2.5 / 3) / 2)
     assert got["top_pick_answer_share"] == pytest.approx((0.5 + 0.25) / 2)  # argmax: the first of the tie
@@ -33,11 +29,11 @@ def test_within_problem_figures_by_hand():
     # only its mixed problems gives the same figures
     constant = [{"correct": [False] * 4, "values": [0.5, 0.5, 0.1, 0.2], "labels": [0, 1, 1, 1]},
                 {"correct": [True] * 2, "values": [0.1, 0.9], "labels": [0, 1]}]
-    whole = mod.within_problem(rows + constant)
+    whole = wp.within_problem(rows + constant)
     assert whole["problems"] == 4 and {k: v for k, v in whole.items() if k != "problems"} == \
         {k: v for k, v in got.items() if k != "problems"}
     with pytest.raises(ValueError, match="no problem with both right and wrong samples"):
-        mod.within_problem(constant)
+        wp.within_problem(constant)
 
 
 def test_within_problem_refuses_an_unscored_pool_in_one_line(tmp_path):
@@ -46,14 +42,13 @@ def test_within_problem_refuses_an_unscored_pool_in_one_line(tmp_path):
 
 
 def test_versus_first_pairs_the_problems_both_pools_share():
-    mod = _module()
     first = {"a": 0.5, "b": 0.75, "c": 1.0}
     other = {"a": 0.75, "b": 0.75, "d": 0.0}  # "c" and "d" are in one pool only
-    got = mod.versus(first, other)
+    got = wp.versus(first, other)
     assert got["problems"] == 2 and got["mean"] == pytest.approx(0.125)
     assert got["ci"][0] <= 0.125 <= got["ci"][1]
     with pytest.raises(ValueError, match="no mixed problem in common"):
-        mod.versus({"a": 0.5}, {"b": 0.5})
+        wp.versus({"a": 0.5}, {"b": 0.5})
     rows = [{"id": "x", "correct": [True, False], "values": [0.9, 0.1], "labels": [0, 1]},
             {"id": "y", "correct": [True, True], "values": [0.2, 0.1], "labels": [0, 0]}]
-    assert mod.problem_aucs(rows) == {"x": 1.0}
+    assert wp.problem_aucs(rows) == {"x": 1.0}

@@ -52,6 +52,10 @@ def test_score_none_per_step(tmp_path):
     assert _cli("--reward", "none", "--agg", "sum", f, "-o", out).returncode == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()[1:]]
     assert lines[0]["step_scores"] == [0.5, 0.5] and lines[0]["score"] == 1.0
+    out2 = tmp_path / "auto.jsonl"  # auto: the card's aggregator; `none` has no card, so min
+    assert _cli("--reward", "none", "--agg", "auto", f, "-o", out2).returncode == 0
+    head = json.loads(out2.read_text().splitlines()[0])
+    assert head["aggregator"] == "min"
 
 
 @pytest.mark.parametrize("content,msg", [

@@ -519,6 +519,9 @@ def test_default_prm_loads_offline_untrained(caplog):
     assert s.num_parameters > 100_000_000
     if not s.trained:
         assert "UNTRAINED" in caplog.text
+    from rewards.checkpoint import recommended_agg
+
+    assert s.recommended_agg == recommended_agg("prm") is not None  # what --agg auto and a server's /info give
     out = s.score([PROBLEM], [STEPS[0]])
     assert len(out[0]) == 3 and all(0 <= x <= 1 for x in out[0])
 
