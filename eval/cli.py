@@ -193,6 +193,7 @@ def run_score_pool(args: argparse.Namespace) -> int:
 
     from eval.score_pool import score_pool
     from rewards import load_scorer
+    from rewards.checkpoint import scorer_card_path, weights_sha256
 
     check_pool_rewrite(args)
     if args.features is not None and args.only_mixed:
@@ -206,7 +207,8 @@ def run_score_pool(args: argparse.Namespace) -> int:
         probe = FeatureProbe(args.scorer_model, args.features)
         n = score_pool_from_features(args.pool, probe, args.out,
                                      reward={**probe.describe(), "model": args.scorer_model,
-                                             "flops_per_token": probe.flops_per_token})
+                                             "flops_per_token": probe.flops_per_token,
+                                             "weights_sha256": weights_sha256(args.scorer_model)})
         print(f"scored {n} problems into {args.out} from stored features ({args.features})")
         return 0
     options = {}
@@ -218,6 +220,9 @@ def run_score_pool(args: argparse.Namespace) -> int:
     options.update(max_length_option(args))
     scorer = load_scorer(args.reward, model=args.scorer_model, **options)
     reward = {**scorer.describe(), "model": args.scorer_model}
+    card = scorer_card_path(args.reward, args.scorer_model)
+    if card is not None:  # which weights scored the pool, whatever the directory holds later
+        reward["weights_sha256"] = weights_sha256(card.parent)
     if scorer.forward_params:  # the pool table's cost column: 2 x params x scorer_tokens per candidate
         from rewards.cost import flops_per_token
 
@@ -316,9 +321,8 @@ def run_recommend_agg(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.scored}: {len(held)} problems are in a held-out slice (e.g. {held[0]}); the "
                          "aggregator is chosen on training-side data, e.g. a scored gsm8k-train-val200 pool")
     scored_by = records[0]["config"].get("reward") if records else None
-    if card is not None and not same_scorer(scored_by, Path(args.card)):
-        raise ValueError(f"{args.scored} was scored by {(scored_by or {}).get('model') or (scored_by or {}).get('kind')}, "
-                         f"not by --card {args.card}; score the pool with `--scorer-model {args.card}`")
+    if card is not None and (why := same_scorer(scored_by, Path(args.card))) is not None:
+        raise ValueError(f"{args.scored}: not scored by --card {args.card}'s weights: {why}")
     r = recommend(records, seed=args.seed)
     print(f"{args.scored}: {r['granularity']} scorer, {r['mixed_problems']} mixed problems")
     print("| aggregator | within-problem AUC [95% CI] | minus min, paired [95% CI] |")

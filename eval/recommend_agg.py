@@ -97,16 +97,29 @@ def heldout_problems(records: Sequence[dict]) -> list[str]:
     return [str(r["id"]) for r in records if is_heldout(r["problem"])]
 
 
-def same_scorer(scored_by: dict | None, card_dir: Path) -> bool:
-    """Whether the scored pool's header names the card's directory as its model (the shipped
-    default of its kind when it names none)."""
-    from rewards.checkpoint import DEFAULTS_DIR
+def same_scorer(scored_by: dict | None, card_dir: Path) -> str | None:
+    """None when the scored pool was scored with the weights `card_dir` holds; else why not
+    (or why that cannot be told), with the fix. A header written since 2026-12-07 carries
+    `weights_sha256`; an older one names a directory, whose weights are compared as they
+    are now, unless it is the card's own directory (a default may have been replaced since
+    the pool was scored: then only rescoring tells)."""
+    from rewards.checkpoint import DEFAULTS_DIR, weights_sha256
 
+    want = weights_sha256(card_dir)
+    if want is None:
+        return f"{card_dir} holds no weight files"
     if not scored_by:
-        return False
+        return "the pool's records name no scorer"
+    rescore = f"score the pool with `cli.py eval score-pool --scorer-model {card_dir}`"
+    if scored_by.get("weights_sha256"):
+        if scored_by["weights_sha256"] == want:
+            return None
+        return f"its header's weights_sha256 is not the one of {card_dir}'s weights; {rescore}"
     model = scored_by.get("model")
     path = Path(model) if model else DEFAULTS_DIR / str(scored_by.get("kind"))
-    try:
-        return path.resolve() == card_dir.resolve()
-    except OSError:
-        return False
+    if path.resolve() == card_dir.resolve():
+        return (f"its header predates weight fingerprints and names {card_dir} itself, whose weights may have "
+                f"changed since; {rescore}")
+    if weights_sha256(path) != want:
+        return f"it was scored by {path}, whose weights are not {card_dir}'s; {rescore}"
+    return None

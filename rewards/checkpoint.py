@@ -54,6 +54,7 @@ __all__ = [
     "recommended_agg",
     "resolve_agg",
     "set_recommended_agg",
+    "weights_sha256",
     "backbone_path",
     "encoder_path",
     "seeded_init",
@@ -232,6 +233,30 @@ def resolve_agg(agg: str, kind: str | None, model: str | Path | None = None) -> 
     if agg != AUTO_AGG:
         return agg
     return recommended_agg(kind or "none", model) or FALLBACK_AGG
+
+
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", VALUE_HEAD_FILE, TINYRM_HEAD_FILE, "head.npz")
+"""The files whose bytes make a scorer directory's scores (peft weights, heads, a probe's head)."""
+
+
+def weights_sha256(directory: str | Path | None) -> str | None:
+    """One sha256 over the directory's weight files (names and bytes, in `WEIGHT_FILES`
+    order): what tells two scorer directories, or one directory before and after a new
+    default was copied in, apart. None when it holds none."""
+    import hashlib
+
+    if directory is None:
+        return None
+    h, found = hashlib.sha256(), False
+    for name in WEIGHT_FILES:
+        p = Path(directory) / name
+        if p.is_file():
+            found = True
+            h.update(name.encode() + b"\0")
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest() if found else None
 
 
 def set_recommended_agg(card_path: str | Path, entry: dict) -> None:

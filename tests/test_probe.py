@@ -299,6 +299,14 @@ def test_scores_from_stored_features_equal_the_scorer(tiny_lm, tmp_path):
         assert ra["samples"][-1]["scores"] == []  # the ungradable sample has no features
     with pytest.raises(KeyError, match="allow-heldout"):
         FeatureProbe(d, feats).scores("p9", 0)
+    # the CLI's header names the weights that scored the pool, so a later default in the same folder is told apart
+    import cli
+    from rewards.checkpoint import weights_sha256
+
+    assert cli.main(["eval", "score-pool", "--reward", "probe", "--scorer-model", str(d), "--features", str(feats),
+                     "--pool", str(pool), "--out", str(tmp_path / "c.jsonl")]) == 0
+    head = json.loads((tmp_path / "c.jsonl").read_text().splitlines()[0])
+    assert head["reward"]["weights_sha256"] == weights_sha256(d) is not None
 
 
 # ---------------------------------------------------------------- the flagging threshold

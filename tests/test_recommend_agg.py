@@ -18,7 +18,9 @@ from rewards.checkpoint import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-VAL200_PRM = ROOT / "pools" / "scored" / "gsm8k-train-val200-n8-prm.mixed.jsonl.gz"
+VAL200_PRM = ROOT / "pools" / "scored" / "gsm8k-train-val200-n8-prm-mc2.mixed.jsonl.gz"  # the shipped prm's weights
+# the same slice scored by the prm default before 2026-12-07 01:11 UTC, under the same directory name
+VAL200_OLD_PRM = ROOT / "pools" / "scored" / "gsm8k-train-val200-n8-prm.mixed.jsonl.gz"
 
 
 def _records(problems: int, make_scores, seed: int = 0) -> list[dict]:
@@ -133,7 +135,14 @@ def test_recommend_agg_cli_refuses_a_held_out_pool_and_a_card_of_another_scorer(
     other.mkdir()
     (other / "card.json").write_text(json.dumps({"kind": "prm"}))
     assert cli.main(["eval", "recommend-agg", str(VAL200_PRM), "--card", str(other)]) == 2
-    assert "not by --card" in capsys.readouterr().err
+    assert "holds no weight files" in capsys.readouterr().err
+    (other / "value_head.safetensors").write_bytes(b"other weights")
+    assert cli.main(["eval", "recommend-agg", str(VAL200_PRM), "--card", str(other)]) == 2
+    assert "whose weights are not" in capsys.readouterr().err
+    # a header that names the card's own directory, written before weight fingerprints: the default it
+    # names was replaced since (this file was scored by the previous prm default), so it is refused
+    assert cli.main(["eval", "recommend-agg", str(VAL200_OLD_PRM), "--card", str(DEFAULTS_DIR / "prm")]) == 2
+    assert "predates weight fingerprints" in capsys.readouterr().err
     assert "recommended_agg" not in json.loads((other / "card.json").read_text())
     assert cli.main(["eval", "recommend-agg", str(VAL200_PRM), "--card", str(tmp_path)]) == 2
     assert "no card.json or probe.json" in capsys.readouterr().err
@@ -192,3 +201,22 @@ def test_load_scorer_sets_no_recommendation_without_a_card():
 
     assert load_scorer("none").recommended_agg is None
     assert load_scorer("verifier").recommended_agg is None
+
+
+def test_same_scorer_reads_the_weights_fingerprint(tmp_path):
+    from eval.recommend_agg import same_scorer
+    from rewards.checkpoint import weights_sha256
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, w in ((a, b"A"), (b, b"B")):
+        d.mkdir()
+        (d / "head.safetensors").write_bytes(w)
+    assert weights_sha256(a) != weights_sha256(b) and weights_sha256(tmp_path) is None
+    assert same_scorer({"kind": "tinyrm", "model": "x", "weights_sha256": weights_sha256(a)}, a) is None
+    assert "not the one of" in same_scorer({"kind": "tinyrm", "model": str(a), "weights_sha256": weights_sha256(b)}, a)
+    assert same_scorer({"kind": "tinyrm", "model": str(a)}, a).startswith("its header predates")
+    c = tmp_path / "c"  # a copy of a's weights under another name (a default copied from its run folder)
+    c.mkdir()
+    (c / "head.safetensors").write_bytes(b"A")
+    assert same_scorer({"kind": "tinyrm", "model": str(c)}, a) is None
+    assert "whose weights are not" in same_scorer({"kind": "tinyrm", "model": str(b)}, a)
