@@ -59,6 +59,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from rewards.checkpoint import AUTO_AGG, FALLBACK_AGG  # no torch
 from rewards.jsonhttp import (
     DEFAULT_BACKLOG,
     DEFAULT_WORKERS,
@@ -102,7 +103,7 @@ _ALIASES = {name.replace("_", "-"): name for name in (*STRATEGY_NAMES, *RULES) i
 _NUMBERS = {"n": "n", "m": "beam_width", "steps": "max_steps", "b": "node_budget", "seed": "seed"}
 NAME_GRAMMAR = ("STRATEGY[-REWARD][-AGG][-nN][-mM][-stepsS][-bB][-seedS][-SELECT][-final_AGG], e.g. "
                 "beam-prm-min-n8; STRATEGY: " + ", ".join(STRATEGY_NAMES) + "; REWARD: " + ", ".join(REWARDS)
-                + "; SELECT: " + ", ".join(RULES) + "; AGG: rewards.aggregators names (min, last, prod, ...)")
+                + "; SELECT: " + ", ".join(RULES) + "; AGG: auto (the scorer card's) or rewards.aggregators names (min, last, prod, ...)")
 
 
 def parse_model(name: str) -> dict:
@@ -149,9 +150,9 @@ def _classify(tok: str, seen: dict, name: str) -> tuple[str, object]:
     m = re.fullmatch(r"(n|m|steps|b|seed)(\d+)", tok)
     if m:
         return _NUMBERS[m.group(1)], int(m.group(2))
-    if tok.startswith("final_") and agg_ok(tok[6:]):
+    if tok.startswith("final_") and (agg_ok(tok[6:]) or tok[6:] == AUTO_AGG):
         return "final_agg", tok[6:]
-    if agg_ok(tok):
+    if agg_ok(tok) or tok == AUTO_AGG:  # auto: the served scorer's recommended aggregator
         return "agg", tok
     hint = " ('verifier' needs the gold answer, which a request does not carry)" if tok == "verifier" else ""
     raise APIError(f"model {name!r}: unknown part {tok!r}{hint}; model names read {NAME_GRAMMAR}",
@@ -185,6 +186,10 @@ def resolve_options(model: str, overrides, defaults: dict, served: Sequence[str]
         want_tree = bool(overrides.get("tree", False))
         opts.update({k: v for k, v in overrides.items() if k != "tree"})
     reward = opts.pop("reward")
+    auto = opts.pop("auto_aggs", None) or {}
+    for name in ("agg", "final_agg"):  # auto: what the scorer's card recommends (serve_defaults), else min
+        if opts.get(name) == AUTO_AGG:
+            opts[name] = auto.get(reward) or FALLBACK_AGG
     if reward not in served:
         by_body = overrides is not None and "reward" in overrides
         raise APIError(f"reward {reward!r} is not served here; this server serves {', '.join(served)} "
@@ -677,7 +682,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n", type=int, default=4, help="search width (as `search --n`)")
     g.add_argument("--beam-width", type=int, default=2, help="M (beam, DVTS, MCTS)")
     g.add_argument("--max-steps", type=int, default=8)
-    g.add_argument("--agg", default="min", help=f"aggregator during search: {', '.join(agg_names())}")
+    g.add_argument("--agg", default=AUTO_AGG,
+                   help="aggregator during search: auto (default: the one the scorer's card recommends, min when "
+                        f"it names none; per served kind), or {', '.join(agg_names())}")
     g.add_argument("--final-agg", default=None, help="aggregator for the final selection (default: --agg)")
     g.add_argument("--select", choices=tuple(RULES), default=None, help="final selection (default: the strategy's)")
     g.add_argument("--seed", type=int, default=0, help="search seed of a request without `seed`")
@@ -723,7 +730,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def serve_defaults(args) -> dict:
     return {"strategy": args.strategy, "n": args.n, "beam_width": args.beam_width, "max_steps": args.max_steps,
             "agg": args.agg, "final_agg": args.final_agg, "select": args.select, "seed": args.seed,
-            "reward": args.reward}
+            "reward": args.reward, "auto_aggs": auto_aggs(args)}
+
+
+def auto_aggs(args) -> dict:
+    """What `auto` means per served reward kind: the recommended aggregator of the scorer
+    each kind loads (its card; a scorer server's /info for --scorer-endpoint), None for
+    none (then min)."""
+    from rewards.checkpoint import recommended_agg
+
+    out = {}
+    for k in served_rewards(args):
+        if k == args.reward and args.scorer_endpoint:
+            from search.cli import resolve_reward
+
+            resolve_reward(args)  # asks the scorer server once; its /info is kept in args.scorer_info
+            out[k] = (getattr(args, "scorer_info", None) or {}).get("recommended_agg")
+        elif k != "none":
+            out[k] = recommended_agg(k, args.scorer_model if k == args.reward else None)
+    return out
 
 
 def served_rewards(args) -> list[str]:

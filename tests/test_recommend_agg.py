@@ -220,3 +220,27 @@ def test_same_scorer_reads_the_weights_fingerprint(tmp_path):
     (c / "head.safetensors").write_bytes(b"A")
     assert same_scorer({"kind": "tinyrm", "model": str(c)}, a) is None
     assert "whose weights are not" in same_scorer({"kind": "tinyrm", "model": str(b)}, a)
+
+
+def test_served_search_resolves_auto_per_reward_kind():
+    from search import server
+
+    served = ["prm", "orm", "none"]
+    defaults = {"strategy": "beam", "n": 4, "beam_width": 2, "max_steps": 4, "agg": "auto", "final_agg": None,
+                "select": None, "seed": 0, "reward": "prm", "auto_aggs": {"prm": "last", "orm": None}}
+    cfg, reward, _ = server.resolve_options("tts-math", None, defaults, served)
+    assert (reward, cfg.agg, cfg.final_agg) == ("prm", "last", "last")
+    cfg, reward, _ = server.resolve_options("beam-orm-auto-n4", None, defaults, served)
+    assert (reward, cfg.agg) == ("orm", "min")  # a kind whose card names none
+    cfg, _, _ = server.resolve_options("beam-prm-prod-final_auto-n4", None, defaults, served)
+    assert (cfg.agg, cfg.final_agg) == ("prod", "last")
+    cfg, _, _ = server.resolve_options("tts-math", {"reward": "none", "agg": "auto"}, defaults, served)
+    assert cfg.agg == "min"
+    assert server.parse_model("beam-prm-auto-n8")["agg"] == "auto"
+
+    p = argparse.ArgumentParser()
+    server.add_arguments(p)
+    args = p.parse_args(["--strategy", "beam", "--reward", "prm", "--rewards", "orm"])
+    assert args.agg == "auto"
+    assert server.auto_aggs(args) == {"prm": recommended_agg("prm"), "orm": recommended_agg("orm")}
+    assert server.serve_defaults(args)["auto_aggs"]["prm"] == recommended_agg("prm")
