@@ -453,7 +453,11 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False, highlight=False)
     check_args(args)  # every option, before the run file, the dataset or an engine
+    asked = args.agg
     config = _config(args)
+    if asked == "auto" and (args.reward or "none") != "none":
+        console.print(f"--agg auto: {config.agg} (the {args.reward} scorer's recommended aggregator, "
+                      "or min where its card names none)")
     if args.prompt_style is None:
         args.prompt_style = prompt_style(args.dataset)
     ident = identity(args, config)
