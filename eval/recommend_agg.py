@@ -50,11 +50,11 @@ def recommend(records: Sequence[dict], *, candidates: Sequence[str] = CANDIDATES
 
     if default not in candidates:
         raise ValueError(f"the default aggregator {default!r} must be one of the candidates {list(candidates)}")
-    rows = problem_rows(records, default)
-    if not rows or any(v is None for p in rows for v in p["values"]):
+    rows = {a: problem_rows(records, a) for a in candidates}
+    if not rows[default] or any(v is None for p in rows[default] for v in p["values"]):
         raise ValueError("not a scored pool (samples without scores); score it with `cli.py eval score-pool`")
     kind = granularity(records)
-    aucs = {a: problem_aucs(problem_rows(records, a)) for a in candidates}
+    aucs = {a: problem_aucs(rows[a]) for a in candidates}
     if not aucs[default]:
         raise ValueError("no problem with both right and wrong samples: nothing to rank within a problem")
     table, minus = {}, {}

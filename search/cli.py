@@ -151,17 +151,25 @@ def resolve_aggs(args) -> None:
     (`rewards.checkpoint.resolve_agg`; a served scorer's /info `recommended_agg`), min when
     it names none. The run's identity and file name carry the resolved name, so a run made
     with `auto` resumes under the name it resolved to."""
-    from rewards.checkpoint import AUTO_AGG, FALLBACK_AGG, resolve_agg  # no torch
+    from rewards.checkpoint import AUTO_AGG, FALLBACK_AGG  # no torch
 
     for name in ("agg", "final_agg"):
-        if getattr(args, name, None) != AUTO_AGG:
-            continue
-        kind = resolve_reward(args)
-        if getattr(args, "scorer_info", None) is not None:
-            value = args.scorer_info.get("recommended_agg") or FALLBACK_AGG
-        else:
-            value = resolve_agg(AUTO_AGG, kind, args.scorer_model if kind != "none" else None)
-        setattr(args, name, value)
+        if getattr(args, name, None) == AUTO_AGG:
+            setattr(args, name, recommended_for(args, resolve_reward(args)) or FALLBACK_AGG)
+
+
+def recommended_for(args, kind: str) -> str | None:
+    """The aggregator the scorer of `kind` recommends under these options: --reward's own
+    (its --scorer-model's card, or the scorer server's /info with --scorer-endpoint), or
+    another kind's shipped default; None where none is named."""
+    from rewards.checkpoint import recommended_agg  # no torch
+
+    if kind == "none":
+        return None
+    if kind == args.reward and getattr(args, "scorer_endpoint", None):
+        resolve_reward(args)  # asks the scorer server once; its /info is kept in args.scorer_info
+        return (getattr(args, "scorer_info", None) or {}).get("recommended_agg")
+    return recommended_agg(kind, args.scorer_model if kind == args.reward else None)
 
 
 def _config(args):

@@ -735,20 +735,10 @@ def serve_defaults(args) -> dict:
 
 def auto_aggs(args) -> dict:
     """What `auto` means per served reward kind: the recommended aggregator of the scorer
-    each kind loads (its card; a scorer server's /info for --scorer-endpoint), None for
-    none (then min)."""
-    from rewards.checkpoint import recommended_agg
+    each kind loads (`search.cli.recommended_for`), None for none (then min)."""
+    from search.cli import recommended_for  # argparse-only module
 
-    out = {}
-    for k in served_rewards(args):
-        if k == args.reward and args.scorer_endpoint:
-            from search.cli import resolve_reward
-
-            resolve_reward(args)  # asks the scorer server once; its /info is kept in args.scorer_info
-            out[k] = (getattr(args, "scorer_info", None) or {}).get("recommended_agg")
-        elif k != "none":
-            out[k] = recommended_agg(k, args.scorer_model if k == args.reward else None)
-    return out
+    return {k: recommended_for(args, k) for k in served_rewards(args) if k != "none"}
 
 
 def served_rewards(args) -> list[str]:
