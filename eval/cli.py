@@ -113,6 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="the pool the scored files were cut from (`score-pool --only-mixed`): its problems "
                          "with all samples right or all wrong enter every figure as that outcome, so the "
                          "table covers the whole pool (AUC and ECE stay over the scored problems)")
+    pt.add_argument("--limit", type=int, default=None,
+                    help="the first N problems only (of --pool when given, else of the first scored file): "
+                         "the problems `score-pool --limit N` scored")
     pt.add_argument("--out", default=None, help="also write the table as JSON and Markdown (OUT.json, OUT.md)")
     ra = sub.add_parser("recommend-agg", help="the aggregator a step scorer's card recommends (--agg auto), "
                                               "from a validation pool",
@@ -283,7 +286,7 @@ def run_pool_table(args: argparse.Namespace) -> int:
     if args.pool is not None and not Path(args.pool).is_file():
         raise FileNotFoundError(f"--pool {args.pool}: no such file; pass the pool given to `eval score-pool`")
     t = pool_table(args.pools, aggs=aggs, n_boot=args.bootstrap, seed=args.seed, versus_first=args.versus_first,
-                   whole=args.pool)
+                   whole=args.pool, limit=args.limit)
     import shlex
     import sys
 

@@ -251,7 +251,7 @@ def _ci(x, n_boot, seed):
 
 def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGGS,
                n_boot: int = 2000, seed: int = 0, ids: set[str] | None = None,
-               versus_first: bool = False, whole: str | Path | None = None) -> dict:
+               versus_first: bool = False, whole: str | Path | None = None, limit: int | None = None) -> dict:
     """The scorer table over scored pools of the same problems (see module docstring).
 
     ids: restrict to these problem ids (e.g. the problems every pool holds);
@@ -262,11 +262,16 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
     problems that no scored file holds enter every figure as their one outcome (all
     samples right: 1 under every rule; all wrong: 0), so the table covers the whole
     pool; AUC and ECE stay over the scored problems. A problem of it with both right
-    and wrong samples that the scored files lack is refused."""
+    and wrong samples that the scored files lack is refused.
+    limit: the first N problems only, of `whole` when given (else of the first scored
+    file): the problems `score_pool(limit=N)` scored."""
     from eval.sweep import pool_as_records
     from policies.pool import read_pool
 
     pools = {str(p): read_pool(p) for p in paths}
+    if limit is not None:
+        first_n = {r["id"] for r in (read_pool(whole) if whole is not None else pools[str(paths[0])])[:limit]}
+        ids = first_n if ids is None else set(ids) & first_n
     common = set.intersection(*({r["id"] for r in rows} for rows in pools.values()))
     if ids is not None:
         common &= set(ids)

@@ -89,6 +89,9 @@ def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
     assert row["rm"]["acc"] == 0.75 and row["rm"]["minus_pass1"]["mean"] == 0.75 / 2
     assert row["auc"] == t["rows"][0]["auc"]  # over the scored problems only
     assert "4 problems (2 scored; 1 all right and 1 all wrong count as that outcome" in table_markdown(w)
+    first2 = pool_table([out], aggs=["last"], n_boot=50, whole=pool, limit=2)  # p0 (scored) and p1 (all wrong)
+    assert first2["baseline"]["problems"] == 2 and first2["ids"] == ["p0"]
+    assert first2["baseline"]["whole"] == {"pool": str(pool), "scored": 1, "all_right": 0, "all_wrong": 1}
     rows[3]["samples"][0]["verdict"] = {"correct": False, "status": "ok"}  # p3 now mixed and not scored
     other = tmp_path / "other.jsonl.gz"
     _write_pool(other, rows)
