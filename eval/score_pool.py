@@ -269,15 +269,18 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
     from policies.pool import read_pool
 
     pools = {str(p): read_pool(p) for p in paths}
+    full = None if whole is None else read_pool(whole)
     if limit is not None:
-        first_n = {r["id"] for r in (read_pool(whole) if whole is not None else pools[str(paths[0])])[:limit]}
+        if limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {limit}")
+        first_n = {r["id"] for r in (full if full is not None else pools[str(paths[0])])[:limit]}
         ids = first_n if ids is None else set(ids) & first_n
     common = set.intersection(*({r["id"] for r in rows} for rows in pools.values()))
     if ids is not None:
         common &= set(ids)
     if not common:
         raise ValueError("the scored pools share no problem; score the same pool with each scorer")
-    constant = [] if whole is None else _constant_outcomes(whole, [r for rows in pools.values() for r in rows],
+    constant = [] if whole is None else _constant_outcomes(whole, full, [r for rows in pools.values() for r in rows],
                                                            common, ids)
     base_rows = None
     out_rows = []
@@ -325,12 +328,11 @@ def pool_table(paths: Sequence[str | Path], *, aggs: Sequence[str] = DEFAULT_AGG
             "ids": sorted(common)}  # the scored problems (with `whole`, the rest count as constants)
 
 
-def _constant_outcomes(whole: str | Path, scored: list[dict], common: set[str], ids: set[str] | None) -> list[float]:
-    """The outcomes (1.0 all right, 0.0 all wrong) of `whole`'s graded problems outside
-    `common`, in pool order; the scored files must have been cut from `whole`."""
-    from policies.pool import read_pool
-
-    full = read_pool(whole)
+def _constant_outcomes(whole: str | Path, full: list[dict], scored: list[dict], common: set[str],
+                       ids: set[str] | None) -> list[float]:
+    """The outcomes (1.0 all right, 0.0 all wrong) of the graded problems of `full` (the
+    pool read from `whole`) outside `common`, in pool order; the scored files must have
+    been cut from `whole`."""
     by_id = {r["id"]: r for r in full}
     for r in scored:
         w = by_id.get(r["id"])

@@ -92,6 +92,8 @@ def test_only_mixed_scores_the_problems_a_scorer_can_change(tmp_path):
     first2 = pool_table([out], aggs=["last"], n_boot=50, whole=pool, limit=2)  # p0 (scored) and p1 (all wrong)
     assert first2["baseline"]["problems"] == 2 and first2["ids"] == ["p0"]
     assert first2["baseline"]["whole"] == {"pool": str(pool), "scored": 1, "all_right": 0, "all_wrong": 1}
+    with pytest.raises(ValueError, match="--limit must be >= 1, got -1"):  # not "all but the last"
+        pool_table([out], aggs=["last"], whole=pool, limit=-1)
     rows[3]["samples"][0]["verdict"] = {"correct": False, "status": "ok"}  # p3 now mixed and not scored
     other = tmp_path / "other.jsonl.gz"
     _write_pool(other, rows)
